@@ -1,0 +1,316 @@
+//! The documents the API serves, and how domain values become them.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::{Enum, Object};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::domain::{self, file_href, job_links, Job, JobStatus, OutputFile};
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatusDoc {
+    Queued,
+    Started,
+    Processing,
+    Saving,
+    Success,
+    Failed,
+    Cancelled,
+    Deleted,
+}
+
+impl From<JobStatus> for JobStatusDoc {
+    fn from(s: JobStatus) -> Self {
+        match s {
+            JobStatus::Queued => JobStatusDoc::Queued,
+            JobStatus::Started => JobStatusDoc::Started,
+            JobStatus::Processing => JobStatusDoc::Processing,
+            JobStatus::Saving => JobStatusDoc::Saving,
+            JobStatus::Success => JobStatusDoc::Success,
+            JobStatus::Failed => JobStatusDoc::Failed,
+            JobStatus::Cancelled => JobStatusDoc::Cancelled,
+            JobStatus::Deleted => JobStatusDoc::Deleted,
+        }
+    }
+}
+
+/// A hypermedia link.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct LinkDoc {
+    /// The relation (`self`, `monitor`, `cancel`, `result`, `file`, ...).
+    pub rel: String,
+    /// Absolute URL of the target.
+    pub href: String,
+    /// HTTP method to use.
+    pub method: String,
+    /// Media type of the target.
+    #[oai(rename = "type")]
+    pub media_type: Option<String>,
+}
+
+impl From<domain::Link> for LinkDoc {
+    fn from(l: domain::Link) -> Self {
+        LinkDoc {
+            rel: l.rel,
+            href: l.href,
+            method: l.method.to_string(),
+            media_type: l.media_type,
+        }
+    }
+}
+
+/// Progress inside the current stage.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ProgressDoc {
+    /// Whole percent, absent when the total is unknown.
+    pub percent: Option<i32>,
+    /// Units done.
+    pub amount: i64,
+    /// Units in all, when known.
+    pub total: Option<i64>,
+    /// What is counted.
+    pub unit: Option<String>,
+}
+
+/// The primary output of a successful job.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct OutputDoc {
+    /// Always `http`: the file is read over HTTP.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Media type of the file.
+    pub content_type: String,
+    /// Where to download it.
+    pub uri: String,
+}
+
+/// A long-running job.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct JobDoc {
+    /// Job id (UUID v7).
+    pub job_id: Uuid,
+    /// The operation it runs.
+    pub operation: String,
+    /// Where it is in its life.
+    pub job_status: JobStatusDoc,
+    /// What it is doing now, for a person.
+    pub phase_description: Option<String>,
+    /// Stages in all.
+    pub total_number_of_stages: i32,
+    /// The stage it is in (0 while queued).
+    pub current_stage: i32,
+    /// Progress inside the current stage.
+    pub progress: ProgressDoc,
+    /// When it was submitted.
+    pub created_time: DateTime<Utc>,
+    /// When its current attempt started.
+    pub start_time: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_time: Option<DateTime<Utc>>,
+    /// Correlation id (from `X-Correlation-Id`, or generated).
+    pub correlation_id: String,
+    /// 1 on the first run; grows on restart or recovery.
+    pub attempt: i32,
+    /// On SUCCESS: the primary output file.
+    pub output: Option<OutputDoc>,
+    /// On SUCCESS: the operation's result summary.
+    pub summary: Option<Value>,
+    /// On FAILED: a problem document saying what failed and where.
+    pub error: Option<Value>,
+    /// The links valid now.
+    pub links: Vec<LinkDoc>,
+}
+
+impl JobDoc {
+    /// The document of `job` for a client reading `media`.
+    pub fn new(base: &str, job: &Job, files: &[OutputFile], media: &str) -> JobDoc {
+        let live: Vec<&OutputFile> = files.iter().filter(|f| !f.consumed).collect();
+        JobDoc {
+            job_id: job.id,
+            operation: job.operation.clone(),
+            job_status: job.status.into(),
+            phase_description: job.phase.clone(),
+            total_number_of_stages: job.total_stages,
+            current_stage: job.current_stage,
+            progress: ProgressDoc {
+                percent: job.progress.percent(),
+                amount: job.progress.amount,
+                total: job.progress.total,
+                unit: job.progress.unit.clone(),
+            },
+            created_time: job.created,
+            start_time: job.started,
+            finished_time: job.finished,
+            correlation_id: job.correlation_id.clone(),
+            attempt: job.attempt,
+            output: if job.status == JobStatus::Success {
+                live.first().map(|f| OutputDoc {
+                    kind: "http".into(),
+                    size: f.size,
+                    content_type: f.content_type.clone(),
+                    uri: file_href(base, f.id),
+                })
+            } else {
+                None
+            },
+            summary: job.summary.clone(),
+            error: job.error.clone(),
+            links: job_links(base, job, files, media)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        }
+    }
+}
+
+/// One output file.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct FileDoc {
+    /// File id.
+    pub file_id: Uuid,
+    /// File name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Media type.
+    pub content_type: String,
+    /// Rows, for data files.
+    pub rows: Option<i64>,
+    /// Where to download it.
+    pub href: String,
+}
+
+impl FileDoc {
+    /// The document of one file.
+    pub fn new(base: &str, f: &OutputFile) -> FileDoc {
+        FileDoc {
+            file_id: f.id,
+            name: f.name.clone(),
+            size: f.size,
+            content_type: f.content_type.clone(),
+            rows: f.rows,
+            href: file_href(base, f.id),
+        }
+    }
+}
+
+/// The files a job produced.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DataFileSetDoc {
+    /// The job.
+    pub job_id: Uuid,
+    /// Its files.
+    pub files: Vec<FileDoc>,
+    /// `self`, `operator:subject` (the job) and one `file` per file.
+    pub links: Vec<LinkDoc>,
+}
+
+/// A job's result.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct ResultDoc {
+    /// The job.
+    pub job_id: Uuid,
+    /// Its status (SUCCESS).
+    pub job_status: JobStatusDoc,
+    /// The operation's summary.
+    pub summary: Option<Value>,
+    /// Its files.
+    pub files: Vec<FileDoc>,
+    /// `self`, the job, and one `file` per file.
+    pub links: Vec<LinkDoc>,
+}
+
+/// One line of a job's log.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MessageDoc {
+    /// Order within the log.
+    pub seq: i64,
+    /// When.
+    pub time: DateTime<Utc>,
+    /// INFO, WARNING or ERROR.
+    pub level: String,
+    /// state, stage, recovery, operation, download, ...
+    pub kind: String,
+    /// What happened.
+    pub text: String,
+    /// The attempt it belongs to.
+    pub attempt: i32,
+}
+
+/// A job's log.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MessagesDoc {
+    /// The job.
+    pub job_id: Uuid,
+    /// Oldest first.
+    pub messages: Vec<MessageDoc>,
+    /// `self` and the job.
+    pub links: Vec<LinkDoc>,
+}
+
+/// The technical executor of a job.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct OperatorDoc {
+    /// The job.
+    pub job_id: Uuid,
+    /// Its status.
+    pub job_status: JobStatusDoc,
+    /// The node holding it, while running.
+    pub node: Option<String>,
+    /// The attempt.
+    pub attempt: i32,
+    /// Attempts allowed before an abandoned job fails.
+    pub max_attempts: i32,
+    /// When the lease runs out unless renewed.
+    pub lease_expires: Option<DateTime<Utc>>,
+    /// The last heartbeat.
+    pub heartbeat: Option<DateTime<Utc>>,
+    /// Whether a stop was asked.
+    pub cancel_requested: bool,
+    /// `self`, `operator:subject`, `operator:messages` and, when allowed, `operator:restart`.
+    pub links: Vec<LinkDoc>,
+}
+
+/// A page of the job collection.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct JobListDoc {
+    /// The jobs of this page.
+    pub jobs: Vec<JobDoc>,
+    /// How many jobs match the filters (on the first page).
+    pub count: Option<u64>,
+    /// `self`, and `next` / `prev` when there are such pages.
+    pub links: Vec<LinkDoc>,
+}
+
+/// The result of a bulk delete.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PurgeDoc {
+    /// How many jobs were removed.
+    pub removed: u64,
+}
+
+/// A link with GET.
+pub fn get_link(rel: &str, href: String, media: Option<&str>) -> LinkDoc {
+    LinkDoc {
+        rel: rel.into(),
+        href,
+        method: "GET".into(),
+        media_type: media.map(str::to_string),
+    }
+}

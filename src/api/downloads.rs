@@ -1,0 +1,248 @@
+//! `/downloads/{fileId}`: files streamed from the object store, with single Range requests.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use poem::http::{header, HeaderValue, StatusCode};
+use poem::{Body, IntoResponse, Request, Response};
+use poem_openapi::param::{Header, Path};
+use poem_openapi::registry::{
+    MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+};
+use poem_openapi::{ApiResponse, OpenApi};
+use uuid::Uuid;
+
+use super::wire::Problem;
+use super::{ApiTags, AppState};
+
+/// A file, whole (200) or in part (206).
+pub struct Download(Response);
+
+impl IntoResponse for Download {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+impl ApiResponse for Download {
+    fn meta() -> MetaResponses {
+        let bin = || {
+            vec![MetaMediaType {
+                content_type: "application/octet-stream",
+                schema: MetaSchemaRef::Inline(Box::new(MetaSchema {
+                    format: Some("binary"),
+                    ..MetaSchema::new("string")
+                })),
+            }]
+        };
+        MetaResponses {
+            responses: vec![
+                MetaResponse {
+                    description: "The whole file, with its own content type",
+                    status: Some(200),
+                    status_range: None,
+                    content: bin(),
+                    headers: vec![],
+                },
+                MetaResponse {
+                    description: "The requested byte range",
+                    status: Some(206),
+                    status_range: None,
+                    content: bin(),
+                    headers: vec![],
+                },
+                MetaResponse {
+                    description: "The range lies outside the file",
+                    status: Some(416),
+                    status_range: None,
+                    content: vec![],
+                    headers: vec![],
+                },
+            ],
+        }
+    }
+    fn register(_registry: &mut Registry) {}
+}
+
+/// Parse a single `bytes=a-b`, `bytes=a-` or `bytes=-n` range against `size`.
+/// `Ok(None)`: no usable range (serve all); `Err(())`: unsatisfiable.
+pub fn parse_range(h: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, ()> {
+    let Some(spec) = h.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None); // several ranges: we answer with the whole file, which is allowed
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        let n: u64 = b.parse().map_err(|_| ())?;
+        if n == 0 {
+            return Err(());
+        }
+        size.saturating_sub(n)..size
+    } else {
+        let start: u64 = a.parse().map_err(|_| ())?;
+        let end = if b.is_empty() {
+            size
+        } else {
+            let e: u64 = b.parse().map_err(|_| ())?;
+            if e < start {
+                return Err(());
+            }
+            (e + 1).min(size)
+        };
+        start..end
+    };
+    if range.start >= size || range.is_empty() {
+        return Err(());
+    }
+    Ok(Some(range))
+}
+
+/// Downloads.
+pub struct DownloadsApi {
+    pub state: Arc<AppState>,
+}
+
+#[OpenApi(tag = "ApiTags::Downloads")]
+impl DownloadsApi {
+    /// Download an output file
+    ///
+    /// Streams the file with its content type, `Content-Length`, `ETag` and single `Range`
+    /// support. A file of a job submitted with `keepResult: false` is removed after its first
+    /// complete download; later reads answer 410.
+    #[oai(
+        path = "/downloads/:file_id",
+        method = "get",
+        operation_id = "download"
+    )]
+    async fn download(
+        &self,
+        req: &Request,
+        /// File id.
+        file_id: Path<String>,
+        /// A single byte range (`bytes=0-99`).
+        #[oai(name = "Range")]
+        range: Header<Option<String>>,
+        /// An ETag from an earlier answer.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+    ) -> Result<Download, Problem> {
+        let run = async {
+            let id: Uuid = file_id
+                .parse()
+                .map_err(|_| Problem::not_found(format!("no file `{}`", file_id.0)))?;
+            let engine = &self.state.engine;
+            let (file, job) = engine.file(id).await?;
+            let etag = format!("\"{}\"", file.etag);
+            if if_none_match
+                .0
+                .as_deref()
+                .map(|v| v.split(',').any(|t| t.trim() == etag))
+                == Some(true)
+            {
+                let mut r = Response::builder()
+                    .status(StatusCode::NOT_MODIFIED)
+                    .finish();
+                r.headers_mut()
+                    .insert(header::ETAG, HeaderValue::from_str(&etag).unwrap());
+                return Ok(Download(r));
+            }
+            let size = file.size.max(0) as u64;
+            let want = match range.0.as_deref() {
+                None => None,
+                Some(h) => match parse_range(h, size) {
+                    Ok(r) => r,
+                    Err(()) => {
+                        let mut r = Problem::new(
+                            416,
+                            "range-not-satisfiable",
+                            format!("the file has {size} bytes; `{h}` lies outside it"),
+                        )
+                        .for_req(req)
+                        .into_response();
+                        r.headers_mut().insert(
+                            header::CONTENT_RANGE,
+                            HeaderValue::from_str(&format!("bytes */{size}")).unwrap(),
+                        );
+                        return Ok(Download(r));
+                    }
+                },
+            };
+            let read = engine
+                .blobs()
+                .get(&file.object_key, want.clone())
+                .await
+                .map_err(|e| match e {
+                    crate::blobs::BlobError::NotFound => {
+                        Problem::new(410, "gone", format!("file {id} is no longer stored"))
+                    }
+                    other => crate::engine::EngineError::from(other).into(),
+                })?;
+            let whole = want.is_none();
+            let consume = whole && !job.options.keep_result;
+            let len = read.range.end - read.range.start;
+            let stream = read.stream.map(|r| r.map_err(std::io::Error::other));
+            let body = if consume {
+                // Removed only once the last byte went out: a broken download can be retried.
+                let engine = engine.clone();
+                let f = file.clone();
+                let tail = futures::stream::once(async move {
+                    if let Err(e) = engine.consume(&f).await {
+                        tracing::warn!(error = %e, "could not remove a read-once file");
+                    }
+                    Ok::<bytes::Bytes, std::io::Error>(bytes::Bytes::new())
+                });
+                Body::from_bytes_stream(stream.chain(tail))
+            } else {
+                Body::from_bytes_stream(stream)
+            };
+            let mut r = Response::builder()
+                .status(if whole {
+                    StatusCode::OK
+                } else {
+                    StatusCode::PARTIAL_CONTENT
+                })
+                .content_type(file.content_type.clone())
+                .header(header::CONTENT_LENGTH, len)
+                .header(header::ETAG, etag)
+                .header(header::ACCEPT_RANGES, "bytes")
+                .header(
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{}\"", file.name.replace('"', "")),
+                )
+                .body(body);
+            if !whole {
+                r.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!(
+                        "bytes {}-{}/{}",
+                        read.range.start,
+                        read.range.end - 1,
+                        size
+                    ))
+                    .unwrap(),
+                );
+            }
+            Ok(Download(r))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Ok(Some(0..10)));
+        assert_eq!(parse_range("bytes=90-", 100), Ok(Some(90..100)));
+        assert_eq!(parse_range("bytes=-5", 100), Ok(Some(95..100)));
+        assert_eq!(parse_range("bytes=95-200", 100), Ok(Some(95..100)));
+        assert_eq!(parse_range("bytes=100-", 100), Err(()));
+        assert_eq!(parse_range("bytes=5-1", 100), Err(()));
+        assert_eq!(parse_range("items=1-2", 100), Ok(None));
+    }
+}

@@ -1,0 +1,529 @@
+//! Imports of tool records: the canonical `POST /api/v1/imports`, seed 000's own dialect
+//! (`/api/tools/import…`), and the tools catalog.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use poem::http::header;
+use poem::{Request, RequestBody};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::{ParsePayload, Payload};
+use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiRequest, Object, OpenApi};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::docs::{get_link, JobDoc, LinkDoc};
+use super::wire::{base_url, negotiate, ApiResult, Problem, Rep};
+use super::{ApiTags, AppState};
+use crate::domain::{job_href, JobOptions, JobStatus};
+use crate::engine::{EngineError, NewJob};
+use crate::formats::records::{self, BodyFormat};
+use crate::operations::import::RECORD_DEPTH;
+
+/// One tool record (seed 000).
+#[derive(Debug, Clone, Object)]
+pub struct ToolRecord {
+    /// Unique id of the tool (1–64 characters); records are upserted by it.
+    pub tool_id: String,
+    /// Name (1–200 characters).
+    pub tool_name: String,
+    /// Category (1–100 characters).
+    pub category: String,
+    /// Description (up to 4000 characters).
+    pub description: Option<String>,
+    /// Features, a list of strings.
+    pub features: Option<Vec<String>>,
+    /// Absolute http(s) URL.
+    pub url: Option<String>,
+}
+
+/// Asynchronous options of a submission.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AsyncOptions {
+    /// URL that receives a GET when the job ends.
+    pub callback: Option<String>,
+    /// Keep result files after their first complete download (default true).
+    pub keep_result: Option<bool>,
+}
+
+/// An import request: the records under `data`.
+#[derive(Debug, Clone, Object)]
+pub struct ImportRequest {
+    /// The records.
+    pub data: Vec<ToolRecord>,
+    /// Asynchronous options.
+    #[oai(rename = "async")]
+    pub async_options: Option<AsyncOptions>,
+}
+
+/// A body kept as a stream (large imports are never held in memory), documented with the
+/// schema of `T`.
+pub struct Streamed<T, const K: u8> {
+    pub body: poem::Body,
+    _t: std::marker::PhantomData<T>,
+}
+
+const JSON: u8 = 0;
+const XML: u8 = 1;
+const NDJSON: u8 = 2;
+
+impl<T: Type, const K: u8> Payload for Streamed<T, K> {
+    const CONTENT_TYPE: &'static str = match K {
+        JSON => "application/json",
+        XML => "application/xml",
+        _ => "application/x-ndjson",
+    };
+    fn check_content_type(ct: &str) -> bool {
+        let ct = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match K {
+            JSON => ct == "application/json",
+            XML => ct == "application/xml" || ct == "text/xml",
+            _ => ct == "application/x-ndjson" || ct == "application/jsonl",
+        }
+    }
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Type, const K: u8> ParsePayload for Streamed<T, K> {
+    const IS_REQUIRED: bool = true;
+    async fn from_request(_request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        Ok(Streamed {
+            body: body.take()?,
+            _t: std::marker::PhantomData,
+        })
+    }
+}
+
+/// The body of an import: JSON or XML `{data, async}`, or NDJSON (one record per line).
+#[derive(ApiRequest)]
+pub enum ImportBody {
+    Json(Streamed<ImportRequest, JSON>),
+    Xml(Streamed<ImportRequest, XML>),
+    Ndjson(Streamed<ToolRecord, NDJSON>),
+}
+
+/// Seed 000's answer: its own field names plus `jobId` and `links`.
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ImportStatusDoc {
+    /// Short reference to poll with.
+    pub task_reference: String,
+    /// IN_PROGRESS, COMPLETED, FAILED or CANCELLED.
+    pub status: String,
+    /// Percent of records processed, like "45%".
+    pub progress: Option<String>,
+    /// Records imported (when ended).
+    pub imported_records: Option<i64>,
+    /// The failed records, each with a `reason` (when ended; the first 1000).
+    pub errors: Option<Vec<Value>>,
+    /// The job behind the task.
+    #[oai(rename = "jobId")]
+    pub job_id: Uuid,
+    /// Links of the job.
+    pub links: Vec<LinkDoc>,
+}
+
+/// A page of the tools catalog.
+#[derive(Debug, Clone, Object)]
+pub struct ToolsDoc {
+    /// Tools ordered by tool_id.
+    pub tools: Vec<Value>,
+    /// `self` and `next`.
+    pub links: Vec<LinkDoc>,
+}
+
+/// Imports and the tools catalog.
+pub struct ImportsApi {
+    pub state: Arc<AppState>,
+}
+
+fn correlation(req: &Request) -> Option<String> {
+    req.headers()
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().chars().take(200).collect::<String>())
+        .filter(|s| !s.is_empty())
+}
+
+impl ImportsApi {
+    /// Stream the body into the object store while checking it, then store the job.
+    async fn accept_import(
+        &self,
+        req: &Request,
+        body: ImportBody,
+    ) -> Result<crate::domain::Job, Problem> {
+        let (body, fmt, name) = match body {
+            ImportBody::Json(b) => (b.body, BodyFormat::Json, "json"),
+            ImportBody::Xml(b) => (b.body, BodyFormat::Xml, "xml"),
+            ImportBody::Ndjson(b) => (b.body, BodyFormat::Ndjson, "ndjson"),
+        };
+        let id = Uuid::now_v7();
+        let key = format!("inputs/{id}.{name}");
+        let blobs = self.state.engine.blobs().clone();
+        let mut writer = blobs.writer(&key);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(8);
+        let checker = tokio::task::spawn_blocking(move || {
+            let reader = ChannelReader {
+                rx,
+                buf: Bytes::new(),
+            };
+            records::scan(reader, fmt, RECORD_DEPTH, |_, _| Ok(()))
+        });
+        let mut stream = body.into_bytes_stream();
+        let mut failure: Option<Problem> = None;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => {
+                    if let Err(e) = writer.write(&bytes).await {
+                        failure = Some(EngineError::from(e).into());
+                        break;
+                    }
+                    if tx.send(bytes).is_err() {
+                        break; // the checker already found a problem
+                    }
+                }
+                Err(e) => {
+                    failure = Some(Problem::bad_request(format!(
+                        "reading the body failed: {e}"
+                    )));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let scan = checker
+            .await
+            .map_err(|e| Problem::new(500, "internal", e.to_string()))?;
+        let scan = match (failure, scan) {
+            (Some(p), _) => Err(p),
+            (None, Err(e)) => Err(Problem::bad_request(format!(
+                "the import body is not valid: {e}"
+            ))),
+            (None, Ok(s)) => Ok(s),
+        };
+        let scan = match scan {
+            Ok(s) => s,
+            Err(p) => {
+                writer.abort().await;
+                let _ = blobs.delete(&key).await;
+                return Err(p);
+            }
+        };
+        writer
+            .finish()
+            .await
+            .map_err(|e| Problem::from(EngineError::from(e)))?;
+        let async_request = scan.envelope.get("async").cloned();
+        let keep_result = match async_request.as_ref().and_then(|a| a.get("keepResult")) {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
+            Some(other) => {
+                let _ = blobs.delete(&key).await;
+                return Err(Problem::bad_request(format!(
+                    "`async.keepResult` must be true or false, not {other}"
+                )));
+            }
+        };
+        let job = self
+            .state
+            .engine
+            .submit(NewJob {
+                id,
+                operation: "import".into(),
+                input: json!({"format": name, "records": scan.records}),
+                input_blob: Some(key.clone()),
+                correlation_id: correlation(req),
+                options: JobOptions {
+                    keep_result,
+                    async_request,
+                },
+            })
+            .await;
+        match job {
+            Ok(j) => Ok(j),
+            Err(e) => {
+                let _ = blobs.delete(&key).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn seed_status(
+        &self,
+        req: &Request,
+        job: &crate::domain::Job,
+    ) -> Result<ImportStatusDoc, Problem> {
+        let enc = negotiate(req)?;
+        let base = base_url(req, self.state.public_url.as_deref());
+        let files = if job.status == JobStatus::Success {
+            self.state
+                .engine
+                .store()
+                .files(job.id)
+                .await
+                .map_err(EngineError::from)?
+        } else {
+            Vec::new()
+        };
+        let status = match job.status {
+            JobStatus::Success => "COMPLETED",
+            JobStatus::Failed => "FAILED",
+            JobStatus::Cancelled => "CANCELLED",
+            JobStatus::Deleted => "DELETED",
+            _ => "IN_PROGRESS",
+        };
+        let ended = job.status.is_end();
+        let percent = if job.status == JobStatus::Success {
+            100
+        } else if job.current_stage >= 1 {
+            job.progress.percent().unwrap_or(0)
+        } else {
+            0
+        };
+        let (imported, errors) = if ended {
+            let (ok, _) = self
+                .state
+                .engine
+                .store()
+                .outcome_counts(job.id)
+                .await
+                .map_err(EngineError::from)?;
+            let failed = self
+                .state
+                .engine
+                .store()
+                .failed_records(job.id, None, 1000)
+                .await
+                .map_err(EngineError::from)?;
+            let errors = failed
+                .into_iter()
+                .map(|(_, mut rec, reason)| {
+                    if let Value::Object(m) = &mut rec {
+                        m.insert("reason".into(), reason.into());
+                    }
+                    rec
+                })
+                .collect();
+            (Some(ok as i64), Some(errors))
+        } else {
+            (None, None)
+        };
+        let links = JobDoc::new(&base, job, &files, enc.media()).links;
+        Ok(ImportStatusDoc {
+            task_reference: job.reference.clone(),
+            status: status.into(),
+            progress: Some(format!("{percent}%")),
+            imported_records: imported,
+            errors,
+            job_id: job.id,
+            links,
+        })
+    }
+}
+
+/// A blocking reader over chunks sent from the async side.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Bytes>,
+    buf: Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.buf.is_empty() {
+            match self.rx.recv() {
+                Ok(b) => self.buf = b,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        self.buf = self.buf.slice(n..);
+        Ok(n)
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Imports")]
+impl ImportsApi {
+    /// Submit an import
+    ///
+    /// Records under `data` (JSON or XML), or one record per line (`application/x-ndjson`).
+    /// The body is streamed and checked before anything is stored: a malformed body is a 400
+    /// and leaves nothing behind. Answers 201 with the job and its Location.
+    #[oai(
+        path = "/api/v1/imports",
+        method = "post",
+        operation_id = "submitImport"
+    )]
+    async fn submit(&self, req: &Request, body: ImportBody) -> ApiResult<JobDoc, 201> {
+        let run = async {
+            let enc = negotiate(req)?;
+            let job = self.accept_import(req, body).await?;
+            let base = base_url(req, self.state.public_url.as_deref());
+            let loc = job_href(&base, job.id);
+            Ok(
+                Rep::new(JobDoc::new(&base, &job, &[], enc.media()), enc, "job")
+                    .header(header::LOCATION, loc)
+                    .header(header::ETAG, job.etag()),
+            )
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// Start a tools import (seed 000)
+    ///
+    /// Same body as `/api/v1/imports`; answers in the seed's own fields (`task_reference`,
+    /// `status`) plus `jobId` and `links`, with 201 and a Location to poll.
+    #[oai(
+        path = "/api/tools/import",
+        method = "post",
+        operation_id = "startToolsImport"
+    )]
+    async fn seed_submit(
+        &self,
+        req: &Request,
+        body: ImportBody,
+    ) -> ApiResult<ImportStatusDoc, 201> {
+        let run = async {
+            let enc = negotiate(req)?;
+            let job = self.accept_import(req, body).await?;
+            let base = base_url(req, self.state.public_url.as_deref());
+            let doc = self.seed_status(req, &job).await?;
+            Ok(Rep::new(doc, enc, "task").header(
+                header::LOCATION,
+                format!("{base}/api/tools/import/status/{}", job.reference),
+            ))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// Status of a tools import (seed 000)
+    ///
+    /// IN_PROGRESS with a percentage while it runs; COMPLETED with `imported_records` and the
+    /// failed records (`errors`, each with its `reason`) when done.
+    #[oai(
+        path = "/api/tools/import/status/:task_reference",
+        method = "get",
+        operation_id = "getToolsImportStatus"
+    )]
+    async fn seed_status_get(
+        &self,
+        req: &Request,
+        task_reference: Path<String>,
+    ) -> ApiResult<ImportStatusDoc> {
+        let run = async {
+            let enc = negotiate(req)?;
+            let job = self
+                .state
+                .engine
+                .get_by_reference(&task_reference)
+                .await
+                .map_err(|e| match e {
+                    EngineError::NotFound(_) => Problem::not_found(format!(
+                        "no import task with reference `{}`",
+                        task_reference.0
+                    )),
+                    other => other.into(),
+                })?;
+            if job.operation != "import" {
+                return Err(Problem::not_found(format!(
+                    "no import task with reference `{}`",
+                    task_reference.0
+                )));
+            }
+            let doc = self.seed_status(req, &job).await?;
+            Ok(Rep::new(doc, enc, "task"))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// The tools catalog
+    ///
+    /// Tools ordered by `tool_id`, `limit` per page (≤ 1000) with a `next` link.
+    #[oai(path = "/api/tools", method = "get", operation_id = "listTools")]
+    async fn tools(
+        &self,
+        req: &Request,
+        /// Page size, 1 to 1000 (default 100).
+        limit: Query<Option<i64>>,
+        /// Start after this tool_id (from the `next` link).
+        after: Query<Option<String>>,
+    ) -> ApiResult<ToolsDoc> {
+        let run = async {
+            let enc = negotiate(req)?;
+            let limit = limit.0.unwrap_or(100);
+            if !(1..=1000).contains(&limit) {
+                return Err(Problem::bad_request(format!(
+                    "limit must be between 1 and 1000, not {limit}"
+                )));
+            }
+            let rows = self
+                .state
+                .engine
+                .store()
+                .list_tools(after.0.as_deref(), limit as u64)
+                .await
+                .map_err(EngineError::from)?;
+            let base = base_url(req, self.state.public_url.as_deref());
+            let mut links = vec![get_link(
+                "self",
+                format!("{base}{}", req.uri()),
+                Some(enc.media()),
+            )];
+            if rows.len() as i64 == limit {
+                if let Some(last) = rows.last() {
+                    let q: String = url::form_urlencoded::Serializer::new(String::new())
+                        .append_pair("limit", &limit.to_string())
+                        .append_pair("after", &last.tool_id)
+                        .finish();
+                    links.push(get_link(
+                        "next",
+                        format!("{base}/api/tools?{q}"),
+                        Some(enc.media()),
+                    ));
+                }
+            }
+            Ok(Rep::new(
+                ToolsDoc {
+                    tools: rows.iter().map(crate::domain::tool_json).collect(),
+                    links,
+                },
+                enc,
+                "tools",
+            ))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// One tool of the catalog
+    #[oai(path = "/api/tools/:tool_id", method = "get", operation_id = "getTool")]
+    async fn tool(&self, req: &Request, tool_id: Path<String>) -> ApiResult<Value> {
+        let run = async {
+            let enc = negotiate(req)?;
+            let t = self
+                .state
+                .engine
+                .store()
+                .get_tool(&tool_id)
+                .await
+                .map_err(EngineError::from)?
+                .ok_or_else(|| Problem::not_found(format!("no tool `{}`", tool_id.0)))?;
+            Ok(Rep::new(crate::domain::tool_json(&t), enc, "tool"))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+}

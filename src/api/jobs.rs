@@ -1,0 +1,580 @@
+//! The canonical job resources: `/api/v1/jobs…`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem::http::header;
+use poem::Request;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::OpenApi;
+use uuid::Uuid;
+
+use super::docs::*;
+use super::wire::{base_url, negotiate, ApiResult, Problem, Rep};
+use super::{ApiTags, AppState};
+use crate::domain::{job_href, retry_after_secs, Cursor, JobFilter, JobStatus};
+use crate::engine::Cancelled;
+
+/// The job collection and each job's sub-resources.
+pub struct JobsApi {
+    pub state: Arc<AppState>,
+}
+
+fn parse_time(name: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, Problem> {
+    v.as_deref()
+        .map(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| {
+                    Problem::bad_request(format!(
+                        "`{name}` must be an RFC 3339 time like 2026-01-31T12:00:00Z: {e}"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn filter(
+    status: &[String],
+    operation: &Option<String>,
+    correlation_id: &Option<String>,
+    created_after: &Option<String>,
+    created_before: &Option<String>,
+    finished_after: &Option<String>,
+    finished_before: &Option<String>,
+) -> Result<JobFilter, Problem> {
+    let mut statuses = Vec::new();
+    for s in status.iter().flat_map(|s| s.split(',')) {
+        let st: JobStatus = s.trim().parse().map_err(|_| {
+            Problem::bad_request(format!(
+                "unknown status `{s}`; use QUEUED, STARTED, PROCESSING, SAVING, SUCCESS, FAILED or CANCELLED"
+            ))
+        })?;
+        statuses.push(st);
+    }
+    Ok(JobFilter {
+        statuses,
+        operation: operation.clone(),
+        correlation_id: correlation_id.clone(),
+        created_after: parse_time("createdAfter", created_after)?,
+        created_before: parse_time("createdBefore", created_before)?,
+        finished_after: parse_time("finishedAfter", finished_after)?,
+        finished_before: parse_time("finishedBefore", finished_before)?,
+    })
+}
+
+fn id_of(id: &str) -> Result<Uuid, Problem> {
+    id.parse()
+        .map_err(|_| Problem::not_found(format!("no job with id `{id}` (ids are UUIDs)")))
+}
+
+impl JobsApi {
+    fn base(&self, req: &Request) -> String {
+        base_url(req, self.state.public_url.as_deref())
+    }
+
+    /// The job document with ETag and, while it runs, Retry-After.
+    async fn job_rep<const S: u16>(&self, req: &Request, id: Uuid) -> ApiResult<JobDoc, S> {
+        let enc = negotiate(req)?;
+        let (job, files) = self.state.engine.get_with_files(id).await?;
+        let base = self.base(req);
+        let mut rep = Rep::new(JobDoc::new(&base, &job, &files, enc.media()), enc, "job")
+            .header(header::ETAG, job.etag())
+            .header(header::CACHE_CONTROL, "no-cache");
+        if let Some(s) = retry_after_secs(&job, Utc::now()) {
+            rep = rep.header(header::RETRY_AFTER, s.to_string());
+        }
+        Ok(rep)
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Jobs")]
+impl JobsApi {
+    /// Read a job
+    ///
+    /// The job with its status, stage, phase, progress and the links valid now. Carries an ETag
+    /// (`If-None-Match` answers 304) and, while the job runs, a `Retry-After` polling hint.
+    #[oai(path = "/api/v1/jobs/:id", method = "get", operation_id = "getJob")]
+    async fn get_job(
+        &self,
+        req: &Request,
+        /// Job id.
+        id: Path<String>,
+        /// `json` or `xml` (overrides Accept).
+        #[oai(name = "format")]
+        _format: Query<Option<String>>,
+        /// An ETag from an earlier answer.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+    ) -> ApiResult<JobDoc> {
+        let id = id_of(&id).map_err(|p| p.for_req(req))?;
+        let rep = self
+            .job_rep::<200>(req, id)
+            .await
+            .map_err(|p| p.for_req(req))?;
+        let etag = rep
+            .headers
+            .iter()
+            .find(|(k, _)| k == header::ETAG)
+            .map(|h| h.1.clone());
+        if let (Some(inm), Some(tag)) = (if_none_match.0.as_deref(), etag) {
+            if inm.split(',').any(|t| t.trim() == tag || t.trim() == "*") {
+                return Ok(rep.status(304));
+            }
+        }
+        Ok(rep)
+    }
+
+    /// List jobs (audit)
+    ///
+    /// Filter by status (repeatable), operation, correlation id and time windows; sort by
+    /// `createdTime` or `-createdTime`; page with `limit` and the opaque `cursor` of the `next`
+    /// and `prev` links (also sent in an RFC 8288 `Link` header).
+    #[oai(path = "/api/v1/jobs", method = "get", operation_id = "listJobs")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list_jobs(
+        &self,
+        req: &Request,
+        /// Statuses to include (repeatable, or comma-separated).
+        status: Query<Vec<String>>,
+        /// Operation name.
+        operation: Query<Option<String>>,
+        /// Correlation id.
+        #[oai(name = "correlationId")]
+        correlation_id: Query<Option<String>>,
+        /// Created after this RFC 3339 time.
+        #[oai(name = "createdAfter")]
+        created_after: Query<Option<String>>,
+        /// Created before this RFC 3339 time.
+        #[oai(name = "createdBefore")]
+        created_before: Query<Option<String>>,
+        /// Finished after this RFC 3339 time.
+        #[oai(name = "finishedAfter")]
+        finished_after: Query<Option<String>>,
+        /// Finished before this RFC 3339 time.
+        #[oai(name = "finishedBefore")]
+        finished_before: Query<Option<String>>,
+        /// `createdTime` (oldest first, the default) or `-createdTime`.
+        sort: Query<Option<String>>,
+        /// Page size, 1 to 1000 (default 100).
+        limit: Query<Option<i64>>,
+        /// Opaque cursor from a `next` or `prev` link.
+        cursor: Query<Option<String>>,
+        /// `json` or `xml` (overrides Accept).
+        #[oai(name = "format")]
+        _format: Query<Option<String>>,
+    ) -> ApiResult<JobListDoc> {
+        let run = async {
+            let enc = negotiate(req)?;
+            let f = filter(
+                &status,
+                &operation,
+                &correlation_id,
+                &created_after,
+                &created_before,
+                &finished_after,
+                &finished_before,
+            )?;
+            let descending = match sort.0.as_deref() {
+                None | Some("createdTime") | Some("+createdTime") => false,
+                Some("-createdTime") => true,
+                Some(other) => {
+                    return Err(Problem::bad_request(format!(
+                        "sort `{other}` is not offered; use createdTime or -createdTime"
+                    )))
+                }
+            };
+            let limit = limit.0.unwrap_or(100);
+            if !(1..=1000).contains(&limit) {
+                return Err(Problem::bad_request(format!(
+                    "limit must be between 1 and 1000, not {limit}"
+                )));
+            }
+            let cur = match cursor.0.as_deref() {
+                None => None,
+                Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
+                    Problem::bad_request("cursor is not one this service gave out")
+                })?),
+            };
+            let page = self
+                .state
+                .engine
+                .list(&f, descending, cur, limit as u64)
+                .await?;
+            let count = if cur.is_none() {
+                Some(self.state.engine.count(&f).await?)
+            } else {
+                None
+            };
+            let base = self.base(req);
+            let mut jobs = Vec::with_capacity(page.items.len());
+            for j in &page.items {
+                // Files only matter for SUCCESS jobs; their links are part of the document.
+                let files = if j.status == JobStatus::Success {
+                    self.state
+                        .engine
+                        .store()
+                        .files(j.id)
+                        .await
+                        .map_err(crate::engine::EngineError::from)?
+                } else {
+                    Vec::new()
+                };
+                jobs.push(JobDoc::new(&base, j, &files, enc.media()));
+            }
+            // Links keep every query parameter but the cursor.
+            let keep: Vec<(String, String)> = req
+                .uri()
+                .query()
+                .map(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .filter(|(k, _)| k != "cursor")
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let href = |c: Option<Cursor>| {
+                let mut s = url::form_urlencoded::Serializer::new(String::new());
+                for (k, v) in &keep {
+                    s.append_pair(k, v);
+                }
+                if let Some(c) = c {
+                    s.append_pair("cursor", &c.encode());
+                }
+                let q = s.finish();
+                if q.is_empty() {
+                    format!("{base}/api/v1/jobs")
+                } else {
+                    format!("{base}/api/v1/jobs?{q}")
+                }
+            };
+            let mut links = vec![get_link("self", href(cur), Some(enc.media()))];
+            let mut link_header = Vec::new();
+            if let Some(n) = page.next {
+                let h = href(Some(n));
+                link_header.push(format!("<{h}>; rel=\"next\""));
+                links.push(get_link("next", h, Some(enc.media())));
+            }
+            if let Some(p) = page.prev {
+                let h = href(Some(p));
+                link_header.push(format!("<{h}>; rel=\"prev\""));
+                links.push(get_link("prev", h, Some(enc.media())));
+            }
+            let mut rep = Rep::new(JobListDoc { jobs, count, links }, enc, "jobList");
+            if !link_header.is_empty() {
+                rep = rep.header(header::LINK, link_header.join(", "));
+            }
+            Ok(rep)
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// Cancel a job
+    ///
+    /// Asks the job to stop. 200 with the job once it is CANCELLED; 202 while a running job is
+    /// on its way to its next checkpoint. Idempotent; a SUCCESS or FAILED job answers 409.
+    #[oai(
+        path = "/api/v1/jobs/:id/cancel",
+        method = "post",
+        operation_id = "cancelJob"
+    )]
+    async fn cancel_job(&self, req: &Request, id: Path<String>) -> ApiResult<JobDoc> {
+        let run = async {
+            let id = id_of(&id)?;
+            negotiate(req)?;
+            let status = match self.state.engine.cancel(id).await? {
+                Cancelled::Done(_) => 200,
+                Cancelled::Pending(_) => 202,
+            };
+            Ok(self.job_rep::<200>(req, id).await?.status(status))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// Restart a job
+    ///
+    /// A FAILED or CANCELLED job runs again as a new attempt with the same input; its messages
+    /// are kept. Other states answer 409.
+    #[oai(
+        path = "/api/v1/jobs/:id/restart",
+        method = "post",
+        operation_id = "restartJob"
+    )]
+    async fn restart_job(&self, req: &Request, id: Path<String>) -> ApiResult<JobDoc> {
+        let run = async {
+            let id = id_of(&id)?;
+            negotiate(req)?;
+            self.state.engine.restart(id).await?;
+            self.job_rep::<200>(req, id).await
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// Delete a job
+    ///
+    /// Cancels it if needed, removes its outputs and answers the job with `jobStatus: DELETED`.
+    /// Afterwards the id (and its files) answer 410 Gone.
+    #[oai(
+        path = "/api/v1/jobs/:id",
+        method = "delete",
+        operation_id = "deleteJob"
+    )]
+    async fn delete_job(&self, req: &Request, id: Path<String>) -> ApiResult<JobDoc> {
+        let run = async {
+            let id = id_of(&id)?;
+            let enc = negotiate(req)?;
+            let job = self.state.engine.delete(id).await?;
+            let base = self.base(req);
+            Ok(Rep::new(
+                JobDoc::new(&base, &job, &[], enc.media()),
+                enc,
+                "job",
+            ))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// Delete ended jobs in bulk
+    ///
+    /// Removes jobs in an end state that match the filters (at least one is required), with
+    /// their files; answers how many were removed.
+    #[oai(path = "/api/v1/jobs", method = "delete", operation_id = "purgeJobs")]
+    #[allow(clippy::too_many_arguments)]
+    async fn purge_jobs(
+        &self,
+        req: &Request,
+        /// Statuses (end states).
+        status: Query<Vec<String>>,
+        /// Operation name.
+        operation: Query<Option<String>>,
+        /// Correlation id.
+        #[oai(name = "correlationId")]
+        correlation_id: Query<Option<String>>,
+        /// Created after.
+        #[oai(name = "createdAfter")]
+        created_after: Query<Option<String>>,
+        /// Created before.
+        #[oai(name = "createdBefore")]
+        created_before: Query<Option<String>>,
+        /// Finished after.
+        #[oai(name = "finishedAfter")]
+        finished_after: Query<Option<String>>,
+        /// Finished before.
+        #[oai(name = "finishedBefore")]
+        finished_before: Query<Option<String>>,
+    ) -> ApiResult<PurgeDoc> {
+        let run = async {
+            let enc = negotiate(req)?;
+            let f = filter(
+                &status,
+                &operation,
+                &correlation_id,
+                &created_after,
+                &created_before,
+                &finished_after,
+                &finished_before,
+            )?;
+            if let Some(s) = f.statuses.iter().find(|s| !s.is_end()) {
+                return Err(Problem::bad_request(format!(
+                    "only ended jobs can be purged; `{s}` is not an end state"
+                )));
+            }
+            let removed = self.state.engine.purge(&f).await?;
+            Ok(Rep::new(PurgeDoc { removed }, enc, "purge"))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// A job's messages
+    ///
+    /// The append-only log: every state change, stage change, warning, error and retry.
+    #[oai(
+        path = "/api/v1/jobs/:id/messages",
+        method = "get",
+        operation_id = "getJobMessages"
+    )]
+    async fn messages(&self, req: &Request, id: Path<String>) -> ApiResult<MessagesDoc> {
+        let run = async {
+            let id = id_of(&id)?;
+            let enc = negotiate(req)?;
+            let msgs = self.state.engine.messages(id).await?;
+            let base = self.base(req);
+            let me = job_href(&base, id);
+            Ok(Rep::new(
+                MessagesDoc {
+                    job_id: id,
+                    messages: msgs
+                        .into_iter()
+                        .map(|m| MessageDoc {
+                            seq: m.seq,
+                            time: m.at,
+                            level: m.level.as_str().into(),
+                            kind: m.kind,
+                            text: m.text,
+                            attempt: m.attempt,
+                        })
+                        .collect(),
+                    links: vec![
+                        get_link("self", format!("{me}/messages"), Some(enc.media())),
+                        get_link("operator:subject", me, Some(enc.media())),
+                    ],
+                },
+                enc,
+                "messages",
+            ))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// A job's operator
+    ///
+    /// The technical executor: node, attempt, lease and heartbeat, with `operator:messages` and,
+    /// when the job is FAILED or CANCELLED, `operator:restart`.
+    #[oai(
+        path = "/api/v1/jobs/:id/operator",
+        method = "get",
+        operation_id = "getJobOperator"
+    )]
+    async fn operator(&self, req: &Request, id: Path<String>) -> ApiResult<OperatorDoc> {
+        let run = async {
+            let id = id_of(&id)?;
+            let enc = negotiate(req)?;
+            let job = self.state.engine.get(id).await?;
+            let base = self.base(req);
+            let me = job_href(&base, id);
+            let m = Some(enc.media());
+            let mut links = vec![
+                get_link("self", format!("{me}/operator"), m),
+                get_link("operator:subject", me.clone(), m),
+                get_link("operator:messages", format!("{me}/messages"), m),
+            ];
+            if matches!(job.status, JobStatus::Failed | JobStatus::Cancelled) {
+                links.push(LinkDoc {
+                    rel: "operator:restart".into(),
+                    href: format!("{me}/restart"),
+                    method: "POST".into(),
+                    media_type: m.map(str::to_string),
+                });
+            }
+            Ok(Rep::new(
+                OperatorDoc {
+                    job_id: id,
+                    job_status: job.status.into(),
+                    node: job.lease.as_ref().map(|l| l.owner.clone()),
+                    attempt: job.attempt,
+                    max_attempts: job.max_attempts,
+                    lease_expires: job.lease.as_ref().map(|l| l.expires),
+                    heartbeat: job.lease.as_ref().and_then(|l| l.heartbeat),
+                    cancel_requested: job.cancel_requested,
+                    links,
+                },
+                enc,
+                "operator",
+            ))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// A job's result
+    ///
+    /// The result summary with the `file` links; 409 until the job is SUCCESS.
+    #[oai(
+        path = "/api/v1/jobs/:id/result",
+        method = "get",
+        operation_id = "getJobResult"
+    )]
+    async fn result(&self, req: &Request, id: Path<String>) -> ApiResult<ResultDoc> {
+        let run = async {
+            let id = id_of(&id)?;
+            let enc = negotiate(req)?;
+            let (job, files) = self.state.engine.get_with_files(id).await?;
+            if job.status != JobStatus::Success {
+                return Err(Problem::new(
+                    409,
+                    "no-result-yet",
+                    format!(
+                        "job {id} is {}; a result exists once it is SUCCESS",
+                        job.status
+                    ),
+                ));
+            }
+            let base = self.base(req);
+            let me = job_href(&base, id);
+            let live: Vec<_> = files.iter().filter(|f| !f.consumed).collect();
+            let mut links = vec![
+                get_link("self", format!("{me}/result"), Some(enc.media())),
+                get_link("operator:subject", me, Some(enc.media())),
+            ];
+            links.extend(live.iter().map(|f| {
+                get_link(
+                    "file",
+                    crate::domain::file_href(&base, f.id),
+                    Some(&f.content_type),
+                )
+            }));
+            Ok(Rep::new(
+                ResultDoc {
+                    job_id: id,
+                    job_status: job.status.into(),
+                    summary: job.summary.clone(),
+                    files: live.iter().map(|f| FileDoc::new(&base, f)).collect(),
+                    links,
+                },
+                enc,
+                "result",
+            ))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// A job's data file set
+    ///
+    /// The output files, each with name, size, content type, rows and download link.
+    #[oai(
+        path = "/api/v1/jobs/:id/datafileset",
+        method = "get",
+        operation_id = "getJobDataFileSet"
+    )]
+    async fn datafileset(&self, req: &Request, id: Path<String>) -> ApiResult<DataFileSetDoc> {
+        let run = async {
+            let id = id_of(&id)?;
+            let enc = negotiate(req)?;
+            let (job, files) = self.state.engine.get_with_files(id).await?;
+            if job.status != JobStatus::Success {
+                return Err(Problem::new(
+                    409,
+                    "no-result-yet",
+                    format!(
+                        "job {id} is {}; its files exist once it is SUCCESS",
+                        job.status
+                    ),
+                ));
+            }
+            let base = self.base(req);
+            let me = job_href(&base, id);
+            let live: Vec<_> = files.iter().filter(|f| !f.consumed).collect();
+            let mut links = vec![
+                get_link("self", format!("{me}/datafileset"), Some(enc.media())),
+                get_link("operator:subject", me, Some(enc.media())),
+            ];
+            links.extend(live.iter().map(|f| {
+                get_link(
+                    "file",
+                    crate::domain::file_href(&base, f.id),
+                    Some(&f.content_type),
+                )
+            }));
+            Ok(Rep::new(
+                DataFileSetDoc {
+                    job_id: id,
+                    files: live.iter().map(|f| FileDoc::new(&base, f)).collect(),
+                    links,
+                },
+                enc,
+                "dataFileSet",
+            ))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+}

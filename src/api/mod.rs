@@ -1,0 +1,130 @@
+//! The HTTP edge: parse, negotiate JSON/XML, answer with problem documents. Calls the engine's
+//! use-cases only; never sees a database entity.
+
+pub mod docs;
+mod downloads;
+mod imports;
+mod jobs;
+mod root;
+pub mod wire;
+
+use std::sync::Arc;
+
+use poem::http::StatusCode;
+use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route};
+use poem_openapi::{OpenApiService, Tags};
+
+use crate::engine::Engine;
+use wire::{problem_enc, Problem};
+
+pub use downloads::parse_range;
+
+/// What every handler shares.
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub public_url: Option<String>,
+}
+
+/// Groups of the OpenAPI document.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Entry point and operations.
+    Service,
+    /// Jobs: read, list, cancel, restart, delete, messages, operator, result, files.
+    Jobs,
+    /// Tool imports (canonical and seed 000's dialect) and the tools catalog.
+    Imports,
+    /// Output files.
+    Downloads,
+}
+
+type Apis = (
+    root::RootApi,
+    jobs::JobsApi,
+    imports::ImportsApi,
+    downloads::DownloadsApi,
+);
+
+/// The OpenAPI service (also used to write `openapi/openapi.yaml`).
+pub fn openapi(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (
+            root::RootApi {
+                state: state.clone(),
+            },
+            jobs::JobsApi {
+                state: state.clone(),
+            },
+            imports::ImportsApi {
+                state: state.clone(),
+            },
+            downloads::DownloadsApi { state },
+        ),
+        "longrun",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Long-running work over HTTP: submit work and get 201 + Location, follow the job's links \
+         (monitor, cancel, result, datafileset, file, operator), read it as JSON or XML.",
+    )
+}
+
+/// The whole HTTP application.
+pub fn app(state: Arc<AppState>) -> impl Endpoint {
+    let api = openapi(state);
+    let spec_json = api.spec();
+    let spec_yaml = api.spec_yaml();
+    let docs = api.swagger_ui();
+    Route::new()
+        .at(
+            "/openapi.json",
+            poem::endpoint::make_sync(move |_| {
+                Response::builder()
+                    .content_type("application/json")
+                    .body(spec_json.clone())
+            }),
+        )
+        .at(
+            "/openapi.yaml",
+            poem::endpoint::make_sync(move |_| {
+                Response::builder()
+                    .content_type("application/yaml")
+                    .body(spec_yaml.clone())
+            }),
+        )
+        .nest("/docs", docs)
+        .nest("/", api)
+        .around(|ep, req| async move {
+            let enc_req = (req.uri().clone(), req.headers().clone());
+            match ep.call(req).await {
+                Ok(r) => Ok(r.into_response()),
+                Err(e) if e.is::<Problem>() => Ok(e.into_response()),
+                Err(e) => Ok(problem_of(e, enc_req)),
+            }
+        })
+}
+
+/// Any framework error (bad parameter, unparsable body, unknown route, unsupported content
+/// type) becomes a problem document in the encoding the client reads.
+fn problem_of(
+    e: poem::Error,
+    (uri, headers): (poem::http::Uri, poem::http::HeaderMap),
+) -> Response {
+    let status = e.status();
+    let (slug, detail) = match status {
+        StatusCode::NOT_FOUND => ("not-found", format!("nothing at {}", uri.path())),
+        StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", format!("{} does not take this method", uri.path())),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported-media-type",
+            format!("{e}; send application/json or application/xml (imports also take application/x-ndjson)"),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload-too-large", e.to_string()),
+        s if s.is_client_error() => ("bad-request", e.to_string()),
+        _ => ("internal", e.to_string()),
+    };
+    let mut req = poem::Request::builder().uri(uri).finish();
+    *req.headers_mut() = headers;
+    let mut p = Problem::new(status.as_u16(), slug, detail).for_req(&req);
+    p.enc = Some(problem_enc(&req));
+    p.into_response()
+}

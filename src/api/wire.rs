@@ -1,0 +1,360 @@
+//! The edge's plumbing: choosing JSON or XML, problem documents, and a response type that
+//! carries either encoding while documenting both in the OpenAPI document.
+
+use poem::http::{header, HeaderValue, StatusCode};
+use poem::{IntoResponse, Request, Response};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry};
+use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::{ApiResponse, Object};
+
+use crate::engine::EngineError;
+use crate::formats::xml::to_xml;
+
+/// The two encodings of every document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enc {
+    Json,
+    Xml,
+}
+
+impl Enc {
+    /// The media type of a document in this encoding.
+    pub fn media(self) -> &'static str {
+        match self {
+            Enc::Json => "application/json",
+            Enc::Xml => "application/xml",
+        }
+    }
+}
+
+fn query_param<'a>(req: &'a Request, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    let q = req.uri().query()?;
+    url::form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// Pick the encoding from `format=` or `Accept` (q-values honoured; `*/*` → JSON).
+pub fn negotiate(req: &Request) -> Result<Enc, Problem> {
+    if let Some(f) = query_param(req, "format") {
+        return match f.as_ref() {
+            "json" => Ok(Enc::Json),
+            "xml" => Ok(Enc::Xml),
+            other => Err(Problem::new(
+                406,
+                "not-acceptable",
+                format!("format `{other}` is not offered; use format=json or format=xml"),
+            )),
+        };
+    }
+    let Some(accept) = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(Enc::Json);
+    };
+    if accept.trim().is_empty() {
+        return Ok(Enc::Json);
+    }
+    let mut best: Option<(f32, usize, Enc)> = None;
+    for (i, part) in accept.split(',').enumerate() {
+        let mut bits = part.split(';');
+        let mt = bits.next().unwrap_or("").trim().to_ascii_lowercase();
+        let mut q = 1.0f32;
+        for p in bits {
+            if let Some(v) = p.trim().strip_prefix("q=") {
+                q = v.trim().parse().unwrap_or(0.0);
+            }
+        }
+        if q <= 0.0 {
+            continue;
+        }
+        let enc = match mt.as_str() {
+            "application/json" | "application/problem+json" | "application/*" | "*/*" => Enc::Json,
+            "application/xml" | "text/xml" | "application/problem+xml" => Enc::Xml,
+            _ => continue,
+        };
+        // Higher q wins; on a tie the earlier entry, as clients list preference first.
+        if best.map(|(bq, _, _)| q > bq).unwrap_or(true) {
+            best = Some((q, i, enc));
+        }
+    }
+    best.map(|b| b.2).ok_or_else(|| {
+        Problem::new(
+            406,
+            "not-acceptable",
+            format!("none of `{accept}` is offered; ask for application/json or application/xml"),
+        )
+    })
+}
+
+/// The encoding a problem should use: XML when the client asked for it, JSON otherwise.
+pub fn problem_enc(req: &Request) -> Enc {
+    negotiate(req).unwrap_or(Enc::Json)
+}
+
+/// Base URL for links: the configured public URL or the request's own origin.
+pub fn base_url(req: &Request, public: Option<&str>) -> String {
+    if let Some(p) = public {
+        return p.to_string();
+    }
+    let h = req.headers();
+    let get = |n: &str| {
+        h.get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.split(',').next().unwrap_or("").trim().to_string())
+    };
+    let proto = get("x-forwarded-proto").unwrap_or_else(|| "http".into());
+    let host = get("x-forwarded-host")
+        .or_else(|| get("host"))
+        .unwrap_or_else(|| "localhost".into());
+    format!("{proto}://{host}")
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct Problem {
+    /// Stable URI naming the kind of problem.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong, for a person to act on.
+    pub detail: String,
+    /// The request path.
+    pub instance: Option<String>,
+    #[oai(skip)]
+    pub enc: Option<Enc>,
+    #[oai(skip)]
+    pub retry_after: Option<u64>,
+}
+
+fn title(status: u16) -> &'static str {
+    StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
+}
+
+impl Problem {
+    /// A problem of `status` with a stable type slug.
+    pub fn new(status: u16, slug: &str, detail: impl Into<String>) -> Problem {
+        Problem {
+            kind: format!("urn:longrun:problem:{slug}"),
+            title: title(status).to_string(),
+            status,
+            detail: detail.into(),
+            instance: None,
+            enc: None,
+            retry_after: None,
+        }
+    }
+    /// Set the encoding (from the request).
+    pub fn for_req(mut self, req: &Request) -> Problem {
+        self.enc = Some(problem_enc(req));
+        if self.instance.is_none() {
+            self.instance = Some(req.uri().path().to_string());
+        }
+        self
+    }
+    /// 400.
+    pub fn bad_request(detail: impl Into<String>) -> Problem {
+        Problem::new(400, "bad-request", detail)
+    }
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Problem {
+        Problem::new(404, "not-found", detail)
+    }
+}
+
+impl From<EngineError> for Problem {
+    fn from(e: EngineError) -> Problem {
+        match &e {
+            EngineError::NotFound(_) => Problem::new(404, "not-found", e.to_string()),
+            EngineError::Gone(_) => Problem::new(410, "gone", e.to_string()),
+            EngineError::Conflict(_) => Problem::new(409, "illegal-state-change", e.to_string()),
+            EngineError::BadInput(_) => Problem::new(400, "bad-request", e.to_string()),
+            EngineError::Store(_) | EngineError::Blob(_) => {
+                tracing::error!(error = %e, "internal error");
+                Problem::new(
+                    503,
+                    "unavailable",
+                    format!("storage is not available right now: {e}"),
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let value = self.to_json().unwrap_or_default();
+        let (body, ct) = match self.enc.unwrap_or(Enc::Json) {
+            Enc::Json => (value.to_string(), "application/problem+json"),
+            Enc::Xml => (to_xml("problem", &value), "application/problem+xml"),
+        };
+        let mut r = Response::builder()
+            .status(status)
+            .content_type(ct)
+            .body(body);
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        r
+    }
+}
+
+impl ApiResponse for Problem {
+    fn meta() -> MetaResponses {
+        let content = || {
+            vec![
+                MetaMediaType {
+                    content_type: "application/problem+json",
+                    schema: <Problem as Type>::schema_ref(),
+                },
+                MetaMediaType {
+                    content_type: "application/problem+xml",
+                    schema: <Problem as Type>::schema_ref(),
+                },
+            ]
+        };
+        let r = |status: u16, description: &'static str| MetaResponse {
+            description,
+            status: Some(status),
+            status_range: None,
+            content: content(),
+            headers: vec![],
+        };
+        MetaResponses {
+            responses: vec![
+                r(400, "The request is malformed or invalid"),
+                r(404, "No such resource"),
+                r(406, "Neither JSON nor XML is acceptable to the client"),
+                r(409, "The resource is not in a state that allows this"),
+                r(410, "The resource was deleted"),
+                r(413, "The body is too large"),
+                r(415, "The body's content type is not accepted"),
+                r(503, "Storage is not available right now"),
+            ],
+        }
+    }
+    fn register(registry: &mut Registry) {
+        <Problem as Type>::register(registry);
+    }
+}
+
+/// A document in the encoding the client chose, with status `S` and extra headers.
+pub struct Rep<T, const S: u16 = 200> {
+    pub value: T,
+    pub enc: Enc,
+    pub root: &'static str,
+    pub status: Option<u16>,
+    pub headers: Vec<(header::HeaderName, String)>,
+}
+
+impl<T, const S: u16> Rep<T, S> {
+    /// A document with root element `root` (for XML).
+    pub fn new(value: T, enc: Enc, root: &'static str) -> Self {
+        Rep {
+            value,
+            enc,
+            root,
+            status: None,
+            headers: Vec::new(),
+        }
+    }
+    /// Add a header.
+    pub fn header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+    /// Answer with another status than the documented default.
+    pub fn status(mut self, s: u16) -> Self {
+        self.status = Some(s);
+        self
+    }
+}
+
+impl<T: ToJSON, const S: u16> IntoResponse for Rep<T, S> {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status.unwrap_or(S)).unwrap_or(StatusCode::OK);
+        let mut r = if status == StatusCode::NOT_MODIFIED {
+            Response::builder().status(status).finish()
+        } else {
+            let value = self.value.to_json().unwrap_or_default();
+            let body = match self.enc {
+                Enc::Json => value.to_string(),
+                Enc::Xml => to_xml(self.root, &value),
+            };
+            Response::builder()
+                .status(status)
+                .content_type(self.enc.media())
+                .body(body)
+        };
+        r.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Accept"));
+        for (k, v) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                r.headers_mut().append(k, v);
+            }
+        }
+        r
+    }
+}
+
+impl<T: ToJSON + Type, const S: u16> ApiResponse for Rep<T, S> {
+    fn meta() -> MetaResponses {
+        let schema: MetaSchemaRef = T::schema_ref();
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: match S {
+                    201 => "Created: the job, with its Location",
+                    202 => "Accepted: the change is under way",
+                    _ => "OK",
+                },
+                status: Some(S),
+                status_range: None,
+                content: vec![
+                    MetaMediaType {
+                        content_type: "application/json",
+                        schema: schema.clone(),
+                    },
+                    MetaMediaType {
+                        content_type: "application/xml",
+                        schema,
+                    },
+                ],
+                headers: vec![],
+            }],
+        }
+    }
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+/// The usual result of a handler.
+pub type ApiResult<T, const S: u16 = 200> = Result<Rep<T, S>, Problem>;
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.title, self.detail)
+    }
+}
+
+impl std::error::Error for Problem {}
+
+impl poem::error::ResponseError for Problem {
+    fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+    fn as_response(&self) -> Response {
+        self.clone().into_response()
+    }
+}

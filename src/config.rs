@@ -1,0 +1,224 @@
+//! Settings from flags, `LONGRUN_*` environment variables and an optional TOML file.
+//! Flags win over the environment, which wins over the file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// What `longrun serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// HTTP API and workers.
+    All,
+    /// HTTP API only.
+    Api,
+    /// Workers only.
+    Worker,
+}
+
+/// The flags of `longrun serve` (each also read from its environment variable).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Optional TOML file with the same keys (bind, database_url, ...).
+    #[arg(long, env = "LONGRUN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "LONGRUN_BIND")]
+    pub bind: Option<String>,
+    /// sqlite://FILE or postgres://… [default: SQLite file ./longrun-data/longrun.db].
+    #[arg(long, env = "LONGRUN_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// file://DIR, memory:// or s3://BUCKET/PREFIX [default: ./longrun-data/objects].
+    #[arg(long, env = "LONGRUN_STORE_URL")]
+    pub store_url: Option<String>,
+    /// Jobs run at once [default: number of cores].
+    #[arg(long, env = "LONGRUN_WORKERS")]
+    pub workers: Option<usize>,
+    /// How long finished jobs are kept, e.g. 7d, 12h [default: 7d].
+    #[arg(long, env = "LONGRUN_RETENTION")]
+    pub retention: Option<String>,
+    /// How long a synchronous submission may wait for its result [default: 30s].
+    #[arg(long, env = "LONGRUN_SYNC_LIMIT")]
+    pub sync_limit: Option<String>,
+    /// all, api or worker [default: all].
+    #[arg(long, env = "LONGRUN_ROLE", value_enum)]
+    pub role: Option<Role>,
+    /// Secret for signing deliveries (whsec_…) [default: made on first start, kept in the database].
+    #[arg(long, env = "LONGRUN_WEBHOOK_SECRET")]
+    pub webhook_secret: Option<String>,
+    /// Allow callbacks to loopback and private addresses.
+    #[arg(long, env = "LONGRUN_CALLBACK_ALLOW_PRIVATE")]
+    pub callback_allow_private: Option<bool>,
+    /// Base URL of links [default: derived from Host and X-Forwarded-*].
+    #[arg(long, env = "LONGRUN_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// How long a worker's claim holds without a heartbeat [default: 30s].
+    #[arg(long, env = "LONGRUN_LEASE")]
+    pub lease: Option<String>,
+    /// Runs before a job whose worker keeps dying is FAILED [default: 3].
+    #[arg(long, env = "LONGRUN_MAX_ATTEMPTS")]
+    pub max_attempts: Option<i32>,
+    /// Time running jobs get to reach a checkpoint at shutdown [default: 20s].
+    #[arg(long, env = "LONGRUN_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<String>,
+    database_url: Option<String>,
+    store_url: Option<String>,
+    workers: Option<usize>,
+    retention: Option<String>,
+    sync_limit: Option<String>,
+    role: Option<Role>,
+    webhook_secret: Option<String>,
+    callback_allow_private: Option<bool>,
+    public_url: Option<String>,
+    lease: Option<String>,
+    max_attempts: Option<i32>,
+    shutdown_grace: Option<String>,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub store_url: String,
+    pub workers: usize,
+    pub retention: Duration,
+    pub sync_limit: Duration,
+    pub role: Role,
+    pub webhook_secret: Option<String>,
+    pub callback_allow_private: bool,
+    pub public_url: Option<String>,
+    pub lease: Duration,
+    pub max_attempts: i32,
+    pub shutdown_grace: Duration,
+}
+
+/// A setting that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+fn duration(name: &str, v: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(v.trim())
+        .map_err(|e| ConfigError(format!("{name} = `{v}`: {e} (use e.g. 30s, 5m, 7d)")))
+}
+
+impl Config {
+    /// Resolve flags/env over the optional file over the defaults.
+    pub fn resolve(args: &ServeArgs) -> Result<Config, ConfigError> {
+        let file: FileConfig = match &args.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError(format!("reading {}: {e}", p.display())))?;
+                toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", p.display())))?
+            }
+            None => FileConfig::default(),
+        };
+        let bind = args
+            .bind
+            .clone()
+            .or(file.bind)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let bind = bind
+            .parse()
+            .map_err(|e| ConfigError(format!("bind = `{bind}`: {e}")))?;
+        let database_url = args
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| "sqlite://./longrun-data/longrun.db".into());
+        if let Some(path) = database_url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or(path);
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| ConfigError(format!("creating {}: {e}", dir.display())))?;
+                }
+            }
+        }
+        let database_url = if database_url.starts_with("sqlite:") && !database_url.contains('?') {
+            format!("{database_url}?mode=rwc")
+        } else {
+            database_url
+        };
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let d = |name: &str, a: &Option<String>, f: Option<String>, def: &str| {
+            duration(name, a.as_deref().or(f.as_deref()).unwrap_or(def))
+        };
+        Ok(Config {
+            bind,
+            database_url,
+            store_url: args
+                .store_url
+                .clone()
+                .or(file.store_url)
+                .unwrap_or_else(|| "./longrun-data/objects".into()),
+            workers: args.workers.or(file.workers).unwrap_or(cores).max(1),
+            retention: d("retention", &args.retention, file.retention, "7d")?,
+            sync_limit: d("sync_limit", &args.sync_limit, file.sync_limit, "30s")?,
+            role: args.role.or(file.role).unwrap_or(Role::All),
+            webhook_secret: args.webhook_secret.clone().or(file.webhook_secret),
+            callback_allow_private: args
+                .callback_allow_private
+                .or(file.callback_allow_private)
+                .unwrap_or(false),
+            public_url: args
+                .public_url
+                .clone()
+                .or(file.public_url)
+                .map(|u| u.trim_end_matches('/').to_string()),
+            lease: d("lease", &args.lease, file.lease, "30s")?,
+            max_attempts: args.max_attempts.or(file.max_attempts).unwrap_or(3).max(1),
+            shutdown_grace: d(
+                "shutdown_grace",
+                &args.shutdown_grace,
+                file.shutdown_grace,
+                "20s",
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "bind = \"127.0.0.1:9\"\nworkers = 5\nretention = \"1h\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            workers: Some(7),
+            database_url: Some("memory".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:9");
+        assert_eq!(c.workers, 7);
+        assert_eq!(c.retention, Duration::from_secs(3600));
+        assert_eq!(c.sync_limit, Duration::from_secs(30));
+        let bad = ServeArgs {
+            lease: Some("soon".into()),
+            database_url: Some("memory".into()),
+            ..Default::default()
+        };
+        assert!(Config::resolve(&bad).is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! Background duties, each with a `run_once(now)` so tests can drive them with a pinned clock.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::{failure_problem, Engine, Result};
+use crate::domain::{JobFilter, JobStatus, Level};
+
+impl Engine {
+    /// Re-queue (or give up on) running jobs whose lease expired before `now`; returns how many.
+    pub async fn recover_once(&self, now: DateTime<Utc>) -> Result<usize> {
+        let expired = self.store.expired_leases(now).await?;
+        let mut n = 0;
+        for job in expired {
+            let res = self
+                .store
+                .transition(job.id, |j| {
+                    let still = j.status.is_running()
+                        && j.lease.as_ref().map(|l| l.expires < now).unwrap_or(true);
+                    if !still {
+                        return Err(());
+                    }
+                    let owner = j.lease.as_ref().map(|l| l.owner.clone()).unwrap_or_default();
+                    j.lease = None;
+                    if j.cancel_requested {
+                        j.status = JobStatus::Cancelled;
+                        j.finished = Some(now);
+                        j.phase = Some("Cancelled".into());
+                        return Ok(Some((
+                            Level::Warning,
+                            "state".into(),
+                            format!("CANCELLED: node {owner} stopped answering after the cancel request"),
+                        )));
+                    }
+                    if j.attempt >= j.max_attempts {
+                        j.error = Some(failure_problem(
+                            "abandoned",
+                            &format!(
+                                "the worker running this job stopped answering {} times (last: node {owner}); giving up",
+                                j.attempt
+                            ),
+                            j,
+                        ));
+                        j.status = JobStatus::Failed;
+                        j.finished = Some(now);
+                        return Ok(Some((
+                            Level::Error,
+                            "state".into(),
+                            format!("FAILED: lease of node {owner} expired on attempt {} of {}", j.attempt, j.max_attempts),
+                        )));
+                    }
+                    j.status = JobStatus::Queued;
+                    j.attempt += 1;
+                    j.started = None;
+                    j.phase = Some("Recovered after a worker stopped; waiting for a free worker".into());
+                    Ok(Some((
+                        Level::Warning,
+                        "recovery".into(),
+                        format!("lease of node {owner} expired; queued again as attempt {}", j.attempt),
+                    )))
+                })
+                .await?;
+            if let Ok(Some(_)) = res {
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.wake.notify_waiters();
+            self.wake.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// Remove jobs (and their files) that ended longer than the retention ago; returns how many.
+    pub async fn retention_once(&self, now: DateTime<Utc>) -> Result<u64> {
+        let keep = chrono::Duration::from_std(self.cfg.retention).unwrap_or_default();
+        let filter = JobFilter {
+            finished_before: Some(now - keep),
+            ..Default::default()
+        };
+        let mut n = 0;
+        loop {
+            let batch = self.store.ended_jobs(&filter, 200).await?;
+            if batch.is_empty() {
+                return Ok(n);
+            }
+            for job in batch {
+                self.erase(&job).await?;
+                n += 1;
+            }
+        }
+    }
+
+    /// Run recovery and retention periodically until shutdown.
+    pub fn start_maintenance(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let every = (me.cfg.lease / 2).max(std::time::Duration::from_millis(200));
+            let mut last_retention =
+                std::time::Instant::now() - std::time::Duration::from_secs(3600);
+            loop {
+                tokio::select! {
+                    _ = me.stop_claiming.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                if let Err(e) = me.recover_once(Utc::now()).await {
+                    tracing::warn!(error = %e, "recovery failed");
+                }
+                if last_retention.elapsed() >= std::time::Duration::from_secs(60) {
+                    last_retention = std::time::Instant::now();
+                    if let Err(e) = me.retention_once(Utc::now()).await {
+                        tracing::warn!(error = %e, "retention failed");
+                    }
+                }
+            }
+        })
+    }
+
+    /// Stop claiming, ask running jobs to reach a checkpoint, wait up to the grace period, and
+    /// release whatever is still held so another process takes it at once.
+    pub async fn shutdown(&self, mut workers: tokio::task::JoinSet<()>) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop_claiming.cancel();
+        for t in self.running.lock().unwrap().values() {
+            t.cancel();
+        }
+        let grace = tokio::time::sleep(self.cfg.grace);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                next = workers.join_next() => if next.is_none() { break },
+                _ = &mut grace => { workers.abort_all(); break }
+            }
+        }
+        let held = self.store.held_by(&self.node).await.unwrap_or_default();
+        for id in held {
+            let node = self.node.clone();
+            let _ = self
+                .store
+                .transition(id, |j| {
+                    if !j.status.is_running()
+                        || j.lease.as_ref().map(|l| l.owner.as_str()) != Some(node.as_str())
+                    {
+                        return Err(());
+                    }
+                    j.lease = None;
+                    j.status = JobStatus::Queued;
+                    j.attempt += 1;
+                    j.started = None;
+                    Ok(Some((
+                        Level::Warning,
+                        "state".into(),
+                        format!("released at shutdown of node {node} after the grace period"),
+                    )))
+                })
+                .await;
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! The engine: use-cases the API calls (submit, get, list, cancel, restart, delete, purge), the
+//! worker pool that claims and runs jobs, and the background duties (recovery, retention).
+
+mod host;
+pub mod maintenance;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::blobs::{BlobError, Blobs};
+use crate::domain::{
+    Cursor, Job, JobFilter, JobOptions, JobStatus, Level, Message, OutputFile, Progress,
+};
+use crate::operations::Registry;
+use crate::store::{Page, Store, StoreError};
+
+/// Errors of the use-case layer, turned into problem documents at the API edge.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no job with id {0}")]
+    NotFound(Uuid),
+    #[error("job {0} was deleted")]
+    Gone(Uuid),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadInput(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+}
+
+/// Shorthand.
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// Tunables of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Jobs run at once by this process.
+    pub workers: usize,
+    /// How long a claim holds without a heartbeat.
+    pub lease: Duration,
+    /// Runs (first + recoveries) before a job whose worker keeps dying is FAILED.
+    pub max_attempts: i32,
+    /// How often idle workers look for work when not woken.
+    pub poll: Duration,
+    /// How long running jobs get to reach a checkpoint at shutdown.
+    pub grace: Duration,
+    /// How long finished jobs are kept.
+    pub retention: Duration,
+    /// Minimum time between two progress writes of one job.
+    pub progress_throttle: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: 2,
+            lease: Duration::from_secs(30),
+            max_attempts: 3,
+            poll: Duration::from_millis(500),
+            grace: Duration::from_secs(20),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            progress_throttle: Duration::from_millis(250),
+        }
+    }
+}
+
+/// A submission, before it is a job.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: Uuid,
+    pub operation: String,
+    pub input: Value,
+    pub input_blob: Option<String>,
+    pub correlation_id: Option<String>,
+    pub options: JobOptions,
+}
+
+/// The engine: one per process.
+pub struct Engine {
+    pub(crate) store: Store,
+    pub(crate) blobs: Blobs,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) node: String,
+    pub(crate) cfg: EngineConfig,
+    pub(crate) wake: Notify,
+    pub(crate) running: Mutex<HashMap<Uuid, CancellationToken>>,
+    pub(crate) stopping: AtomicBool,
+    pub(crate) stop_claiming: CancellationToken,
+}
+
+/// Answer of a cancel request.
+#[derive(Debug, Clone)]
+pub enum Cancelled {
+    /// The job is CANCELLED.
+    Done(Job),
+    /// The stop was asked of a running job and is under way.
+    Pending(Job),
+}
+
+impl Engine {
+    /// Build an engine; workers start with `start_workers`.
+    pub fn new(
+        store: Store,
+        blobs: Blobs,
+        registry: Arc<Registry>,
+        cfg: EngineConfig,
+    ) -> Arc<Engine> {
+        let node = format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "node".into()),
+            &Uuid::now_v7().simple().to_string()[20..]
+        );
+        Arc::new(Engine {
+            store,
+            blobs,
+            registry,
+            node,
+            cfg,
+            wake: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
+            stop_claiming: CancellationToken::new(),
+        })
+    }
+
+    /// This process's node id (shown on the operator resource).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The operations this engine runs.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The object store (for downloads).
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    /// The store (for the catalog views and readiness).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Store a new job as QUEUED and wake a worker.
+    pub async fn submit(&self, new: NewJob) -> Result<Job> {
+        let op = self.registry.get(&new.operation).ok_or_else(|| {
+            EngineError::BadInput(format!("unknown operation `{}`", new.operation))
+        })?;
+        op.validate(&new.input).map_err(EngineError::BadInput)?;
+        // Stored times have millisecond precision; the first answer must match later reads.
+        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
+        let job = Job {
+            id: new.id,
+            reference: crate::domain::new_reference(),
+            operation: new.operation,
+            status: JobStatus::Queued,
+            phase: Some("Waiting for a free worker".into()),
+            total_stages: op.stages(),
+            current_stage: 0,
+            progress: Progress::default(),
+            created: now,
+            started: None,
+            finished: None,
+            updated: now,
+            correlation_id: new
+                .correlation_id
+                .unwrap_or_else(|| Uuid::now_v7().to_string()),
+            attempt: 1,
+            max_attempts: self.cfg.max_attempts,
+            input: new.input,
+            input_blob: new.input_blob,
+            options: new.options,
+            summary: None,
+            error: None,
+            cancel_requested: false,
+            version: 1,
+            lease: None,
+        };
+        self.store.insert_job(&job, "QUEUED").await?;
+        self.wake.notify_one();
+        Ok(job)
+    }
+
+    /// A job by its short reference.
+    pub async fn get_by_reference(&self, reference: &str) -> Result<Job> {
+        match self.store.job_by_reference(reference).await? {
+            None => Err(EngineError::NotFound(Uuid::nil())),
+            Some(j) if j.status == JobStatus::Deleted => Err(EngineError::Gone(j.id)),
+            Some(j) => Ok(j),
+        }
+    }
+
+    /// A job that is not a tombstone.
+    pub async fn get(&self, id: Uuid) -> Result<Job> {
+        match self.store.get_job(id).await? {
+            None => Err(EngineError::NotFound(id)),
+            Some(j) if j.status == JobStatus::Deleted => Err(EngineError::Gone(id)),
+            Some(j) => Ok(j),
+        }
+    }
+
+    /// A job with its output files.
+    pub async fn get_with_files(&self, id: Uuid) -> Result<(Job, Vec<OutputFile>)> {
+        let job = self.get(id).await?;
+        let files = if job.status == JobStatus::Success {
+            self.store.files(id).await?
+        } else {
+            Vec::new()
+        };
+        Ok((job, files))
+    }
+
+    /// A page of the audit collection.
+    pub async fn list(
+        &self,
+        filter: &JobFilter,
+        descending: bool,
+        cursor: Option<Cursor>,
+        limit: u64,
+    ) -> Result<Page> {
+        Ok(self
+            .store
+            .list_jobs(filter, descending, cursor, limit)
+            .await?)
+    }
+
+    /// How many jobs match.
+    pub async fn count(&self, filter: &JobFilter) -> Result<u64> {
+        Ok(self.store.count_jobs(filter).await?)
+    }
+
+    /// A job's log.
+    pub async fn messages(&self, id: Uuid) -> Result<Vec<Message>> {
+        self.get(id).await?;
+        Ok(self.store.messages(id).await?)
+    }
+
+    /// Ask a job to stop. Idempotent; SUCCESS and FAILED jobs refuse (409).
+    pub async fn cancel(&self, id: Uuid) -> Result<Cancelled> {
+        let res = self
+            .store
+            .transition(id, |j| match j.status {
+                JobStatus::Deleted => Err(EngineError::Gone(id)),
+                JobStatus::Cancelled => Ok(None),
+                JobStatus::Queued => {
+                    j.status = JobStatus::Cancelled;
+                    j.finished = Some(Utc::now());
+                    j.phase = Some("Cancelled before it started".into());
+                    Ok(Some((
+                        Level::Info,
+                        "state".into(),
+                        "CANCELLED while queued".into(),
+                    )))
+                }
+                s if s.is_running() => {
+                    if j.cancel_requested {
+                        return Ok(None);
+                    }
+                    j.cancel_requested = true;
+                    Ok(Some((
+                        Level::Info,
+                        "state".into(),
+                        "cancel requested".into(),
+                    )))
+                }
+                s => Err(EngineError::Conflict(format!(
+                    "job {id} is {s} and cannot be cancelled"
+                ))),
+            })
+            .await?;
+        let job = res?.ok_or(EngineError::NotFound(id))?;
+        if job.status.is_running() {
+            if let Some(t) = self.running.lock().unwrap().get(&id) {
+                t.cancel();
+            }
+            Ok(Cancelled::Pending(job))
+        } else {
+            Ok(Cancelled::Done(job))
+        }
+    }
+
+    /// Run a FAILED or CANCELLED job again as a new attempt with the same input.
+    pub async fn restart(&self, id: Uuid) -> Result<Job> {
+        let res = self
+            .store
+            .transition(id, |j| {
+                if j.status == JobStatus::Deleted {
+                    return Err(EngineError::Gone(id));
+                }
+                if !matches!(j.status, JobStatus::Failed | JobStatus::Cancelled) {
+                    return Err(EngineError::Conflict(format!(
+                        "job {id} is {}; only FAILED or CANCELLED jobs can be restarted",
+                        j.status
+                    )));
+                }
+                debug_assert!(j.status.can_move_to(JobStatus::Queued));
+                j.status = JobStatus::Queued;
+                j.attempt += 1;
+                j.cancel_requested = false;
+                j.error = None;
+                j.summary = None;
+                j.started = None;
+                j.finished = None;
+                j.current_stage = 0;
+                j.progress = Progress::default();
+                j.lease = None;
+                j.phase = Some("Waiting for a free worker".into());
+                Ok(Some((
+                    Level::Info,
+                    "state".into(),
+                    format!("restarted as attempt {}", j.attempt),
+                )))
+            })
+            .await?;
+        let job = res?.ok_or(EngineError::NotFound(id))?;
+        self.remove_outputs(id, false).await?;
+        self.wake.notify_one();
+        Ok(job)
+    }
+
+    /// Cancel if needed, remove outputs, and leave a DELETED tombstone (the id then answers 410).
+    pub async fn delete(&self, id: Uuid) -> Result<Job> {
+        let res = self
+            .store
+            .transition(id, |j| {
+                if j.status == JobStatus::Deleted {
+                    return Err(EngineError::Gone(id));
+                }
+                let was = j.status;
+                j.status = JobStatus::Deleted;
+                j.cancel_requested = true;
+                j.lease = None;
+                j.finished = Some(Utc::now());
+                Ok(Some((
+                    Level::Info,
+                    "state".into(),
+                    format!("DELETED (was {was})"),
+                )))
+            })
+            .await?;
+        let job = res?.ok_or(EngineError::NotFound(id))?;
+        if let Some(t) = self.running.lock().unwrap().get(&id) {
+            t.cancel();
+        }
+        self.remove_outputs(id, true).await?;
+        if let Some(key) = &job.input_blob {
+            self.blobs.delete(key).await?;
+        }
+        Ok(job)
+    }
+
+    /// Remove ended jobs matching `filter` with their files; returns how many.
+    pub async fn purge(&self, filter: &JobFilter) -> Result<u64> {
+        if filter.is_empty() {
+            return Err(EngineError::BadInput(
+                "a bulk delete needs at least one filter".into(),
+            ));
+        }
+        let mut n = 0;
+        loop {
+            let batch = self.store.ended_jobs(filter, 200).await?;
+            if batch.is_empty() {
+                return Ok(n);
+            }
+            for job in batch {
+                self.erase(&job).await?;
+                n += 1;
+            }
+        }
+    }
+
+    /// Remove a job entirely: objects first, then rows.
+    pub(crate) async fn erase(&self, job: &Job) -> Result<()> {
+        self.remove_outputs(job.id, false).await?;
+        if let Some(key) = &job.input_blob {
+            self.blobs.delete(key).await?;
+        }
+        self.store.remove_job(job.id).await?;
+        Ok(())
+    }
+
+    /// Delete a job's output objects; keep the rows as consumed markers (410) or drop them.
+    async fn remove_outputs(&self, id: Uuid, keep_rows: bool) -> Result<()> {
+        let files = self.store.files(id).await?;
+        for f in &files {
+            self.blobs.delete(&f.object_key).await?;
+            if keep_rows {
+                self.store.consume_file(f.id).await?;
+            }
+        }
+        if !keep_rows {
+            self.store.delete_files(id).await?;
+        }
+        Ok(())
+    }
+
+    /// An output file (and whether it is gone).
+    pub async fn file(&self, id: Uuid) -> Result<(OutputFile, Job)> {
+        let f = self
+            .store
+            .file(id)
+            .await?
+            .ok_or(EngineError::NotFound(id))?;
+        let job = match self.store.get_job(f.job_id).await? {
+            Some(j) => j,
+            None => return Err(EngineError::NotFound(id)),
+        };
+        if f.consumed || job.status == JobStatus::Deleted {
+            return Err(EngineError::Gone(id));
+        }
+        Ok((f, job))
+    }
+
+    /// After the first complete download of a read-once file: forget it and remove its object.
+    pub async fn consume(&self, file: &OutputFile) -> Result<()> {
+        if self.store.consume_file(file.id).await? {
+            self.blobs.delete(&file.object_key).await?;
+            self.store
+                .append_message(
+                    file.job_id,
+                    Level::Info,
+                    "download",
+                    &format!(
+                        "{} downloaded once and removed (keepResult: false)",
+                        file.name
+                    ),
+                    0,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Is the engine shutting down?
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+/// A problem document stored as a job's `error`.
+pub(crate) fn failure_problem(kind: &str, detail: &str, job: &Job) -> Value {
+    json!({
+        "type": format!("urn:longrun:problem:job-{kind}"),
+        "title": "The job failed",
+        "status": 500,
+        "detail": detail,
+        "stage": job.current_stage,
+        "phase": job.phase,
+        "attempt": job.attempt,
+    })
+}

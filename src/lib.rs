@@ -1,0 +1,136 @@
+//! longrun: a service for long-running work over HTTP.
+//!
+//! `App` is the one place that wires the rooms together and owns shutdown order.
+
+pub mod api;
+pub mod blobs;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod formats;
+pub mod operations;
+pub mod store;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::blobs::Blobs;
+use crate::config::{Config, Role};
+use crate::domain::{Fence, ToolWrite};
+use crate::engine::{Engine, EngineConfig};
+use crate::operations::import::{ImportOperation, ToolCatalog};
+use crate::operations::{Operation, Registry};
+use crate::store::Store;
+
+#[async_trait]
+impl ToolCatalog for Store {
+    async fn write_batch(&self, fence: &Fence, batch: &[ToolWrite]) -> Result<bool, String> {
+        self.write_import_batch(fence, batch)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    async fn failed_after(
+        &self,
+        job_id: uuid::Uuid,
+        after: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<(i64, serde_json::Value, String)>, String> {
+        self.failed_records(job_id, after, limit)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A running service: its engine and the HTTP endpoint.
+pub struct App {
+    pub config: Config,
+    pub engine: Arc<Engine>,
+    pub state: Arc<api::AppState>,
+}
+
+impl App {
+    /// Connect the store and object store, migrate, and register the built-in operations plus
+    /// `extra` (a library user's own).
+    pub async fn build(config: Config, extra: Vec<Arc<dyn Operation>>) -> anyhow::Result<App> {
+        let store = Store::connect(&config.database_url).await?;
+        store.migrate().await?;
+        let blobs = Blobs::open(&config.store_url)?;
+        let mut registry = Registry::new();
+        registry.register(Arc::new(ImportOperation::new(Arc::new(store.clone()))));
+        for op in extra {
+            registry.register(op);
+        }
+        let engine = Engine::new(
+            store,
+            blobs,
+            Arc::new(registry),
+            EngineConfig {
+                workers: config.workers,
+                lease: config.lease,
+                max_attempts: config.max_attempts,
+                grace: config.shutdown_grace,
+                retention: config.retention,
+                ..EngineConfig::default()
+            },
+        );
+        let state = Arc::new(api::AppState {
+            engine: engine.clone(),
+            public_url: config.public_url.clone(),
+        });
+        Ok(App {
+            config,
+            engine,
+            state,
+        })
+    }
+
+    /// The HTTP endpoint.
+    pub fn endpoint(&self) -> impl poem::Endpoint {
+        api::app(self.state.clone())
+    }
+
+    /// Serve on `listener` until `shutdown` resolves; then stop the workers gracefully.
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let runs_workers = self.config.role != Role::Api;
+        let workers = if runs_workers {
+            Some(self.engine.start_workers())
+        } else {
+            None
+        };
+        let maintenance = runs_workers.then(|| self.engine.start_maintenance());
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, role = ?self.config.role, "longrun listening");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stop2 = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop2.cancel();
+        });
+        if self.config.role != Role::Worker {
+            let acceptor = poem::listener::TcpAcceptor::from_tokio(listener)?;
+            let stop3 = stop.clone();
+            poem::Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(
+                    self.endpoint(),
+                    async move { stop3.cancelled().await },
+                    Some(self.config.shutdown_grace),
+                )
+                .await?;
+        } else {
+            stop.cancelled().await;
+        }
+        if let Some(w) = workers {
+            self.engine.shutdown(w).await;
+        }
+        if let Some(m) = maintenance {
+            m.abort();
+        }
+        tracing::info!("longrun stopped");
+        Ok(())
+    }
+}

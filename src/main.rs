@@ -1,0 +1,76 @@
+//! The `longrun` command line.
+
+use clap::{Parser, Subcommand};
+use longrun::config::{Config, ServeArgs};
+
+#[derive(Parser)]
+#[command(name = "longrun", version, about = "Long-running work over HTTP")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and the worker pool.
+    Serve(ServeArgs),
+    /// Apply the database schema and exit.
+    Migrate(ServeArgs),
+    /// Print the OpenAPI document (YAML).
+    Openapi,
+}
+
+async fn terminate() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
+        )
+        .json()
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = Config::resolve(&args)?;
+            let listener = tokio::net::TcpListener::bind(config.bind).await?;
+            let app = longrun::App::build(config, Vec::new()).await?;
+            app.run(listener, terminate()).await
+        }
+        Command::Migrate(args) => {
+            let config = Config::resolve(&args)?;
+            let store = longrun::store::Store::connect(&config.database_url).await?;
+            store.migrate().await?;
+            println!("schema is up to date");
+            Ok(())
+        }
+        Command::Openapi => {
+            let args = ServeArgs {
+                database_url: Some("sqlite::memory:".into()),
+                store_url: Some("memory://".into()),
+                ..Default::default()
+            };
+            let app = longrun::App::build(Config::resolve(&args)?, Vec::new()).await?;
+            print!("{}", longrun::api::openapi(app.state.clone()).spec_yaml());
+            Ok(())
+        }
+    }
+}

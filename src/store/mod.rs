@@ -1,0 +1,771 @@
+//! Persistence: the only room that knows SQL, sea-orm entities, or which database is in use.
+//! Everything it hands out is a domain type.
+
+mod claim;
+mod entities;
+mod tools;
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::domain::{
+    Cursor, Fence, Job, JobFilter, JobOptions, JobStatus, Lease, Level, Message, OutputFile,
+    Progress,
+};
+use entities::{job_files, job_messages, jobs, settings};
+
+/// Errors of the store room.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the job changed concurrently too often; try again")]
+    Contention,
+}
+
+/// Shorthand for store results.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Which database the store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Milliseconds since the epoch, the stored form of every time.
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+/// A page of the audit collection.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<Job>,
+    pub next: Option<Cursor>,
+    pub prev: Option<Cursor>,
+}
+
+/// What a worker writes about the job it runs; unset fields are left alone.
+#[derive(Debug, Clone, Default)]
+pub struct RunPatch {
+    pub status: Option<JobStatus>,
+    pub phase: Option<String>,
+    pub total_stages: Option<i32>,
+    pub current_stage: Option<i32>,
+    pub progress: Option<Progress>,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beat {
+    /// Lease renewed; `cancel` is true when someone asked the job to stop.
+    Alive { cancel: bool },
+    /// The worker no longer owns the job: stop at once, write nothing.
+    Lost,
+}
+
+/// The store: a pool of connections to SQLite or PostgreSQL.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connect to `url` (`sqlite://path?mode=rwc` or `postgres://…`); SQLite runs in WAL mode.
+    pub async fn connect(url: &str) -> Result<Store> {
+        let mut opts = ConnectOptions::new(url.to_string());
+        opts.sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30));
+        let backend = if url.starts_with("postgres") {
+            opts.max_connections(16).min_connections(1);
+            Backend::Postgres
+        } else {
+            // WAL lets readers run beside the one writer; NORMAL sync keeps every commit through
+            // a process crash (kill -9), which is the durability promise of a 201.
+            opts.max_connections(8)
+                .min_connections(1)
+                .map_sqlx_sqlite_opts(|o| {
+                    o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                        .busy_timeout(Duration::from_secs(10))
+                        .create_if_missing(true)
+                        .foreign_keys(false)
+                });
+            Backend::Sqlite
+        };
+        let db = Database::connect(opts).await?;
+        Ok(Store { db, backend })
+    }
+
+    /// Apply every pending migration.
+    pub async fn migrate(&self) -> Result<()> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<()> {
+        self.db.ping().await?;
+        Ok(())
+    }
+
+    // ----- jobs -------------------------------------------------------------------------
+
+    /// Store a new job and its first message in one transaction.
+    pub async fn insert_job(&self, job: &Job, message: &str) -> Result<()> {
+        let txn = self.db.begin().await?;
+        jobs::Entity::insert(to_active(job)).exec(&txn).await?;
+        insert_message(
+            &txn,
+            job.id,
+            Level::Info,
+            "state",
+            message,
+            job.attempt,
+            job.created,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// A job by its short reference (the seed 000 `task_reference`).
+    pub async fn job_by_reference(&self, reference: &str) -> Result<Option<Job>> {
+        jobs::Entity::find()
+            .filter(jobs::Column::Reference.eq(reference))
+            .one(&self.db)
+            .await?
+            .map(to_job)
+            .transpose()
+    }
+
+    /// One job by id, tombstones included.
+    pub async fn get_job(&self, id: Uuid) -> Result<Option<Job>> {
+        jobs::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .map(to_job)
+            .transpose()
+    }
+
+    /// Read, change and write a job under optimistic concurrency (compare on `version`).
+    ///
+    /// `change` sees the current job and either edits it (returning a message to log) or refuses
+    /// with its own error; it may be called again if the job changed meanwhile.
+    pub async fn transition<E>(
+        &self,
+        id: Uuid,
+        mut change: impl FnMut(&mut Job) -> std::result::Result<Option<(Level, String, String)>, E>,
+    ) -> Result<std::result::Result<Option<Job>, E>> {
+        for _ in 0..20 {
+            let Some(old) = self.get_job(id).await? else {
+                return Ok(Ok(None));
+            };
+            let mut new = old.clone();
+            let msg = match change(&mut new) {
+                Ok(m) => m,
+                Err(e) => return Ok(Err(e)),
+            };
+            if new == old {
+                return Ok(Ok(Some(old)));
+            }
+            new.version = old.version + 1;
+            new.updated = Utc::now();
+            let txn = self.db.begin().await?;
+            let res = jobs::Entity::update_many()
+                .set(diff(&old, &new))
+                .filter(jobs::Column::Id.eq(id.to_string()))
+                .filter(jobs::Column::Version.eq(old.version))
+                .exec(&txn)
+                .await?;
+            if res.rows_affected == 1 {
+                if let Some((level, kind, text)) = msg {
+                    insert_message(&txn, id, level, &kind, &text, new.attempt, new.updated).await?;
+                }
+                txn.commit().await?;
+                return Ok(Ok(Some(new)));
+            }
+            txn.rollback().await?;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// Claim the oldest queued job for `node` with a lease until `lease_until`.
+    pub async fn claim(
+        &self,
+        node: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Job>> {
+        let stmt = claim::claim_statement(
+            self.db.get_database_backend(),
+            node,
+            ms(lease_until),
+            ms(now),
+        );
+        let row = jobs::Entity::find()
+            .from_raw_sql(stmt)
+            .one(&self.db)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let job = to_job(row)?;
+        self.append_message(
+            job.id,
+            Level::Info,
+            "state",
+            &format!("STARTED on node {node} (attempt {})", job.attempt),
+            job.attempt,
+        )
+        .await?;
+        Ok(Some(job))
+    }
+
+    /// A fenced write by the worker that owns the job; false when it no longer does.
+    pub async fn worker_update(&self, fence: &Fence, patch: RunPatch) -> Result<bool> {
+        let mut am = jobs::ActiveModel {
+            updated_at: Set(ms(Utc::now())),
+            ..Default::default()
+        };
+        if let Some(s) = patch.status {
+            am.status = Set(s.as_str().to_string());
+        }
+        if let Some(p) = patch.phase {
+            am.phase = Set(Some(p));
+        }
+        if let Some(t) = patch.total_stages {
+            am.total_stages = Set(t);
+        }
+        if let Some(c) = patch.current_stage {
+            am.current_stage = Set(c);
+        }
+        if let Some(p) = patch.progress {
+            am.progress_amount = Set(p.amount);
+            am.progress_total = Set(p.total);
+            am.progress_unit = Set(p.unit);
+        }
+        let res = jobs::Entity::update_many()
+            .set(am)
+            .col_expr(
+                jobs::Column::Version,
+                Expr::col(jobs::Column::Version).add(1),
+            )
+            .filter(fenced(fence))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected == 1)
+    }
+
+    /// Renew the lease of a running job and report whether a stop was asked.
+    pub async fn heartbeat(
+        &self,
+        fence: &Fence,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Beat> {
+        let res = jobs::Entity::update_many()
+            .col_expr(jobs::Column::LeaseExpiresAt, Expr::value(ms(until)))
+            .col_expr(jobs::Column::HeartbeatAt, Expr::value(ms(now)))
+            .filter(fenced(fence))
+            .exec(&self.db)
+            .await?;
+        if res.rows_affected != 1 {
+            return Ok(Beat::Lost);
+        }
+        let cancel = jobs::Entity::find_by_id(fence.job_id.to_string())
+            .select_only()
+            .column(jobs::Column::CancelRequested)
+            .into_tuple::<bool>()
+            .one(&self.db)
+            .await?
+            .unwrap_or(false);
+        Ok(Beat::Alive { cancel })
+    }
+
+    /// Running jobs whose lease ran out before `now`.
+    pub async fn expired_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>> {
+        jobs::Entity::find()
+            .filter(jobs::Column::Status.is_in(JobStatus::RUNNING.map(|s| s.as_str())))
+            .filter(jobs::Column::LeaseExpiresAt.lt(ms(now)))
+            .order_by_asc(jobs::Column::Id)
+            .limit(100)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(to_job)
+            .collect()
+    }
+
+    /// Ids of jobs whose lease `node` holds (for releasing them at shutdown).
+    pub async fn held_by(&self, node: &str) -> Result<Vec<Uuid>> {
+        let ids: Vec<String> = jobs::Entity::find()
+            .select_only()
+            .column(jobs::Column::Id)
+            .filter(jobs::Column::LeaseOwner.eq(node))
+            .filter(jobs::Column::Status.is_in(JobStatus::RUNNING.map(|s| s.as_str())))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        ids.iter().map(|s| parse_id(s)).collect()
+    }
+
+    /// The audit collection: one page in id (= creation) order.
+    pub async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        descending: bool,
+        cursor: Option<Cursor>,
+        limit: u64,
+    ) -> Result<Page> {
+        let mut q = jobs::Entity::find().filter(condition(filter));
+        let backwards = cursor.map(|c| c.backwards).unwrap_or(false);
+        // Walking backwards is walking the other sort order from the cursor, then flipping.
+        let walk_desc = descending != backwards;
+        if let Some(c) = cursor {
+            let at = c.after.to_string();
+            q = if walk_desc {
+                q.filter(jobs::Column::Id.lt(at))
+            } else {
+                q.filter(jobs::Column::Id.gt(at))
+            };
+        }
+        q = if walk_desc {
+            q.order_by_desc(jobs::Column::Id)
+        } else {
+            q.order_by_asc(jobs::Column::Id)
+        };
+        let mut rows = q.limit(limit + 1).all(&self.db).await?;
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        if backwards {
+            rows.reverse();
+        }
+        let items: Vec<Job> = rows.into_iter().map(to_job).collect::<Result<_>>()?;
+        let first = items.first().map(|j| j.id);
+        let last = items.last().map(|j| j.id);
+        let (next, prev) = if backwards {
+            (
+                last.map(|id| Cursor {
+                    after: id,
+                    backwards: false,
+                }),
+                first.filter(|_| more).map(|id| Cursor {
+                    after: id,
+                    backwards: true,
+                }),
+            )
+        } else {
+            (
+                last.filter(|_| more).map(|id| Cursor {
+                    after: id,
+                    backwards: false,
+                }),
+                first.filter(|_| cursor.is_some()).map(|id| Cursor {
+                    after: id,
+                    backwards: true,
+                }),
+            )
+        };
+        Ok(Page { items, next, prev })
+    }
+
+    /// How many jobs match a filter.
+    pub async fn count_jobs(&self, filter: &JobFilter) -> Result<u64> {
+        Ok(jobs::Entity::find()
+            .filter(condition(filter))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// Jobs in an end state matching `filter` (at most `limit`), for purging.
+    pub async fn ended_jobs(&self, filter: &JobFilter, limit: u64) -> Result<Vec<Job>> {
+        jobs::Entity::find()
+            .filter(condition(filter))
+            .filter(
+                jobs::Column::Status.is_in(
+                    JobStatus::END
+                        .iter()
+                        .chain([JobStatus::Deleted].iter())
+                        .map(|s| s.as_str()),
+                ),
+            )
+            .order_by_asc(jobs::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(to_job)
+            .collect()
+    }
+
+    /// Remove a job row and everything that hangs off it (messages, files, outcomes).
+    pub async fn remove_job(&self, id: Uuid) -> Result<()> {
+        let sid = id.to_string();
+        let txn = self.db.begin().await?;
+        job_messages::Entity::delete_many()
+            .filter(job_messages::Column::JobId.eq(sid.clone()))
+            .exec(&txn)
+            .await?;
+        job_files::Entity::delete_many()
+            .filter(job_files::Column::JobId.eq(sid.clone()))
+            .exec(&txn)
+            .await?;
+        entities::record_outcomes::Entity::delete_many()
+            .filter(entities::record_outcomes::Column::JobId.eq(sid.clone()))
+            .exec(&txn)
+            .await?;
+        jobs::Entity::delete_by_id(sid).exec(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    // ----- messages ---------------------------------------------------------------------
+
+    /// Append one line to a job's log.
+    pub async fn append_message(
+        &self,
+        job_id: Uuid,
+        level: Level,
+        kind: &str,
+        text: &str,
+        attempt: i32,
+    ) -> Result<()> {
+        insert_message(&self.db, job_id, level, kind, text, attempt, Utc::now()).await
+    }
+
+    /// A job's log, oldest first.
+    pub async fn messages(&self, job_id: Uuid) -> Result<Vec<Message>> {
+        let rows = job_messages::Entity::find()
+            .filter(job_messages::Column::JobId.eq(job_id.to_string()))
+            .order_by_asc(job_messages::Column::Seq)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|m| Message {
+                seq: m.seq,
+                job_id,
+                at: from_ms(m.at),
+                level: Level::parse(&m.level),
+                kind: m.kind,
+                text: m.text,
+                attempt: m.attempt,
+            })
+            .collect())
+    }
+
+    // ----- files ------------------------------------------------------------------------
+
+    /// Record an output file.
+    pub async fn insert_file(&self, f: &OutputFile) -> Result<()> {
+        job_files::Entity::insert(job_files::ActiveModel {
+            id: Set(f.id.to_string()),
+            job_id: Set(f.job_id.to_string()),
+            name: Set(f.name.clone()),
+            content_type: Set(f.content_type.clone()),
+            size: Set(f.size),
+            etag: Set(f.etag.clone()),
+            object_key: Set(f.object_key.clone()),
+            rows: Set(f.rows),
+            created_at: Set(ms(f.created)),
+            consumed: Set(f.consumed),
+        })
+        .exec(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// A job's output files, oldest first.
+    pub async fn files(&self, job_id: Uuid) -> Result<Vec<OutputFile>> {
+        job_files::Entity::find()
+            .filter(job_files::Column::JobId.eq(job_id.to_string()))
+            .order_by_asc(job_files::Column::CreatedAt)
+            .order_by_asc(job_files::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(to_file)
+            .collect()
+    }
+
+    /// One output file.
+    pub async fn file(&self, id: Uuid) -> Result<Option<OutputFile>> {
+        job_files::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .map(to_file)
+            .transpose()
+    }
+
+    /// Mark a file read-once as consumed; true for the one caller that flipped it.
+    pub async fn consume_file(&self, id: Uuid) -> Result<bool> {
+        let res = job_files::Entity::update_many()
+            .col_expr(job_files::Column::Consumed, Expr::value(true))
+            .filter(job_files::Column::Id.eq(id.to_string()))
+            .filter(job_files::Column::Consumed.eq(false))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected == 1)
+    }
+
+    /// Forget the files of a job (their objects are removed by the caller).
+    pub async fn delete_files(&self, job_id: Uuid) -> Result<()> {
+        job_files::Entity::delete_many()
+            .filter(job_files::Column::JobId.eq(job_id.to_string()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    // ----- settings ---------------------------------------------------------------------
+
+    /// A stored setting; the first writer of a key wins.
+    pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        settings::Entity::insert(settings::ActiveModel {
+            key: Set(key.to_string()),
+            value: Set(value.to_string()),
+        })
+        .on_conflict_do_nothing()
+        .exec(&self.db)
+        .await?;
+        let row = settings::Entity::find_by_id(key.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("setting {key} vanished")))?;
+        Ok(row.value)
+    }
+
+    pub(crate) fn conn(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+fn fenced(fence: &Fence) -> Condition {
+    Condition::all()
+        .add(jobs::Column::Id.eq(fence.job_id.to_string()))
+        .add(jobs::Column::Attempt.eq(fence.attempt))
+        .add(jobs::Column::LeaseOwner.eq(fence.node.clone()))
+        .add(jobs::Column::Status.is_in(JobStatus::RUNNING.map(|s| s.as_str())))
+}
+
+fn condition(f: &JobFilter) -> Condition {
+    let mut c = Condition::all();
+    if !f.statuses.is_empty() {
+        c = c.add(jobs::Column::Status.is_in(f.statuses.iter().map(|s| s.as_str())));
+    }
+    if let Some(op) = &f.operation {
+        c = c.add(jobs::Column::Operation.eq(op.clone()));
+    }
+    if let Some(cid) = &f.correlation_id {
+        c = c.add(jobs::Column::CorrelationId.eq(cid.clone()));
+    }
+    if let Some(t) = f.created_after {
+        c = c.add(jobs::Column::CreatedAt.gt(ms(t)));
+    }
+    if let Some(t) = f.created_before {
+        c = c.add(jobs::Column::CreatedAt.lt(ms(t)));
+    }
+    if let Some(t) = f.finished_after {
+        c = c.add(jobs::Column::FinishedAt.gt(ms(t)));
+    }
+    if let Some(t) = f.finished_before {
+        c = c.add(jobs::Column::FinishedAt.lt(ms(t)));
+    }
+    c
+}
+
+async fn insert_message(
+    db: &impl ConnectionTrait,
+    job_id: Uuid,
+    level: Level,
+    kind: &str,
+    text: &str,
+    attempt: i32,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    job_messages::Entity::insert(job_messages::ActiveModel {
+        seq: NotSet,
+        job_id: Set(job_id.to_string()),
+        at: Set(ms(at)),
+        level: Set(level.as_str().to_string()),
+        kind: Set(kind.to_string()),
+        text: Set(text.to_string()),
+        attempt: Set(attempt),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+fn parse_id(s: &str) -> Result<Uuid> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("bad id {s}")))
+}
+
+fn parse_json(s: Option<String>) -> Result<Option<Value>> {
+    s.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+fn to_job(m: jobs::Model) -> Result<Job> {
+    let status: JobStatus = m
+        .status
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("status {}", m.status)))?;
+    let lease = match (m.lease_owner, m.lease_expires_at) {
+        (Some(owner), Some(exp)) => Some(Lease {
+            owner,
+            expires: from_ms(exp),
+            heartbeat: m.heartbeat_at.map(from_ms),
+        }),
+        _ => None,
+    };
+    Ok(Job {
+        id: parse_id(&m.id)?,
+        reference: m.reference,
+        operation: m.operation,
+        status,
+        phase: m.phase,
+        total_stages: m.total_stages,
+        current_stage: m.current_stage,
+        progress: Progress {
+            amount: m.progress_amount,
+            total: m.progress_total,
+            unit: m.progress_unit,
+        },
+        created: from_ms(m.created_at),
+        started: m.started_at.map(from_ms),
+        finished: m.finished_at.map(from_ms),
+        updated: from_ms(m.updated_at),
+        correlation_id: m.correlation_id,
+        attempt: m.attempt,
+        max_attempts: m.max_attempts,
+        input: parse_json(Some(m.input))?.unwrap_or(Value::Null),
+        input_blob: m.input_blob,
+        options: JobOptions {
+            keep_result: m.keep_result,
+            async_request: parse_json(m.async_request)?,
+        },
+        summary: parse_json(m.summary)?,
+        error: parse_json(m.error)?,
+        cancel_requested: m.cancel_requested,
+        version: m.version,
+        lease,
+    })
+}
+
+fn json_text(v: &Option<Value>) -> Option<String> {
+    v.as_ref().map(|v| v.to_string())
+}
+
+fn to_active(j: &Job) -> jobs::ActiveModel {
+    jobs::ActiveModel {
+        id: Set(j.id.to_string()),
+        reference: Set(j.reference.clone()),
+        operation: Set(j.operation.clone()),
+        status: Set(j.status.as_str().to_string()),
+        phase: Set(j.phase.clone()),
+        total_stages: Set(j.total_stages),
+        current_stage: Set(j.current_stage),
+        progress_amount: Set(j.progress.amount),
+        progress_total: Set(j.progress.total),
+        progress_unit: Set(j.progress.unit.clone()),
+        created_at: Set(ms(j.created)),
+        started_at: Set(j.started.map(ms)),
+        finished_at: Set(j.finished.map(ms)),
+        updated_at: Set(ms(j.updated)),
+        correlation_id: Set(j.correlation_id.clone()),
+        attempt: Set(j.attempt),
+        max_attempts: Set(j.max_attempts),
+        input: Set(j.input.to_string()),
+        input_blob: Set(j.input_blob.clone()),
+        keep_result: Set(j.options.keep_result),
+        async_request: Set(json_text(&j.options.async_request)),
+        summary: Set(json_text(&j.summary)),
+        error: Set(json_text(&j.error)),
+        cancel_requested: Set(j.cancel_requested),
+        version: Set(j.version),
+        lease_owner: Set(j.lease.as_ref().map(|l| l.owner.clone())),
+        lease_expires_at: Set(j.lease.as_ref().map(|l| ms(l.expires))),
+        heartbeat_at: Set(j.lease.as_ref().and_then(|l| l.heartbeat.map(ms))),
+    }
+}
+
+/// Only the columns that changed, so a concurrent heartbeat's lease extension is not undone.
+fn diff(old: &Job, new: &Job) -> jobs::ActiveModel {
+    let a = to_active(old);
+    let mut b = to_active(new);
+    macro_rules! keep_if_same {
+        ($($f:ident),*) => {$(
+            if a.$f == b.$f { b.$f = NotSet; }
+        )*};
+    }
+    keep_if_same!(
+        id,
+        reference,
+        operation,
+        status,
+        phase,
+        total_stages,
+        current_stage,
+        progress_amount,
+        progress_total,
+        progress_unit,
+        created_at,
+        started_at,
+        finished_at,
+        correlation_id,
+        attempt,
+        max_attempts,
+        input,
+        input_blob,
+        keep_result,
+        async_request,
+        summary,
+        error,
+        cancel_requested,
+        lease_owner,
+        lease_expires_at,
+        heartbeat_at
+    );
+    b
+}
+
+fn to_file(m: job_files::Model) -> Result<OutputFile> {
+    Ok(OutputFile {
+        id: parse_id(&m.id)?,
+        job_id: parse_id(&m.job_id)?,
+        name: m.name,
+        content_type: m.content_type,
+        size: m.size,
+        etag: m.etag,
+        object_key: m.object_key,
+        rows: m.rows,
+        created: from_ms(m.created_at),
+        consumed: m.consumed,
+    })
+}

@@ -1,0 +1,215 @@
+//! The tools catalog (seed 000) and the per-record outcomes of imports (its `task_progress`).
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::entities::{jobs, record_outcomes, tools};
+use super::{fenced, from_ms, ms, Result, Store, StoreError};
+use crate::domain::tool_json;
+use crate::domain::{Fence, ToolRow, ToolWrite};
+
+impl Store {
+    /// Write one batch of an import under the job's fence: tools upserted by `tool_id`, outcomes
+    /// upserted by (job, record index), so a re-run after a crash creates no duplicates.
+    /// Returns false (and writes nothing) when the worker no longer owns the job.
+    pub async fn write_import_batch(&self, fence: &Fence, batch: &[ToolWrite]) -> Result<bool> {
+        if batch.is_empty() {
+            return Ok(true);
+        }
+        let now = ms(Utc::now());
+        let job_id = fence.job_id.to_string();
+        let txn = self.conn().begin().await?;
+        // Touching the row under the fence both checks ownership and, on PostgreSQL, locks the
+        // row so a new owner cannot interleave with this batch.
+        let owned = jobs::Entity::update_many()
+            .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
+            .filter(fenced(fence))
+            .exec(&txn)
+            .await?;
+        if owned.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        let mut tool_rows = Vec::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for w in batch {
+            match w {
+                ToolWrite::Imported { idx, tool } => {
+                    let features =
+                        serde_json::to_string(&tool.features).unwrap_or_else(|_| "[]".into());
+                    outcomes.push(record_outcomes::ActiveModel {
+                        job_id: Set(job_id.clone()),
+                        idx: Set(*idx as i64),
+                        status: Set("COMPLETED".into()),
+                        tool_id: Set(Some(tool.tool_id.clone())),
+                        record: Set(tool_json(tool).to_string()),
+                        reason: Set(None),
+                    });
+                    tool_rows.push(tools::ActiveModel {
+                        tool_id: Set(tool.tool_id.clone()),
+                        tool_name: Set(tool.tool_name.clone()),
+                        category: Set(tool.category.clone()),
+                        description: Set(tool.description.clone()),
+                        features: Set(features),
+                        url: Set(tool.url.clone()),
+                        job_id: Set(job_id.clone()),
+                        updated_at: Set(now),
+                    });
+                }
+                ToolWrite::Failed {
+                    idx,
+                    record,
+                    reason,
+                } => {
+                    let tool_id = record
+                        .get("tool_id")
+                        .and_then(Value::as_str)
+                        .map(|s| s.chars().take(64).collect());
+                    outcomes.push(record_outcomes::ActiveModel {
+                        job_id: Set(job_id.clone()),
+                        idx: Set(*idx as i64),
+                        status: Set("FAILED".into()),
+                        tool_id: Set(tool_id),
+                        record: Set(record.to_string()),
+                        reason: Set(Some(reason.clone())),
+                    });
+                }
+            }
+        }
+        if !tool_rows.is_empty() {
+            tools::Entity::insert_many(tool_rows)
+                .on_conflict(
+                    OnConflict::column(tools::Column::ToolId)
+                        .update_columns([
+                            tools::Column::ToolName,
+                            tools::Column::Category,
+                            tools::Column::Description,
+                            tools::Column::Features,
+                            tools::Column::Url,
+                            tools::Column::JobId,
+                            tools::Column::UpdatedAt,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        record_outcomes::Entity::insert_many(outcomes)
+            .on_conflict(
+                OnConflict::columns([record_outcomes::Column::JobId, record_outcomes::Column::Idx])
+                    .update_columns([
+                        record_outcomes::Column::Status,
+                        record_outcomes::Column::ToolId,
+                        record_outcomes::Column::Record,
+                        record_outcomes::Column::Reason,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// (imported, failed) record counts of an import job.
+    pub async fn outcome_counts(&self, job_id: Uuid) -> Result<(u64, u64)> {
+        let rows: Vec<(String, i64)> = record_outcomes::Entity::find()
+            .select_only()
+            .column(record_outcomes::Column::Status)
+            .column_as(record_outcomes::Column::Idx.count(), "n")
+            .filter(record_outcomes::Column::JobId.eq(job_id.to_string()))
+            .group_by(record_outcomes::Column::Status)
+            .into_tuple()
+            .all(self.conn())
+            .await?;
+        let mut ok = 0;
+        let mut failed = 0;
+        for (s, n) in rows {
+            if s == "FAILED" {
+                failed += n as u64;
+            } else {
+                ok += n as u64;
+            }
+        }
+        Ok((ok, failed))
+    }
+
+    /// The failed records of an import, each with its reason, in input order (after `after_idx`).
+    pub async fn failed_records(
+        &self,
+        job_id: Uuid,
+        after_idx: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<(i64, Value, String)>> {
+        let mut q = record_outcomes::Entity::find()
+            .filter(record_outcomes::Column::JobId.eq(job_id.to_string()))
+            .filter(record_outcomes::Column::Status.eq("FAILED"));
+        if let Some(a) = after_idx {
+            q = q.filter(record_outcomes::Column::Idx.gt(a));
+        }
+        let rows = q
+            .order_by_asc(record_outcomes::Column::Idx)
+            .limit(limit)
+            .all(self.conn())
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                let v = serde_json::from_str(&r.record)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok((r.idx, v, r.reason.unwrap_or_default()))
+            })
+            .collect()
+    }
+
+    /// A page of the catalog ordered by `tool_id`, starting after `after`.
+    pub async fn list_tools(&self, after: Option<&str>, limit: u64) -> Result<Vec<ToolRow>> {
+        let mut q = tools::Entity::find();
+        if let Some(a) = after {
+            q = q.filter(tools::Column::ToolId.gt(a));
+        }
+        q.order_by_asc(tools::Column::ToolId)
+            .limit(limit)
+            .all(self.conn())
+            .await?
+            .into_iter()
+            .map(to_tool)
+            .collect()
+    }
+
+    /// One tool.
+    pub async fn get_tool(&self, tool_id: &str) -> Result<Option<ToolRow>> {
+        tools::Entity::find_by_id(tool_id.to_string())
+            .one(self.conn())
+            .await?
+            .map(to_tool)
+            .transpose()
+    }
+
+    /// Number of tools in the catalog.
+    pub async fn count_tools(&self) -> Result<u64> {
+        Ok(tools::Entity::find().count(self.conn()).await?)
+    }
+}
+
+fn to_tool(m: tools::Model) -> Result<ToolRow> {
+    Ok(ToolRow {
+        features: serde_json::from_str(&m.features)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        job_id: m
+            .job_id
+            .parse()
+            .map_err(|_| StoreError::Corrupt(m.job_id.clone()))?,
+        tool_id: m.tool_id,
+        tool_name: m.tool_name,
+        category: m.category,
+        description: m.description,
+        url: m.url,
+        updated: from_ms(m.updated_at),
+    })
+}
