@@ -66,7 +66,7 @@ impl ApiResponse for Download {
 
 /// Parse a single `bytes=a-b`, `bytes=a-` or `bytes=-n` range against `size`.
 /// `Ok(None)`: no usable range (serve all); `Err(())`: unsatisfiable.
-pub fn parse_range(h: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, ()> {
+pub(crate) fn parse_range(h: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, ()> {
     let Some(spec) = h.trim().strip_prefix("bytes=") else {
         return Ok(None);
     };
@@ -98,6 +98,37 @@ pub fn parse_range(h: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, (
         return Err(());
     }
     Ok(Some(range))
+}
+
+/// A body stream that runs `on_done` when it is dropped after every byte was handed out.
+struct ReadOnce {
+    inner: futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
+    left: u64,
+    on_done: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl futures::Stream for ReadOnce {
+    type Item = std::io::Result<bytes::Bytes>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let p = self.inner.poll_next_unpin(cx);
+        if let std::task::Poll::Ready(Some(Ok(b))) = &p {
+            self.left = self.left.saturating_sub(b.len() as u64);
+        }
+        p
+    }
+}
+
+impl Drop for ReadOnce {
+    fn drop(&mut self) {
+        if self.left == 0 {
+            if let Some(f) = self.on_done.take() {
+                f();
+            }
+        }
+    }
 }
 
 /// Downloads.
@@ -185,16 +216,20 @@ impl DownloadsApi {
             let len = read.range.end - read.range.start;
             let stream = read.stream.map(|r| r.map_err(std::io::Error::other));
             let body = if consume {
-                // Removed only once the last byte went out: a broken download can be retried.
+                // Removed only once every byte went out: a broken download can be retried.
                 let engine = engine.clone();
                 let f = file.clone();
-                let tail = futures::stream::once(async move {
-                    if let Err(e) = engine.consume(&f).await {
-                        tracing::warn!(error = %e, "could not remove a read-once file");
-                    }
-                    Ok::<bytes::Bytes, std::io::Error>(bytes::Bytes::new())
-                });
-                Body::from_bytes_stream(stream.chain(tail))
+                Body::from_bytes_stream(ReadOnce {
+                    inner: stream.boxed(),
+                    left: len,
+                    on_done: Some(Box::new(move || {
+                        tokio::spawn(async move {
+                            if let Err(e) = engine.consume(&f).await {
+                                tracing::warn!(error = %e, "could not remove a read-once file");
+                            }
+                        });
+                    })),
+                })
             } else {
                 Body::from_bytes_stream(stream)
             };

@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use poem::http::header;
 use poem::Request;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::OpenApi;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::docs::*;
@@ -14,6 +16,31 @@ use super::wire::{base_url, negotiate, ApiResult, Problem, Rep};
 use super::{ApiTags, AppState};
 use crate::domain::{job_href, retry_after_secs, Cursor, JobFilter, JobStatus};
 use crate::engine::Cancelled;
+
+/// Asynchronous options of a submission.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SubmitAsync {
+    /// URL that receives a GET when the job ends.
+    pub callback: Option<String>,
+    /// Keep result files after their first complete download (default true).
+    pub keep_result: Option<bool>,
+}
+
+/// A submission of any registered operation.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SubmitRequest {
+    /// The operation's name (see `/api/v1/operations`).
+    pub operation: String,
+    /// Its input, as its input schema describes.
+    pub input: Option<Value>,
+    /// Asynchronous options.
+    #[oai(rename = "async")]
+    pub async_options: Option<SubmitAsync>,
+    /// Correlation id (the `X-Correlation-Id` header wins).
+    pub correlation_id: Option<String>,
+}
 
 /// The job collection and each job's sub-resources.
 pub struct JobsApi {
@@ -124,6 +151,61 @@ impl JobsApi {
             }
         }
         Ok(rep)
+    }
+
+    /// Submit a job of any registered operation
+    ///
+    /// Answers 201 with the job and a Location to follow. Imports have their own resource
+    /// (`/api/v1/imports`) because their records are streamed.
+    #[oai(path = "/api/v1/jobs", method = "post", operation_id = "submitJob")]
+    async fn submit(&self, req: &Request, body: Json<SubmitRequest>) -> ApiResult<JobDoc, 201> {
+        let run = async {
+            let enc = negotiate(req)?;
+            let body = body.0;
+            if body.operation == "import" {
+                return Err(Problem::bad_request(
+                    "imports carry their records as the body of POST /api/v1/imports",
+                ));
+            }
+            let keep_result = body
+                .async_options
+                .as_ref()
+                .and_then(|a| a.keep_result)
+                .unwrap_or(true);
+            let async_request = body
+                .async_options
+                .as_ref()
+                .map(|a| serde_json::json!({"callback": a.callback, "keepResult": a.keep_result}));
+            let correlation = req
+                .headers()
+                .get("x-correlation-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .or(body.correlation_id)
+                .map(|s| s.chars().take(200).collect());
+            let job = self
+                .state
+                .engine
+                .submit(crate::engine::NewJob {
+                    id: Uuid::now_v7(),
+                    operation: body.operation,
+                    input: body.input.unwrap_or(Value::Null),
+                    input_blob: None,
+                    correlation_id: correlation,
+                    options: crate::domain::JobOptions {
+                        keep_result,
+                        async_request,
+                    },
+                })
+                .await?;
+            let base = self.base(req);
+            Ok(
+                Rep::new(JobDoc::new(&base, &job, &[], enc.media()), enc, "job")
+                    .header(header::LOCATION, job_href(&base, job.id))
+                    .header(header::ETAG, job.etag()),
+            )
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
     }
 
     /// List jobs (audit)

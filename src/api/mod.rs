@@ -17,8 +17,6 @@ use poem_openapi::{OpenApiService, Tags};
 use crate::engine::Engine;
 use wire::{problem_enc, Problem};
 
-pub use downloads::parse_range;
-
 /// What every handler shares.
 pub struct AppState {
     pub engine: Arc<Engine>,

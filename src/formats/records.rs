@@ -370,9 +370,11 @@ fn scan_xml<R: Read>(
                             name,
                             ..Default::default()
                         }),
-                        other => return Err(RecordsError::Shape(format!(
+                        other => {
+                            return Err(RecordsError::Shape(format!(
                             "unknown element `{other}` in the request; expected `data` or `async`"
-                        ))),
+                        )))
+                        }
                     },
                     _ => stack.push(Node {
                         name,

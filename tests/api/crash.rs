@@ -1,0 +1,140 @@
+//! Nothing accepted is lost: the real binary is killed with SIGKILL in the middle of an import
+//! and started again; the job ends SUCCESS as attempt 2 and every record is stored once.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+/// The child process, killed and reaped whatever happens to the test.
+struct Proc(Child);
+
+impl Proc {
+    fn kill9(&mut self) {
+        let _ = self.0.kill(); // SIGKILL
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn start(db: &str, dir: &std::path::Path, port: u16) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_longrun"))
+        .arg("serve")
+        .env("LONGRUN_BIND", format!("127.0.0.1:{port}"))
+        .env("LONGRUN_DATABASE_URL", db)
+        .env(
+            "LONGRUN_STORE_URL",
+            format!("file://{}/objects", dir.display()),
+        )
+        .env("LONGRUN_WORKERS", "1")
+        .env("LONGRUN_LEASE", "2s")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start longrun");
+    Proc(child)
+}
+
+async fn wait_up(http: &reqwest::Client, base: &str) {
+    for _ in 0..200 {
+        if http.get(format!("{base}/")).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not come up");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn kill_9_mid_import_then_restart_finishes_exactly_once() {
+    for b in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = match b {
+            "postgres" => fresh_postgres().await,
+            _ => format!("sqlite://{}/crash.db?mode=rwc", dir.path().display()),
+        };
+        let http = reqwest::Client::new();
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut child = start(&db, dir.path(), port);
+        wait_up(&http, &base).await;
+        let n = 200_000;
+        let r = http
+            .post(format!("{base}/api/v1/imports"))
+            .header("content-type", "application/json")
+            .body(generated(n, "K"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let loc = r.headers()["location"].to_str().unwrap().to_string();
+        // Kill it once some, but not all, records are in.
+        let mut killed = false;
+        for _ in 0..2000 {
+            let v: Value = http.get(&loc).send().await.unwrap().json().await.unwrap();
+            let amount = v["progress"]["amount"].as_i64().unwrap_or(0);
+            if amount > 0 && v["jobStatus"] != "SUCCESS" {
+                child.kill9();
+                killed = true;
+                break;
+            }
+            assert_ne!(
+                v["jobStatus"], "SUCCESS",
+                "import finished before it could be killed"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(killed);
+        let mut child = start(&db, dir.path(), port);
+        wait_up(&http, &base).await;
+        let mut job = Value::Null;
+        for _ in 0..1200 {
+            job = http.get(&loc).send().await.unwrap().json().await.unwrap();
+            if job["jobStatus"] == "SUCCESS" || job["jobStatus"] == "FAILED" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(job["jobStatus"], "SUCCESS", "{job}");
+        assert_eq!(job["attempt"], 2, "{job}");
+        assert_eq!(job["summary"]["importedRecords"], n);
+        // Each record exactly once in the catalog.
+        let mut seen = 0;
+        let mut next = Some(format!("{base}/api/tools?limit=1000"));
+        while let Some(u) = next {
+            let v: Value = http.get(&u).send().await.unwrap().json().await.unwrap();
+            seen += v["tools"].as_array().unwrap().len();
+            next = link(&v, "next");
+        }
+        assert_eq!(seen, n);
+        let msgs: Value = http
+            .get(format!("{loc}/messages"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            msgs.to_string()
+                .contains("expired; queued again as attempt 2"),
+            "{msgs}"
+        );
+        child.kill9();
+    }
+}

@@ -1,0 +1,331 @@
+//! Spawns the real service on a free loopback port with a fresh database, and a small HTTP
+//! client that follows links.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use longrun::config::{Config, ServeArgs};
+use longrun::operations::{Context, OpError, Operation};
+use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
+use serde_json::{json, Value};
+
+/// The databases the suite runs on: SQLite always, PostgreSQL when its URL is set.
+pub fn backends() -> Vec<&'static str> {
+    let mut b = vec!["sqlite"];
+    if std::env::var("LONGRUN_TEST_POSTGRES_URL").is_ok() {
+        b.push("postgres");
+    } else {
+        eprintln!(
+            "LONGRUN_TEST_POSTGRES_URL is not set: PostgreSQL runs of this test were skipped"
+        );
+    }
+    b
+}
+
+/// A fresh PostgreSQL database on the configured server.
+pub async fn fresh_postgres() -> String {
+    use sea_orm::ConnectionTrait;
+    let admin = std::env::var("LONGRUN_TEST_POSTGRES_URL").unwrap();
+    let name = format!("lr_{}", uuid::Uuid::now_v7().simple());
+    let db = sea_orm::Database::connect(&admin).await.unwrap();
+    db.execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    db.close().await.ok();
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// A test operation: `steps` stages of `ms` each, checking the cancel token between them;
+/// fails on purpose when `fail` is true.
+pub struct Sleepy;
+
+#[async_trait]
+impl Operation for Sleepy {
+    fn name(&self) -> &str {
+        "sleepy"
+    }
+    fn description(&self) -> &str {
+        "Sleeps in steps (for tests)."
+    }
+    fn input_schema(&self) -> Value {
+        json!({"type": "object", "properties": {"ms": {"type": "integer"}, "steps": {"type": "integer"}, "fail": {"type": "boolean"}}})
+    }
+    fn stages(&self) -> i32 {
+        3
+    }
+    fn validate(&self, input: &Value) -> Result<(), String> {
+        match input.get("ms") {
+            None | Some(Value::Number(_)) => Ok(()),
+            Some(_) => Err("`ms` must be a number".into()),
+        }
+    }
+    async fn run(&self, ctx: &mut Context) -> Result<Value, OpError> {
+        let ms = ctx.input().get("ms").and_then(Value::as_u64).unwrap_or(10);
+        let steps = ctx
+            .input()
+            .get("steps")
+            .and_then(Value::as_i64)
+            .unwrap_or(3);
+        for i in 1..=steps {
+            ctx.stage(i.min(3) as i32, 3, &format!("Step {i}")).await?;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if ctx.input().get("fail") == Some(&Value::Bool(true)) {
+            return Err(OpError::failed("test", "asked to fail"));
+        }
+        let mut f = ctx.create_file("out.txt", "text/plain").await?;
+        f.write(b"hello from sleepy").await?;
+        let done = f.finish().await?;
+        ctx.add_file(done).await?;
+        Ok(json!({"steps": steps}))
+    }
+}
+
+/// A running service.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// Start the service with `workers` workers on `backend`.
+    pub async fn spawn(backend: &'static str, workers: usize) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = match backend {
+            "postgres" => fresh_postgres().await,
+            _ => format!("sqlite://{}/t.db", dir.path().display()),
+        };
+        let args = ServeArgs {
+            bind: Some("127.0.0.1:0".into()),
+            database_url: Some(database_url),
+            store_url: Some(format!("file://{}/objects", dir.path().display())),
+            workers: Some(workers),
+            lease: Some("3s".into()),
+            shutdown_grace: Some("2s".into()),
+            ..Default::default()
+        };
+        let config = Config::resolve(&args).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = longrun::App::build(config, vec![Arc::new(Sleepy)])
+            .await
+            .unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.run(listener, async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestApp {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            stop: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Stop the service gracefully.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// POST JSON.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST a raw body with a content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        ct: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header(CONTENT_TYPE, ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Submit a sleepy job; returns its Location.
+    pub async fn sleepy(&self, input: Value) -> String {
+        let r = self
+            .post_json(
+                "/api/v1/jobs",
+                &json!({"operation": "sleepy", "input": input}),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+        location(&r)
+    }
+
+    /// GET an absolute URL as JSON.
+    pub async fn get(&self, href: &str) -> (u16, HeaderMap, Value) {
+        let r = self
+            .http
+            .get(href)
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, headers, v)
+    }
+
+    /// Poll a job until it is in an end state (no `monitor` link); returns it.
+    pub async fn wait_end(&self, href: &str) -> Value {
+        for _ in 0..600 {
+            let (s, _, job) = self.get(href).await;
+            assert_eq!(s, 200, "{job}");
+            if link(&job, "monitor").is_none() {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("job {href} did not end");
+    }
+
+    /// Poll until the job has `status`.
+    pub async fn wait_status(&self, href: &str, status: &str) -> Value {
+        for _ in 0..600 {
+            let (_, _, job) = self.get(href).await;
+            if job["jobStatus"] == status {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("job {href} never reached {status}");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// The Location header.
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .expect("Location header")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The href of the first link with `rel`.
+pub fn link(doc: &Value, rel: &str) -> Option<String> {
+    doc["links"]
+        .as_array()?
+        .iter()
+        .find(|l| l["rel"] == rel)
+        .and_then(|l| l["href"].as_str())
+        .map(str::to_string)
+}
+
+/// The rels of a document, in order.
+pub fn rels(doc: &Value) -> Vec<String> {
+    doc["links"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|l| l["rel"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A problem document check.
+pub async fn assert_problem(r: reqwest::Response, status: u16, detail_has: &str) -> Value {
+    assert_eq!(r.status().as_u16(), status);
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("application/problem+"), "content type {ct}");
+    let text = r.text().await.unwrap();
+    if ct.contains("json") {
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["status"], status);
+        assert!(v["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:longrun:problem:"));
+        assert!(
+            v["detail"].as_str().unwrap().contains(detail_has),
+            "{} !~ {detail_has}",
+            v["detail"]
+        );
+        v
+    } else {
+        assert!(
+            text.contains(&format!("<status>{status}</status>")),
+            "{text}"
+        );
+        assert!(text.contains(detail_has), "{text}");
+        Value::String(text)
+    }
+}
+
+/// Seed 000's sample payload.
+pub fn seed_payload() -> Value {
+    json!({"data": [
+        {"tool_name": "University Scraper", "tool_id": "V001", "category": "Education",
+         "description": "Extracts data on requirements, fees, and programs from Russian universities to keep budget information up-to-date.",
+         "features": ["Data extraction", "Requirement updates", "Program information", "Fee updates"],
+         "url": "https://example.com/university-scraper"},
+        {"tool_name": "Currency Converter", "tool_id": "V002", "category": "Finance",
+         "description": "Calculates real-time exchange rates to convert prices in your budget across various currencies.",
+         "features": ["Real-time rates", "Multiple currencies", "Conversion history"],
+         "url": "https://example.com/currency-converter"},
+        {"tool_name": "Study Cost Simulator", "tool_id": "V003", "category": "Education",
+         "description": "Estimates the total cost of studying in various Russian cities, accounting for tuition, accommodation, and other expenses.",
+         "features": ["Tuition cost estimation", "Accommodation costs", "Other expenses", "City comparison"],
+         "url": "https://example.com/study-cost-simulator"}
+    ]})
+}
+
+/// `n` generated valid tool records as a JSON import body.
+pub fn generated(n: usize, prefix: &str) -> String {
+    let mut s = String::with_capacity(n * 120);
+    s.push_str("{\"data\":[");
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(
+            "{{\"tool_id\":\"{prefix}{i}\",\"tool_name\":\"Tool {i}\",\"category\":\"Gen\",\"features\":[\"f\"],\"url\":\"https://example.com/{i}\"}}"
+        ));
+    }
+    s.push_str("]}");
+    s
+}

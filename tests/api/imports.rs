@@ -1,0 +1,180 @@
+//! Seed 000: its dialect field for field, invalid records, cancellation of a large import.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn seed_dialect_field_for_field() {
+    for b in backends() {
+        let app = TestApp::spawn(b, 2).await;
+        let r = app.post_json("/api/tools/import", &seed_payload()).await;
+        assert_eq!(r.status(), 201);
+        let loc = location(&r);
+        assert!(loc.contains("/api/tools/import/status/"));
+        let v: Value = r.json().await.unwrap();
+        let reference = v["task_reference"].as_str().unwrap();
+        assert_eq!(reference.len(), 11);
+        assert!(reference
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+        assert_eq!(v["status"], "IN_PROGRESS");
+        assert!(v["jobId"].is_string());
+        assert!(link(&v, "monitor").is_some());
+        let mut done = Value::Null;
+        for _ in 0..200 {
+            let (s, _, st) = app.get(&loc).await;
+            assert_eq!(s, 200);
+            assert_eq!(st["task_reference"], reference);
+            if st["status"] == "COMPLETED" {
+                done = st;
+                break;
+            }
+            assert!(st["progress"].as_str().unwrap().ends_with('%'));
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        }
+        assert_eq!(done["progress"], "100%");
+        assert_eq!(done["imported_records"], 3);
+        assert_eq!(done["errors"], json!([]));
+        let (_, _, tools) = app.get(&app.url("/api/tools")).await;
+        assert_eq!(tools["tools"].as_array().unwrap().len(), 3);
+        assert_eq!(tools["tools"][0], seed_payload()["data"][0]);
+        let r = app
+            .http
+            .get(app.url("/api/tools/import/status/NOPE"))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(r, 404, "NOPE").await;
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn five_records_two_invalid() {
+    for b in backends() {
+        let app = TestApp::spawn(b, 2).await;
+        let body = json!({"data": [
+            {"tool_id": "A1", "tool_name": "One", "category": "C", "url": "https://example.com/1"},
+            {"tool_id": "A2", "tool_name": "Two", "category": "C", "url": "not a url"},
+            {"tool_id": "A3", "tool_name": "Three", "category": "C"},
+            {"tool_id": "A1", "tool_name": "Dup", "category": "C"},
+            {"tool_id": "A5", "tool_name": "Five", "category": "C", "features": ["x", "y"]}
+        ]});
+        let r = app.post_json("/api/tools/import", &body).await;
+        let loc = location(&r);
+        let mut st = Value::Null;
+        for _ in 0..200 {
+            st = app.get(&loc).await.2;
+            if st["status"] == "COMPLETED" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        }
+        assert_eq!(st["status"], "COMPLETED", "{st}");
+        assert_eq!(st["imported_records"], 3);
+        let errors = st["errors"].as_array().unwrap();
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0]["tool_id"], "A2");
+        assert!(errors[0]["reason"].as_str().unwrap().contains("url"));
+        assert_eq!(errors[1]["tool_name"], "Dup");
+        assert!(errors[1]["reason"].as_str().unwrap().contains("duplicate"));
+        let (_, _, tools) = app.get(&app.url("/api/tools?limit=1000")).await;
+        assert_eq!(tools["tools"].as_array().unwrap().len(), 3);
+        // The job's output file is the report of the failed records.
+        let job = app.get(&link(&st, "self").unwrap()).await.2;
+        let report: Value = app
+            .http
+            .get(link(&job, "file").unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(report.as_array().unwrap().len(), 2);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn ndjson_and_paging_of_the_catalog() {
+    for b in backends() {
+        let app = TestApp::spawn(b, 1).await;
+        let body: String = (0..25)
+            .map(|i| {
+                format!("{{\"tool_id\":\"N{i:02}\",\"tool_name\":\"n\",\"category\":\"c\"}}\n")
+            })
+            .collect();
+        let r = app
+            .post_raw("/api/v1/imports", "application/x-ndjson", body)
+            .await;
+        assert_eq!(r.status(), 201);
+        let job = app.wait_end(&location(&r)).await;
+        assert_eq!(job["summary"]["importedRecords"], 25);
+        let mut next = Some(app.url("/api/tools?limit=10"));
+        let mut seen = Vec::new();
+        while let Some(n) = next {
+            let (_, _, page) = app.get(&n).await;
+            for t in page["tools"].as_array().unwrap() {
+                seen.push(t["tool_id"].as_str().unwrap().to_string());
+            }
+            next = link(&page, "next");
+        }
+        let want: Vec<String> = (0..25).map(|i| format!("N{i:02}")).collect();
+        assert_eq!(seen, want);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn cancel_during_a_large_import_stops_writing() {
+    for b in backends() {
+        let app = TestApp::spawn(b, 1).await;
+        let r = app
+            .post_raw(
+                "/api/v1/imports",
+                "application/json",
+                generated(150_000, "L"),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+        let loc = location(&r);
+        // Wait until records are being written.
+        for _ in 0..600 {
+            let (_, _, j) = app.get(&loc).await;
+            if j["progress"]["amount"].as_i64().unwrap_or(0) > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let r = app.http.post(format!("{loc}/cancel")).send().await.unwrap();
+        assert!(r.status() == 202 || r.status() == 200);
+        let job = app.wait_end(&loc).await;
+        assert_eq!(job["jobStatus"], "CANCELLED", "{job}");
+        let count = |app: &TestApp| {
+            let url = app.url("/api/tools?limit=1000");
+            let http = app.http.clone();
+            async move {
+                // Count by walking pages (the catalog has no count field).
+                let mut n = 0;
+                let mut next = Some(url);
+                while let Some(u) = next {
+                    let v: Value = http.get(&u).send().await.unwrap().json().await.unwrap();
+                    n += v["tools"].as_array().unwrap().len();
+                    next = link(&v, "next");
+                }
+                n
+            }
+        };
+        let a = count(&app).await;
+        assert!(a < 150_000, "all records were written despite the cancel");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(
+            count(&app).await,
+            a,
+            "records kept being written after CANCELLED"
+        );
+        app.stop().await;
+    }
+}

@@ -1,0 +1,11 @@
+//! The HTTP test suite: the real service on a free port, spoken to over HTTP, links followed
+//! from `Location`. Every test runs on SQLite, and on PostgreSQL when
+//! `LONGRUN_TEST_POSTGRES_URL` is set.
+
+mod collection;
+mod crash;
+mod helpers;
+mod imports;
+mod lifecycle;
+mod openapi;
+mod problems;
