@@ -53,14 +53,16 @@ impl Operation for WordCount {
             // A checkpoint between batches: a cancel stops the work here.
             if i % 1000 == 0 {
                 ctx.checkpoint()?;
-                ctx.progress(i as i64, Some(words.len() as i64), "words").await?;
+                ctx.progress(i as i64, Some(words.len() as i64), "words")
+                    .await?;
             }
             *counts.entry(w.to_lowercase()).or_default() += 1;
         }
         ctx.stage(2, 2, "Writing the counts").await?;
         ctx.saving("Writing the counts").await?;
         let mut file = ctx.create_file("counts.json", "application/json").await?;
-        file.write(serde_json::to_string(&counts).unwrap().as_bytes()).await?;
+        file.write(serde_json::to_string(&counts).unwrap().as_bytes())
+            .await?;
         let done = file.finish().await?;
         ctx.add_file(done).await?;
         Ok(json!({"words": words.len(), "distinct": counts.len()}))

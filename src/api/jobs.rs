@@ -6,8 +6,10 @@ use chrono::{DateTime, Utc};
 use poem::http::header;
 use poem::Request;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::payload::{Json, ParsePayload, Payload};
+use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseFromJSON, Type};
+use poem_openapi::{ApiRequest, Object, OpenApi};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -40,6 +42,89 @@ pub struct SubmitRequest {
     pub async_options: Option<SubmitAsync>,
     /// Correlation id (the `X-Correlation-Id` header wins).
     pub correlation_id: Option<String>,
+}
+
+/// An XML request body read into `T` by the same field names as its JSON form.
+pub struct XmlBody<T>(pub T);
+
+/// Types that can say how their XML form is shaped (which elements are lists, numbers, ...).
+pub trait XmlShape {
+    /// The shape of the root element.
+    fn shape() -> crate::formats::xml::Shape;
+}
+
+impl XmlShape for SubmitRequest {
+    fn shape() -> crate::formats::xml::Shape {
+        use crate::formats::xml::Shape;
+        Shape::Object(vec![
+            ("operation".into(), Shape::String),
+            ("input".into(), Shape::Map),
+            (
+                "async".into(),
+                Shape::Object(vec![
+                    ("callback".into(), Shape::String),
+                    ("keepResult".into(), Shape::Boolean),
+                ]),
+            ),
+            ("correlationId".into(), Shape::String),
+        ])
+    }
+}
+
+/// Largest XML request body read whole.
+const XML_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+impl<T: Type> Payload for XmlBody<T> {
+    const CONTENT_TYPE: &'static str = "application/xml";
+    fn check_content_type(ct: &str) -> bool {
+        let ct = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        ct == "application/xml" || ct == "text/xml"
+    }
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Type + ParseFromJSON + XmlShape> ParsePayload for XmlBody<T> {
+    const IS_REQUIRED: bool = true;
+    async fn from_request(_req: &Request, body: &mut poem::RequestBody) -> poem::Result<Self> {
+        let bytes = body
+            .take()?
+            .into_bytes_limit(XML_BODY_LIMIT)
+            .await
+            .map_err(|e| {
+                Problem::new(
+                    413,
+                    "payload-too-large",
+                    format!("an XML body may have at most {XML_BODY_LIMIT} bytes: {e}"),
+                )
+            })?;
+        let limits = crate::formats::xml::XmlLimits {
+            max_depth: 32,
+            max_bytes: XML_BODY_LIMIT,
+        };
+        let (_, value) = crate::formats::xml::from_xml(&bytes, &T::shape(), &limits)
+            .map_err(|e| Problem::bad_request(format!("the XML body is not valid: {e}")))?;
+        let parsed = T::parse_from_json(Some(value)).map_err(|e| {
+            Problem::bad_request(format!("the XML body is not valid: {}", e.into_message()))
+        })?;
+        Ok(XmlBody(parsed))
+    }
+}
+
+/// A submission in JSON or XML.
+#[derive(ApiRequest)]
+pub enum SubmitBody {
+    Json(Json<SubmitRequest>),
+    Xml(XmlBody<SubmitRequest>),
 }
 
 /// The job collection and each job's sub-resources.
@@ -158,10 +243,13 @@ impl JobsApi {
     /// Answers 201 with the job and a Location to follow. Imports have their own resource
     /// (`/api/v1/imports`) because their records are streamed.
     #[oai(path = "/api/v1/jobs", method = "post", operation_id = "submitJob")]
-    async fn submit(&self, req: &Request, body: Json<SubmitRequest>) -> ApiResult<JobDoc, 201> {
+    async fn submit(&self, req: &Request, body: SubmitBody) -> ApiResult<JobDoc, 201> {
         let run = async {
             let enc = negotiate(req)?;
-            let body = body.0;
+            let body = match body {
+                SubmitBody::Json(b) => b.0,
+                SubmitBody::Xml(b) => b.0,
+            };
             if body.operation == "import" {
                 return Err(Problem::bad_request(
                     "imports carry their records as the body of POST /api/v1/imports",

@@ -35,6 +35,7 @@ fn start(db: &str, dir: &std::path::Path, port: u16) -> Proc {
         )
         .env("LONGRUN_WORKERS", "1")
         .env("LONGRUN_LEASE", "2s")
+        .env("LONGRUN_SHUTDOWN_GRACE", "5s")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -137,4 +138,68 @@ async fn kill_9_mid_import_then_restart_finishes_exactly_once() {
         );
         child.kill9();
     }
+}
+
+#[tokio::test]
+async fn sigterm_releases_running_jobs_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/term.db?mode=rwc", dir.path().display());
+    let http = reqwest::Client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut proc = start(&db, dir.path(), port);
+    wait_up(&http, &base).await;
+    let r = http
+        .post(format!("{base}/api/v1/imports"))
+        .header("content-type", "application/json")
+        .body(generated(100_000, "T"))
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    for _ in 0..2000 {
+        let v: Value = http.get(&loc).send().await.unwrap().json().await.unwrap();
+        if v["progress"]["amount"].as_i64().unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pid = proc.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut status = None;
+    for _ in 0..200 {
+        if let Some(s) = proc.0.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = status.expect("did not exit within 10 s of SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+    // The job was released, not lost: the next process finishes it as a new attempt.
+    let _proc = start(&db, dir.path(), port);
+    wait_up(&http, &base).await;
+    let mut job = Value::Null;
+    for _ in 0..600 {
+        job = http.get(&loc).send().await.unwrap().json().await.unwrap();
+        if job["jobStatus"] == "SUCCESS" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(job["jobStatus"], "SUCCESS", "{job}");
+    assert_eq!(job["attempt"], 2);
+    let msgs: Value = http
+        .get(format!("{loc}/messages"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(msgs.to_string().contains("released at shutdown"), "{msgs}");
 }

@@ -87,6 +87,8 @@ impl Operation for Sleepy {
 /// A running service.
 pub struct TestApp {
     pub base: String,
+    /// The engine, to drive background duties with a pinned clock.
+    pub engine: Arc<longrun::engine::Engine>,
     pub http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -116,6 +118,7 @@ impl TestApp {
         let app = longrun::App::build(config, vec![Arc::new(Sleepy)])
             .await
             .unwrap();
+        let engine = app.engine.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             app.run(listener, async move {
@@ -126,6 +129,7 @@ impl TestApp {
         });
         TestApp {
             base: format!("http://{addr}"),
+            engine,
             http: reqwest::Client::new(),
             stop: Some(tx),
             task: Some(task),

@@ -91,6 +91,20 @@ async fn import_lifecycle_json_and_xml_following_links() {
         assert!(text.contains("<jobStatus>SUCCESS</jobStatus>"), "{text}");
         assert!(!text.contains("rel=\"monitor\""), "{text}");
         assert!(text.contains("rel=\"result\""), "{text}");
+        // A generic submission in XML, typed by shape (numbers stay numbers).
+        let r = app
+            .post_raw(
+                "/api/v1/jobs",
+                "application/xml",
+                "<job><operation>sleepy</operation><input><ms>5</ms><steps>2</steps></input>\
+                 <async><keepResult>true</keepResult></async><correlationId>xml-1</correlationId></job>",
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+        let job = app.wait_end(&location(&r)).await;
+        assert_eq!(job["jobStatus"], "SUCCESS", "{job}");
+        assert_eq!(job["summary"]["steps"], 2);
+        assert_eq!(job["correlationId"], "xml-1");
         let (_, _, tool) = app.get(&app.url("/api/tools/X1")).await;
         assert_eq!(tool["features"], json!(["a"]));
         app.stop().await;

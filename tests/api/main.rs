@@ -7,5 +7,6 @@ mod crash;
 mod helpers;
 mod imports;
 mod lifecycle;
+mod maintenance;
 mod openapi;
 mod problems;

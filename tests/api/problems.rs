@@ -74,6 +74,23 @@ async fn bad_input_is_a_problem_and_changes_nothing() {
             )
             .await;
         assert_problem(r, 400, "`ms` must be a number").await;
+        // XML submissions: typed by shape, entity bombs refused.
+        let r = app
+            .post_raw(
+                "/api/v1/jobs",
+                "application/xml",
+                "<!DOCTYPE a [<!ENTITY b \"c\">]><job><operation>sleepy</operation></job>",
+            )
+            .await;
+        assert_problem(r, 400, "document type").await;
+        let r = app
+            .post_raw("/api/v1/jobs", "application/xml", "<job><operation>sleepy</operation><async><keepResult>maybe</keepResult></async></job>")
+            .await;
+        assert_problem(r, 400, "keepResult").await;
+        let r = app
+            .post_raw("/api/v1/jobs", "application/xml", "<job><operation>sleepy")
+            .await;
+        assert_problem(r, 400, "line 1").await;
         // Nothing was stored by any of the above.
         let (_, _, list) = app.get(&app.url("/api/v1/jobs")).await;
         assert_eq!(list["count"], 0, "{list}");
