@@ -146,6 +146,89 @@ pub struct ToolsDoc {
     pub links: Vec<LinkDoc>,
 }
 
+/// A page of the catalog as JSON, XML or CSV.
+pub enum ToolsAnswer {
+    /// JSON or XML.
+    Doc(Rep<ToolsDoc>),
+    /// CSV with a header row; the next page is in a `Link` header.
+    Csv(String, Option<String>),
+}
+
+impl poem::IntoResponse for ToolsAnswer {
+    fn into_response(self) -> poem::Response {
+        match self {
+            ToolsAnswer::Doc(r) => r.into_response(),
+            ToolsAnswer::Csv(body, next) => {
+                let mut b = poem::Response::builder()
+                    .content_type("text/csv; charset=utf-8")
+                    .header(header::VARY, "Accept");
+                if let Some(n) = next {
+                    b = b.header(header::LINK, format!("<{n}>; rel=\"next\""));
+                }
+                b.body(body)
+            }
+        }
+    }
+}
+
+impl poem_openapi::ApiResponse for ToolsAnswer {
+    fn meta() -> poem_openapi::registry::MetaResponses {
+        let mut m = <Rep<ToolsDoc> as poem_openapi::ApiResponse>::meta();
+        m.responses[0]
+            .content
+            .push(poem_openapi::registry::MetaMediaType {
+                content_type: "text/csv",
+                schema: <String as Type>::schema_ref(),
+            });
+        m
+    }
+    fn register(registry: &mut Registry) {
+        <Rep<ToolsDoc> as poem_openapi::ApiResponse>::register(registry);
+    }
+}
+
+/// True when the client asked for CSV (`format=csv`, or `text/csv` before JSON and XML).
+fn wants_csv(req: &Request) -> bool {
+    let q = req.uri().query().unwrap_or("");
+    if url::form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "format" && v == "csv") {
+        return true;
+    }
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    accept
+        .split(',')
+        .next()
+        .map(|first| first.trim().starts_with("text/csv"))
+        .unwrap_or(false)
+}
+
+/// The catalog rows as CSV (features joined with `|`).
+fn tools_csv(rows: &[crate::domain::ToolRow]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "tool_id",
+        "tool_name",
+        "category",
+        "description",
+        "features",
+        "url",
+    ]);
+    for t in rows {
+        let _ = w.write_record([
+            t.tool_id.as_str(),
+            t.tool_name.as_str(),
+            t.category.as_str(),
+            t.description.as_deref().unwrap_or(""),
+            t.features.join("|").as_str(),
+            t.url.as_deref().unwrap_or(""),
+        ]);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
 /// Imports and the tools catalog.
 pub struct ImportsApi {
     pub state: Arc<AppState>,
@@ -453,7 +536,8 @@ impl ImportsApi {
 
     /// The tools catalog
     ///
-    /// Tools ordered by `tool_id`, `limit` per page (≤ 1000) with a `next` link.
+    /// Tools ordered by `tool_id`, `limit` per page (≤ 1000) with a `next` link; as JSON, XML or
+    /// CSV (`format=csv` or `Accept: text/csv`, the next page in a `Link` header).
     #[oai(path = "/api/tools", method = "get", operation_id = "listTools")]
     async fn tools(
         &self,
@@ -462,9 +546,17 @@ impl ImportsApi {
         limit: Query<Option<i64>>,
         /// Start after this tool_id (from the `next` link).
         after: Query<Option<String>>,
-    ) -> ApiResult<ToolsDoc> {
+        /// `json`, `xml` or `csv` (overrides Accept).
+        #[oai(name = "format")]
+        _format: Query<Option<String>>,
+    ) -> Result<ToolsAnswer, Problem> {
         let run = async {
-            let enc = negotiate(req)?;
+            let csv = wants_csv(req);
+            let enc = if csv {
+                super::wire::Enc::Json
+            } else {
+                negotiate(req)?
+            };
             let limit = limit.0.unwrap_or(100);
             if !(1..=1000).contains(&limit) {
                 return Err(Problem::bad_request(format!(
@@ -484,27 +576,31 @@ impl ImportsApi {
                 format!("{base}{}", req.uri()),
                 Some(enc.media()),
             )];
+            let mut next_href = None;
             if rows.len() as i64 == limit {
                 if let Some(last) = rows.last() {
-                    let q: String = url::form_urlencoded::Serializer::new(String::new())
-                        .append_pair("limit", &limit.to_string())
-                        .append_pair("after", &last.tool_id)
-                        .finish();
-                    links.push(get_link(
-                        "next",
-                        format!("{base}/api/tools?{q}"),
-                        Some(enc.media()),
-                    ));
+                    let mut q = url::form_urlencoded::Serializer::new(String::new());
+                    q.append_pair("limit", &limit.to_string())
+                        .append_pair("after", &last.tool_id);
+                    if csv {
+                        q.append_pair("format", "csv");
+                    }
+                    let href = format!("{base}/api/tools?{}", q.finish());
+                    next_href = Some(href.clone());
+                    links.push(get_link("next", href, Some(enc.media())));
                 }
             }
-            Ok(Rep::new(
+            if csv {
+                return Ok(ToolsAnswer::Csv(tools_csv(&rows), next_href));
+            }
+            Ok(ToolsAnswer::Doc(Rep::new(
                 ToolsDoc {
                     tools: rows.iter().map(crate::domain::tool_json).collect(),
                     links,
                 },
                 enc,
-                "tools",
-            ))
+                "catalog",
+            )))
         };
         run.await.map_err(|p: Problem| p.for_req(req))
     }

@@ -123,6 +123,41 @@ async fn ndjson_and_paging_of_the_catalog() {
         }
         let want: Vec<String> = (0..25).map(|i| format!("N{i:02}")).collect();
         assert_eq!(seen, want);
+        // CSV, by format and by Accept, paged through the Link header.
+        let r = app
+            .http
+            .get(app.url("/api/tools?limit=20&format=csv"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+        let next = r.headers()["link"].to_str().unwrap().to_string();
+        let text = r.text().await.unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "tool_id,tool_name,category,description,features,url"
+        );
+        assert_eq!(lines.count(), 20);
+        let href = next.trim_start_matches('<').split('>').next().unwrap();
+        let rest = app
+            .http
+            .get(href)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(rest.lines().count(), 1 + 5);
+        let r = app
+            .http
+            .get(app.url("/api/tools"))
+            .header("accept", "text/csv")
+            .send()
+            .await
+            .unwrap();
+        assert!(r.text().await.unwrap().starts_with("tool_id,"));
         app.stop().await;
     }
 }
