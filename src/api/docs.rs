@@ -314,3 +314,13 @@ pub fn get_link(rel: &str, href: String, media: Option<&str>) -> LinkDoc {
         media_type: media.map(str::to_string),
     }
 }
+
+/// Asynchronous options of a submission.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AsyncOptions {
+    /// URL that receives a GET when the job ends.
+    pub callback: Option<String>,
+    /// Keep result files after their first complete download (default true).
+    pub keep_result: Option<bool>,
+}

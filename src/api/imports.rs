@@ -15,7 +15,7 @@ use poem_openapi::{ApiRequest, Object, OpenApi};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::docs::{get_link, JobDoc, LinkDoc};
+use super::docs::{get_link, AsyncOptions, JobDoc, LinkDoc};
 use super::wire::{base_url, negotiate, ApiResult, Problem, Rep};
 use super::{ApiTags, AppState};
 use crate::domain::{job_href, JobOptions, JobStatus};
@@ -38,16 +38,6 @@ pub struct ToolRecord {
     pub features: Option<Vec<String>>,
     /// Absolute http(s) URL.
     pub url: Option<String>,
-}
-
-/// Asynchronous options of a submission.
-#[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
-pub struct AsyncOptions {
-    /// URL that receives a GET when the job ends.
-    pub callback: Option<String>,
-    /// Keep result files after their first complete download (default true).
-    pub keep_result: Option<bool>,
 }
 
 /// An import request: the records under `data`.

@@ -19,16 +19,6 @@ use super::{ApiTags, AppState};
 use crate::domain::{job_href, retry_after_secs, Cursor, JobFilter, JobStatus};
 use crate::engine::Cancelled;
 
-/// Asynchronous options of a submission.
-#[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
-pub struct SubmitAsync {
-    /// URL that receives a GET when the job ends.
-    pub callback: Option<String>,
-    /// Keep result files after their first complete download (default true).
-    pub keep_result: Option<bool>,
-}
-
 /// A submission of any registered operation.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase")]
@@ -39,7 +29,7 @@ pub struct SubmitRequest {
     pub input: Option<Value>,
     /// Asynchronous options.
     #[oai(rename = "async")]
-    pub async_options: Option<SubmitAsync>,
+    pub async_options: Option<AsyncOptions>,
     /// Correlation id (the `X-Correlation-Id` header wins).
     pub correlation_id: Option<String>,
 }
@@ -181,7 +171,57 @@ fn id_of(id: &str) -> Result<Uuid, Problem> {
         .map_err(|_| Problem::not_found(format!("no job with id `{id}` (ids are UUIDs)")))
 }
 
+/// What the result and data-file-set resources show of a successful job.
+struct FilesView {
+    enc: super::wire::Enc,
+    job: crate::domain::Job,
+    files: Vec<FileDoc>,
+    links: Vec<LinkDoc>,
+}
+
 impl JobsApi {
+    /// The live files of a SUCCESS job with `self`, `operator:subject` and `file` links.
+    async fn files_view(
+        &self,
+        req: &Request,
+        id: &str,
+        resource: &str,
+    ) -> Result<FilesView, Problem> {
+        let id = id_of(id)?;
+        let enc = negotiate(req)?;
+        let (job, files) = self.state.engine.get_with_files(id).await?;
+        if job.status != JobStatus::Success {
+            return Err(Problem::new(
+                409,
+                "no-result-yet",
+                format!(
+                    "job {id} is {}; its {resource} exists once it is SUCCESS",
+                    job.status
+                ),
+            ));
+        }
+        let base = self.base(req);
+        let me = job_href(&base, id);
+        let live: Vec<_> = files.iter().filter(|f| !f.consumed).collect();
+        let mut links = vec![
+            get_link("self", format!("{me}/{resource}"), Some(enc.media())),
+            get_link("operator:subject", me, Some(enc.media())),
+        ];
+        links.extend(live.iter().map(|f| {
+            get_link(
+                "file",
+                crate::domain::file_href(&base, f.id),
+                Some(&f.content_type),
+            )
+        }));
+        Ok(FilesView {
+            enc,
+            job,
+            files: live.iter().map(|f| FileDoc::new(&base, f)).collect(),
+            links,
+        })
+    }
+
     fn base(&self, req: &Request) -> String {
         base_url(req, self.state.public_url.as_deref())
     }
@@ -656,42 +696,16 @@ impl JobsApi {
     )]
     async fn result(&self, req: &Request, id: Path<String>) -> ApiResult<ResultDoc> {
         let run = async {
-            let id = id_of(&id)?;
-            let enc = negotiate(req)?;
-            let (job, files) = self.state.engine.get_with_files(id).await?;
-            if job.status != JobStatus::Success {
-                return Err(Problem::new(
-                    409,
-                    "no-result-yet",
-                    format!(
-                        "job {id} is {}; a result exists once it is SUCCESS",
-                        job.status
-                    ),
-                ));
-            }
-            let base = self.base(req);
-            let me = job_href(&base, id);
-            let live: Vec<_> = files.iter().filter(|f| !f.consumed).collect();
-            let mut links = vec![
-                get_link("self", format!("{me}/result"), Some(enc.media())),
-                get_link("operator:subject", me, Some(enc.media())),
-            ];
-            links.extend(live.iter().map(|f| {
-                get_link(
-                    "file",
-                    crate::domain::file_href(&base, f.id),
-                    Some(&f.content_type),
-                )
-            }));
+            let v = self.files_view(req, &id, "result").await?;
             Ok(Rep::new(
                 ResultDoc {
-                    job_id: id,
-                    job_status: job.status.into(),
-                    summary: job.summary.clone(),
-                    files: live.iter().map(|f| FileDoc::new(&base, f)).collect(),
-                    links,
+                    job_id: v.job.id,
+                    job_status: v.job.status.into(),
+                    summary: v.job.summary.clone(),
+                    files: v.files,
+                    links: v.links,
                 },
-                enc,
+                v.enc,
                 "result",
             ))
         };
@@ -708,40 +722,14 @@ impl JobsApi {
     )]
     async fn datafileset(&self, req: &Request, id: Path<String>) -> ApiResult<DataFileSetDoc> {
         let run = async {
-            let id = id_of(&id)?;
-            let enc = negotiate(req)?;
-            let (job, files) = self.state.engine.get_with_files(id).await?;
-            if job.status != JobStatus::Success {
-                return Err(Problem::new(
-                    409,
-                    "no-result-yet",
-                    format!(
-                        "job {id} is {}; its files exist once it is SUCCESS",
-                        job.status
-                    ),
-                ));
-            }
-            let base = self.base(req);
-            let me = job_href(&base, id);
-            let live: Vec<_> = files.iter().filter(|f| !f.consumed).collect();
-            let mut links = vec![
-                get_link("self", format!("{me}/datafileset"), Some(enc.media())),
-                get_link("operator:subject", me, Some(enc.media())),
-            ];
-            links.extend(live.iter().map(|f| {
-                get_link(
-                    "file",
-                    crate::domain::file_href(&base, f.id),
-                    Some(&f.content_type),
-                )
-            }));
+            let v = self.files_view(req, &id, "datafileset").await?;
             Ok(Rep::new(
                 DataFileSetDoc {
-                    job_id: id,
-                    files: live.iter().map(|f| FileDoc::new(&base, f)).collect(),
-                    links,
+                    job_id: v.job.id,
+                    files: v.files,
+                    links: v.links,
                 },
-                enc,
+                v.enc,
                 "dataFileSet",
             ))
         };

@@ -34,7 +34,7 @@ fn start(db: &str, dir: &std::path::Path, port: u16) -> Proc {
             format!("file://{}/objects", dir.display()),
         )
         .env("LONGRUN_WORKERS", "1")
-        .env("LONGRUN_LEASE", "2s")
+        .env("LONGRUN_LEASE", "5s")
         .env("LONGRUN_SHUTDOWN_GRACE", "5s")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -108,7 +108,7 @@ impl TestApp {
             database_url: Some(database_url),
             store_url: Some(format!("file://{}/objects", dir.path().display())),
             workers: Some(workers),
-            lease: Some("3s".into()),
+            lease: Some("10s".into()),
             shutdown_grace: Some("2s".into()),
             ..Default::default()
         };
