@@ -115,13 +115,7 @@ async fn kill_9_mid_import_then_restart_finishes_exactly_once() {
         assert_eq!(job["attempt"], 2, "{job}");
         assert_eq!(job["summary"]["importedRecords"], n);
         // Each record exactly once in the catalog.
-        let mut seen = 0;
-        let mut next = Some(format!("{base}/api/tools?limit=1000"));
-        while let Some(u) = next {
-            let v: Value = http.get(&u).send().await.unwrap().json().await.unwrap();
-            seen += v["tools"].as_array().unwrap().len();
-            next = link(&v, "next");
-        }
+        let seen = count_tools(&http, &base).await;
         assert_eq!(seen, n);
         let msgs: Value = http
             .get(format!("{loc}/messages"))

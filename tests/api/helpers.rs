@@ -333,3 +333,15 @@ pub fn generated(n: usize, prefix: &str) -> String {
     s.push_str("]}");
     s
 }
+
+/// How many tools the catalog at `base` holds, by walking its `next` links.
+pub async fn count_tools(http: &reqwest::Client, base: &str) -> usize {
+    let mut n = 0;
+    let mut next = Some(format!("{base}/api/tools?limit=1000"));
+    while let Some(u) = next {
+        let v: Value = http.get(&u).send().await.unwrap().json().await.unwrap();
+        n += v["tools"].as_array().unwrap().len();
+        next = link(&v, "next");
+    }
+    n
+}

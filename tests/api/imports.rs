@@ -187,26 +187,11 @@ async fn cancel_during_a_large_import_stops_writing() {
         assert!(r.status() == 202 || r.status() == 200);
         let job = app.wait_end(&loc).await;
         assert_eq!(job["jobStatus"], "CANCELLED", "{job}");
-        let count = |app: &TestApp| {
-            let url = app.url("/api/tools?limit=1000");
-            let http = app.http.clone();
-            async move {
-                // Count by walking pages (the catalog has no count field).
-                let mut n = 0;
-                let mut next = Some(url);
-                while let Some(u) = next {
-                    let v: Value = http.get(&u).send().await.unwrap().json().await.unwrap();
-                    n += v["tools"].as_array().unwrap().len();
-                    next = link(&v, "next");
-                }
-                n
-            }
-        };
-        let a = count(&app).await;
+        let a = count_tools(&app.http, &app.base).await;
         assert!(a < 150_000, "all records were written despite the cancel");
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         assert_eq!(
-            count(&app).await,
+            count_tools(&app.http, &app.base).await,
             a,
             "records kept being written after CANCELLED"
         );
