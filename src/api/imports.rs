@@ -16,12 +16,14 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::docs::{get_link, AsyncOptions, JobDoc, LinkDoc};
-use super::wire::{base_url, negotiate, ApiResult, Problem, Rep};
+use super::wire::{
+    base_url, correlation_id, is_xml, media_type, negotiate, ApiResult, Problem, Rep,
+};
 use super::{ApiTags, AppState};
 use crate::domain::{job_href, JobOptions, JobStatus};
 use crate::engine::{EngineError, NewJob};
 use crate::formats::records::{self, BodyFormat};
-use crate::operations::import::RECORD_DEPTH;
+use crate::operations::import::{RECORD_DEPTH, RECORD_FIELDS};
 
 /// One tool record (seed 000).
 #[derive(Debug, Clone, Object)]
@@ -68,16 +70,13 @@ impl<T: Type, const K: u8> Payload for Streamed<T, K> {
         _ => "application/x-ndjson",
     };
     fn check_content_type(ct: &str) -> bool {
-        let ct = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
         match K {
-            JSON => ct == "application/json",
-            XML => ct == "application/xml" || ct == "text/xml",
-            _ => ct == "application/x-ndjson" || ct == "application/jsonl",
+            JSON => media_type(ct) == "application/json",
+            XML => is_xml(ct),
+            _ => matches!(
+                media_type(ct).as_str(),
+                "application/x-ndjson" | "application/jsonl"
+            ),
         }
     }
     fn schema_ref() -> MetaSchemaRef {
@@ -198,14 +197,7 @@ fn wants_csv(req: &Request) -> bool {
 /// The catalog rows as CSV (features joined with `|`).
 fn tools_csv(rows: &[crate::domain::ToolRow]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record([
-        "tool_id",
-        "tool_name",
-        "category",
-        "description",
-        "features",
-        "url",
-    ]);
+    let _ = w.write_record(RECORD_FIELDS);
     for t in rows {
         let _ = w.write_record([
             t.tool_id.as_str(),
@@ -222,14 +214,6 @@ fn tools_csv(rows: &[crate::domain::ToolRow]) -> String {
 /// Imports and the tools catalog.
 pub struct ImportsApi {
     pub state: Arc<AppState>,
-}
-
-fn correlation(req: &Request) -> Option<String> {
-    req.headers()
-        .get("x-correlation-id")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().chars().take(200).collect::<String>())
-        .filter(|s| !s.is_empty())
 }
 
 impl ImportsApi {
@@ -320,7 +304,7 @@ impl ImportsApi {
                 operation: "import".into(),
                 input: json!({"format": name, "records": scan.records}),
                 input_blob: Some(key.clone()),
-                correlation_id: correlation(req),
+                correlation_id: correlation_id(req, None),
                 options: JobOptions {
                     keep_result,
                     async_request,

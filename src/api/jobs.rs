@@ -6,15 +6,15 @@ use chrono::{DateTime, Utc};
 use poem::http::header;
 use poem::Request;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::{Json, ParsePayload, Payload};
-use poem_openapi::registry::{MetaSchemaRef, Registry};
-use poem_openapi::types::{ParseFromJSON, Type};
+use poem_openapi::payload::Json;
 use poem_openapi::{ApiRequest, Object, OpenApi};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::docs::*;
-use super::wire::{base_url, negotiate, ApiResult, Problem, Rep};
+use super::wire::{
+    base_url, correlation_id, negotiate, ApiResult, Problem, Rep, XmlBody, XmlShape,
+};
 use super::{ApiTags, AppState};
 use crate::domain::{job_href, retry_after_secs, Cursor, JobFilter, JobStatus};
 use crate::engine::Cancelled;
@@ -34,15 +34,6 @@ pub struct SubmitRequest {
     pub correlation_id: Option<String>,
 }
 
-/// An XML request body read into `T` by the same field names as its JSON form.
-pub struct XmlBody<T>(pub T);
-
-/// Types that can say how their XML form is shaped (which elements are lists, numbers, ...).
-pub trait XmlShape {
-    /// The shape of the root element.
-    fn shape() -> crate::formats::xml::Shape;
-}
-
 impl XmlShape for SubmitRequest {
     fn shape() -> crate::formats::xml::Shape {
         use crate::formats::xml::Shape;
@@ -58,55 +49,6 @@ impl XmlShape for SubmitRequest {
             ),
             ("correlationId".into(), Shape::String),
         ])
-    }
-}
-
-/// Largest XML request body read whole.
-const XML_BODY_LIMIT: usize = 4 * 1024 * 1024;
-
-impl<T: Type> Payload for XmlBody<T> {
-    const CONTENT_TYPE: &'static str = "application/xml";
-    fn check_content_type(ct: &str) -> bool {
-        let ct = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        ct == "application/xml" || ct == "text/xml"
-    }
-    fn schema_ref() -> MetaSchemaRef {
-        T::schema_ref()
-    }
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
-}
-
-impl<T: Type + ParseFromJSON + XmlShape> ParsePayload for XmlBody<T> {
-    const IS_REQUIRED: bool = true;
-    async fn from_request(_req: &Request, body: &mut poem::RequestBody) -> poem::Result<Self> {
-        let bytes = body
-            .take()?
-            .into_bytes_limit(XML_BODY_LIMIT)
-            .await
-            .map_err(|e| {
-                Problem::new(
-                    413,
-                    "payload-too-large",
-                    format!("an XML body may have at most {XML_BODY_LIMIT} bytes: {e}"),
-                )
-            })?;
-        let limits = crate::formats::xml::XmlLimits {
-            max_depth: 32,
-            max_bytes: XML_BODY_LIMIT,
-        };
-        let (_, value) = crate::formats::xml::from_xml(&bytes, &T::shape(), &limits)
-            .map_err(|e| Problem::bad_request(format!("the XML body is not valid: {e}")))?;
-        let parsed = T::parse_from_json(Some(value)).map_err(|e| {
-            Problem::bad_request(format!("the XML body is not valid: {}", e.into_message()))
-        })?;
-        Ok(XmlBody(parsed))
     }
 }
 
@@ -304,13 +246,7 @@ impl JobsApi {
                 .async_options
                 .as_ref()
                 .map(|a| serde_json::json!({"callback": a.callback, "keepResult": a.keep_result}));
-            let correlation = req
-                .headers()
-                .get("x-correlation-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-                .or(body.correlation_id)
-                .map(|s| s.chars().take(200).collect());
+            let correlation = correlation_id(req, body.correlation_id);
             let job = self
                 .state
                 .engine

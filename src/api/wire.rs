@@ -3,8 +3,9 @@
 
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::{IntoResponse, Request, Response};
+use poem_openapi::payload::{ParsePayload, Payload};
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry};
-use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::types::{ParseFromJSON, ToJSON, Type};
 use poem_openapi::{ApiResponse, Object};
 
 use crate::engine::EngineError;
@@ -87,6 +88,36 @@ pub fn negotiate(req: &Request) -> Result<Enc, Problem> {
             format!("none of `{accept}` is offered; ask for application/json or application/xml"),
         )
     })
+}
+
+/// The bare, lower-case media type of a Content-Type value (`application/xml; charset=x` → `application/xml`).
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// True for the XML media types a body may be sent as.
+pub fn is_xml(content_type: &str) -> bool {
+    matches!(
+        media_type(content_type).as_str(),
+        "application/xml" | "text/xml"
+    )
+}
+
+/// The correlation id of a submission: the `X-Correlation-Id` header, else `fallback` (from the
+/// body); trimmed, at most 200 characters, absent when empty.
+pub fn correlation_id(req: &Request, fallback: Option<String>) -> Option<String> {
+    req.headers()
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(fallback)
+        .map(|s| s.trim().chars().take(200).collect::<String>())
+        .filter(|s| !s.is_empty())
 }
 
 /// The encoding a problem should use: XML when the client asked for it, JSON otherwise.
@@ -356,5 +387,57 @@ impl poem::error::ResponseError for Problem {
     }
     fn as_response(&self) -> Response {
         self.clone().into_response()
+    }
+}
+
+/// An XML request body read into `T` by the same field names as its JSON form.
+pub struct XmlBody<T>(pub T);
+
+/// Types that can say how their XML form is shaped (which elements are lists, numbers, ...).
+pub trait XmlShape {
+    /// The shape of the root element.
+    fn shape() -> crate::formats::xml::Shape;
+}
+
+/// Largest XML request body read whole.
+const XML_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+impl<T: Type> Payload for XmlBody<T> {
+    const CONTENT_TYPE: &'static str = "application/xml";
+    fn check_content_type(ct: &str) -> bool {
+        is_xml(ct)
+    }
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Type + ParseFromJSON + XmlShape> ParsePayload for XmlBody<T> {
+    const IS_REQUIRED: bool = true;
+    async fn from_request(_req: &Request, body: &mut poem::RequestBody) -> poem::Result<Self> {
+        let bytes = body
+            .take()?
+            .into_bytes_limit(XML_BODY_LIMIT)
+            .await
+            .map_err(|e| {
+                Problem::new(
+                    413,
+                    "payload-too-large",
+                    format!("an XML body may have at most {XML_BODY_LIMIT} bytes: {e}"),
+                )
+            })?;
+        let limits = crate::formats::xml::XmlLimits {
+            max_depth: 32,
+            max_bytes: XML_BODY_LIMIT,
+        };
+        let (_, value) = crate::formats::xml::from_xml(&bytes, &T::shape(), &limits)
+            .map_err(|e| Problem::bad_request(format!("the XML body is not valid: {e}")))?;
+        let parsed = T::parse_from_json(Some(value)).map_err(|e| {
+            Problem::bad_request(format!("the XML body is not valid: {}", e.into_message()))
+        })?;
+        Ok(XmlBody(parsed))
     }
 }

@@ -41,6 +41,13 @@ async fn seed_dialect_field_for_field() {
         assert_eq!(tools["tools"][0], seed_payload()["data"][0]);
         let r = app
             .http
+            .get(app.url("/api/tools/NOPE"))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(r, 404, "no tool `NOPE`").await;
+        let r = app
+            .http
             .get(app.url("/api/tools/import/status/NOPE"))
             .send()
             .await

@@ -44,7 +44,51 @@ async fn import_lifecycle_json_and_xml_following_links() {
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "application/json");
         assert!(r.headers().contains_key("etag"));
+        let file_tag = r.headers()["etag"].to_str().unwrap().to_string();
         assert_eq!(r.text().await.unwrap(), "[]");
+        let r = app
+            .http
+            .get(&file)
+            .header("if-none-match", &file_tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 304);
+        // Links follow the origin the client used (through a proxy too).
+        let r = app
+            .http
+            .get(&loc)
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "jobs.example.org")
+            .send()
+            .await
+            .unwrap();
+        let proxied: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            link(&proxied, "self")
+                .unwrap()
+                .starts_with("https://jobs.example.org/api/v1/jobs/"),
+            "{proxied}"
+        );
+        // The correlation id comes from X-Correlation-Id (trimmed), else it is generated.
+        for (given, want) in [(" demo-1 ", Some("demo-1")), ("   ", None)] {
+            let r = app
+                .http
+                .post(app.url("/api/v1/imports"))
+                .header("content-type", "application/json")
+                .header("x-correlation-id", given)
+                .body(r#"{"data": []}"#)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            let v: serde_json::Value = r.json().await.unwrap();
+            let got = v["correlationId"].as_str().unwrap();
+            match want {
+                Some(w) => assert_eq!(got, w),
+                None => assert!(!got.trim().is_empty()),
+            }
+        }
         let (s, _, msgs) = app.get(&link(&job, "operator:messages").unwrap()).await;
         assert_eq!(s, 200);
         let texts: Vec<&str> = msgs["messages"]

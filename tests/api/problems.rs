@@ -91,6 +91,14 @@ async fn bad_input_is_a_problem_and_changes_nothing() {
             .post_raw("/api/v1/jobs", "application/xml", "<job><operation>sleepy")
             .await;
         assert_problem(r, 400, "line 1").await;
+        let r = app
+            .post_raw(
+                "/api/v1/imports",
+                "application/json",
+                r#"{"data": [], "async": {"keepResult": "later"}}"#.to_string(),
+            )
+            .await;
+        assert_problem(r, 400, "keepResult").await;
         // Nothing was stored by any of the above.
         let (_, _, list) = app.get(&app.url("/api/v1/jobs")).await;
         assert_eq!(list["count"], 0, "{list}");

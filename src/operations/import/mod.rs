@@ -13,7 +13,7 @@ use super::{Context, OpError, Operation};
 use crate::domain::{Fence, ToolWrite};
 use crate::formats::records::{self, BodyFormat};
 
-pub use validate::{validate_record, Validator};
+pub use validate::{validate_record, Validator, FIELDS as RECORD_FIELDS};
 
 /// Records written per transaction.
 pub const BATCH: usize = 500;

@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use crate::domain::{ToolRow, ToolWrite};
 
-const FIELDS: [&str; 6] = [
+/// The fields of a record, in the seed's order (also the CSV columns of the catalog).
+pub const FIELDS: [&str; 6] = [
     "tool_id",
     "tool_name",
     "category",
