@@ -64,6 +64,12 @@ pub struct ServeArgs {
     /// Time running jobs get to reach a checkpoint at shutdown [default: 20s].
     #[arg(long, env = "LONGRUN_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<String>,
+    /// Waits before each retry of a failed delivery [default: 5s,5m,30m,2h,5h,10h].
+    #[arg(long, env = "LONGRUN_DELIVERY_RETRIES")]
+    pub delivery_retries: Option<String>,
+    /// Time limit of one delivery try [default: 10s].
+    #[arg(long, env = "LONGRUN_DELIVERY_TIMEOUT")]
+    pub delivery_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +88,8 @@ struct FileConfig {
     lease: Option<String>,
     max_attempts: Option<i32>,
     shutdown_grace: Option<String>,
+    delivery_retries: Option<String>,
+    delivery_timeout: Option<String>,
 }
 
 /// The resolved settings.
@@ -100,6 +108,8 @@ pub struct Config {
     pub lease: Duration,
     pub max_attempts: i32,
     pub shutdown_grace: Duration,
+    pub delivery_retries: Vec<Duration>,
+    pub delivery_timeout: Duration,
 }
 
 /// A setting that does not parse.
@@ -185,6 +195,19 @@ impl Config {
                 &args.shutdown_grace,
                 file.shutdown_grace,
                 "20s",
+            )?,
+            delivery_retries: crate::domain::signals::parse_schedule(
+                args.delivery_retries
+                    .as_deref()
+                    .or(file.delivery_retries.as_deref())
+                    .unwrap_or("5s,5m,30m,2h,5h,10h"),
+            )
+            .map_err(ConfigError)?,
+            delivery_timeout: d(
+                "delivery_timeout",
+                &args.delivery_timeout,
+                file.delivery_timeout,
+                "10s",
             )?,
         })
     }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod formats;
+pub mod net;
 pub mod operations;
 pub mod store;
 
@@ -47,6 +48,8 @@ pub struct App {
     pub config: Config,
     pub engine: Arc<Engine>,
     pub state: Arc<api::AppState>,
+    /// The `whsec_…` secret deliveries are signed with.
+    pub webhook_secret: String,
 }
 
 impl App {
@@ -56,6 +59,15 @@ impl App {
         let store = Store::connect(&config.database_url).await?;
         store.migrate().await?;
         let blobs = Blobs::open(&config.store_url)?;
+        let secret = match &config.webhook_secret {
+            Some(s) => s.clone(),
+            None => {
+                store
+                    .setting_or_insert("webhook_secret", &crate::domain::signals::new_secret())
+                    .await?
+            }
+        };
+        let key = crate::domain::signals::secret_key(&secret).map_err(anyhow::Error::msg)?;
         let mut registry = Registry::new();
         registry.register(Arc::new(ImportOperation::new(Arc::new(store.clone()))));
         for op in extra {
@@ -71,6 +83,13 @@ impl App {
                 max_attempts: config.max_attempts,
                 grace: config.shutdown_grace,
                 retention: config.retention,
+                deliveries: crate::engine::DeliveryConfig {
+                    key,
+                    allow_private: config.callback_allow_private,
+                    schedule: config.delivery_retries.clone(),
+                    timeout: config.delivery_timeout,
+                    ..Default::default()
+                },
                 ..EngineConfig::default()
             },
         );
@@ -82,6 +101,7 @@ impl App {
             config,
             engine,
             state,
+            webhook_secret: secret,
         })
     }
 
@@ -103,6 +123,8 @@ impl App {
             None
         };
         let maintenance = runs_workers.then(|| self.engine.start_maintenance());
+        let deliveries = runs_workers.then(|| self.engine.start_deliveries());
+        let poller = self.engine.start_change_poller();
         let addr = listener.local_addr()?;
         tracing::info!(%addr, role = ?self.config.role, "longrun listening");
         let stop = tokio_util::sync::CancellationToken::new();
@@ -127,9 +149,10 @@ impl App {
         if let Some(w) = workers {
             self.engine.shutdown(w).await;
         }
-        if let Some(m) = maintenance {
-            m.abort();
+        for task in maintenance.into_iter().chain(deliveries) {
+            task.abort();
         }
+        poller.abort();
         tracing::info!("longrun stopped");
         Ok(())
     }

@@ -18,6 +18,8 @@ enum Command {
     Migrate(ServeArgs),
     /// Print the OpenAPI document (YAML).
     Openapi,
+    /// Print the secret deliveries are signed with (made and kept in the database if not set).
+    WebhookSecret(ServeArgs),
 }
 
 async fn terminate() {
@@ -60,6 +62,12 @@ async fn main() -> anyhow::Result<()> {
             let store = longrun::store::Store::connect(&config.database_url).await?;
             store.migrate().await?;
             println!("schema is up to date");
+            Ok(())
+        }
+        Command::WebhookSecret(args) => {
+            let config = Config::resolve(&args)?;
+            let app = longrun::App::build(config, Vec::new()).await?;
+            println!("{}", app.webhook_secret);
             Ok(())
         }
         Command::Openapi => {

@@ -315,12 +315,65 @@ pub fn get_link(rel: &str, href: String, media: Option<&str>) -> LinkDoc {
     }
 }
 
-/// Asynchronous options of a submission.
+/// Asynchronous options of a submission (the `async` element).
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct AsyncOptions {
-    /// URL that receives a GET when the job ends.
+    /// URL that receives a GET with `jobId`, `jobStatus` and `job` when the job ends.
     pub callback: Option<String>,
     /// Keep result files after their first complete download (default true).
     pub keep_result: Option<bool>,
+    /// Where a signed notification event is POSTed when the job ends.
+    pub notification: Option<NotificationOptions>,
+}
+
+/// Encoding of a notification event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum NotificationFormat {
+    Json,
+    Xml,
+}
+
+/// A notification event target.
+#[derive(Debug, Clone, Object)]
+pub struct NotificationOptions {
+    /// http(s) URL that receives the POST.
+    pub url: String,
+    /// `json` (default) or `xml`.
+    pub format: Option<NotificationFormat>,
+}
+
+impl AsyncOptions {
+    /// The checked-domain form.
+    pub fn to_request(&self) -> crate::domain::signals::AsyncRequest {
+        use crate::domain::signals::{AsyncRequest, NotificationTarget, NotifyFormat};
+        AsyncRequest {
+            callback: self.callback.clone().filter(|c| !c.trim().is_empty()),
+            keep_result: self.keep_result,
+            notification: self.notification.as_ref().map(|n| NotificationTarget {
+                url: n.url.clone(),
+                format: match n.format {
+                    Some(NotificationFormat::Xml) => NotifyFormat::Xml,
+                    _ => NotifyFormat::Json,
+                },
+            }),
+        }
+    }
+
+    /// The XML shape of the element.
+    pub fn shape() -> crate::formats::xml::Shape {
+        use crate::formats::xml::Shape;
+        Shape::Object(vec![
+            ("callback".into(), Shape::String),
+            ("keepResult".into(), Shape::Boolean),
+            (
+                "notification".into(),
+                Shape::Object(vec![
+                    ("url".into(), Shape::String),
+                    ("format".into(), Shape::String),
+                ]),
+            ),
+        ])
+    }
 }

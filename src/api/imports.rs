@@ -20,7 +20,8 @@ use super::wire::{
     base_url, correlation_id, is_xml, media_type, negotiate, ApiResult, Problem, Rep,
 };
 use super::{ApiTags, AppState};
-use crate::domain::{job_href, JobOptions, JobStatus};
+use crate::domain::signals::AsyncRequest;
+use crate::domain::JobStatus;
 use crate::engine::{EngineError, NewJob};
 use crate::formats::records::{self, BodyFormat};
 use crate::operations::import::{RECORD_DEPTH, RECORD_FIELDS};
@@ -284,16 +285,16 @@ impl ImportsApi {
             .finish()
             .await
             .map_err(|e| Problem::from(EngineError::from(e)))?;
-        let async_request = scan.envelope.get("async").cloned();
-        let keep_result = match async_request.as_ref().and_then(|a| a.get("keepResult")) {
-            None | Some(Value::Null) => true,
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
-            Some(other) => {
+        let options =
+            match AsyncRequest::from_value(scan.envelope.get("async").unwrap_or(&Value::Null)) {
+                Ok(a) => super::signals::job_options(&self.state, req, a).await,
+                Err(e) => Err(Problem::bad_request(e)),
+            };
+        let options = match options {
+            Ok(o) => o,
+            Err(p) => {
                 let _ = blobs.delete(&key).await;
-                return Err(Problem::bad_request(format!(
-                    "`async.keepResult` must be true or false, not {other}"
-                )));
+                return Err(p);
             }
         };
         let job = self
@@ -305,10 +306,7 @@ impl ImportsApi {
                 input: json!({"format": name, "records": scan.records}),
                 input_blob: Some(key.clone()),
                 correlation_id: correlation_id(req, None),
-                options: JobOptions {
-                    keep_result,
-                    async_request,
-                },
+                options,
             })
             .await;
         match job {
@@ -430,13 +428,7 @@ impl ImportsApi {
         let run = async {
             let enc = negotiate(req)?;
             let job = self.accept_import(req, body).await?;
-            let base = base_url(req, self.state.public_url.as_deref());
-            let loc = job_href(&base, job.id);
-            Ok(
-                Rep::new(JobDoc::new(&base, &job, &[], enc.media()), enc, "job")
-                    .header(header::LOCATION, loc)
-                    .header(header::ETAG, job.etag()),
-            )
+            super::jobs::created(&self.state, req, enc, job).await
         };
         run.await.map_err(|p: Problem| p.for_req(req))
     }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::docs::*;
 use super::wire::{
-    base_url, correlation_id, negotiate, ApiResult, Problem, Rep, XmlBody, XmlShape,
+    base_url, correlation_id, negotiate, ApiResult, Prefer, Problem, Rep, XmlBody, XmlShape,
 };
 use super::{ApiTags, AppState};
 use crate::domain::{job_href, retry_after_secs, Cursor, JobFilter, JobStatus};
@@ -40,13 +40,7 @@ impl XmlShape for SubmitRequest {
         Shape::Object(vec![
             ("operation".into(), Shape::String),
             ("input".into(), Shape::Map),
-            (
-                "async".into(),
-                Shape::Object(vec![
-                    ("callback".into(), Shape::String),
-                    ("keepResult".into(), Shape::Boolean),
-                ]),
-            ),
+            ("async".into(), AsyncOptions::shape()),
             ("correlationId".into(), Shape::String),
         ])
     }
@@ -57,6 +51,42 @@ impl XmlShape for SubmitRequest {
 pub enum SubmitBody {
     Json(Json<SubmitRequest>),
     Xml(XmlBody<SubmitRequest>),
+}
+
+/// The answer to a submission: 201 + Location with the job; with `Prefer: wait=N` (and no
+/// `respond-async`) the job is awaited up to N seconds and answered 200 if it ended.
+pub(crate) async fn created(
+    state: &AppState,
+    req: &Request,
+    enc: super::wire::Enc,
+    job: crate::domain::Job,
+) -> ApiResult<JobDoc, 201> {
+    let base = base_url(req, state.public_url.as_deref());
+    let prefer = Prefer::of(req);
+    let mut status = 201;
+    let mut answer = (job, Vec::new());
+    if let (Some(n), false) = (prefer.wait, prefer.respond_async) {
+        if let Some(ended) = state
+            .engine
+            .wait_end(answer.0.id, std::time::Duration::from_secs(n))
+            .await?
+        {
+            answer = state.engine.get_with_files(ended.id).await?;
+            status = 200;
+        }
+    }
+    let (job, files) = answer;
+    let mut rep = Rep::new(JobDoc::new(&base, &job, &files, enc.media()), enc, "job")
+        .header(header::LOCATION, job_href(&base, job.id))
+        .header(header::ETAG, job.etag())
+        .status(status);
+    if let Some(n) = prefer.wait {
+        rep = rep.header(
+            poem::http::HeaderName::from_static("preference-applied"),
+            format!("wait={n}"),
+        );
+    }
+    Ok(rep)
 }
 
 /// The job collection and each job's sub-resources.
@@ -170,13 +200,22 @@ impl JobsApi {
 
     /// The job document with ETag and, while it runs, Retry-After.
     async fn job_rep<const S: u16>(&self, req: &Request, id: Uuid) -> ApiResult<JobDoc, S> {
-        let enc = negotiate(req)?;
         let (job, files) = self.state.engine.get_with_files(id).await?;
+        self.job_rep_of(req, &job, &files)
+    }
+
+    fn job_rep_of<const S: u16>(
+        &self,
+        req: &Request,
+        job: &crate::domain::Job,
+        files: &[crate::domain::OutputFile],
+    ) -> ApiResult<JobDoc, S> {
+        let enc = negotiate(req)?;
         let base = self.base(req);
-        let mut rep = Rep::new(JobDoc::new(&base, &job, &files, enc.media()), enc, "job")
+        let mut rep = Rep::new(JobDoc::new(&base, job, files, enc.media()), enc, "job")
             .header(header::ETAG, job.etag())
             .header(header::CACHE_CONTROL, "no-cache");
-        if let Some(s) = retry_after_secs(&job, Utc::now()) {
+        if let Some(s) = retry_after_secs(job, Utc::now()) {
             rep = rep.header(header::RETRY_AFTER, s.to_string());
         }
         Ok(rep)
@@ -201,23 +240,52 @@ impl JobsApi {
         /// An ETag from an earlier answer.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
+        /// `wait=N` (N ≤ 60): hold the answer until the job differs from `If-None-Match` (or
+        /// from its state now) or N seconds pass; answered with `Preference-Applied`.
+        #[oai(name = "Prefer")]
+        _prefer: Header<Option<String>>,
     ) -> ApiResult<JobDoc> {
         let id = id_of(&id).map_err(|p| p.for_req(req))?;
-        let rep = self
-            .job_rep::<200>(req, id)
-            .await
-            .map_err(|p| p.for_req(req))?;
-        let etag = rep
-            .headers
-            .iter()
-            .find(|(k, _)| k == header::ETAG)
-            .map(|h| h.1.clone());
-        if let (Some(inm), Some(tag)) = (if_none_match.0.as_deref(), etag) {
-            if inm.split(',').any(|t| t.trim() == tag || t.trim() == "*") {
-                return Ok(rep.status(304));
+        let inm = if_none_match
+            .0
+            .as_deref()
+            .map(|v| {
+                v.split(',')
+                    .map(|t| t.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        let run = async {
+            negotiate(req)?;
+            let prefer = Prefer::of(req);
+            let mut rep = match prefer.wait {
+                Some(n) => {
+                    let seen = inm.iter().find(|t| t.as_str() != "*").map(String::as_str);
+                    let (job, files) = self
+                        .state
+                        .engine
+                        .wait_change(id, seen, std::time::Duration::from_secs(n))
+                        .await?;
+                    self.job_rep_of::<200>(req, &job, &files)?.header(
+                        poem::http::HeaderName::from_static("preference-applied"),
+                        format!("wait={n}"),
+                    )
+                }
+                None => self.job_rep::<200>(req, id).await?,
+            };
+            let etag = rep
+                .headers
+                .iter()
+                .find(|(k, _)| k == header::ETAG)
+                .map(|h| h.1.clone());
+            if let Some(tag) = etag {
+                if inm.iter().any(|t| *t == tag || t == "*") {
+                    rep = rep.status(304);
+                }
             }
-        }
-        Ok(rep)
+            Ok(rep)
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
     }
 
     /// Submit a job of any registered operation
@@ -225,7 +293,15 @@ impl JobsApi {
     /// Answers 201 with the job and a Location to follow. Imports have their own resource
     /// (`/api/v1/imports`) because their records are streamed.
     #[oai(path = "/api/v1/jobs", method = "post", operation_id = "submitJob")]
-    async fn submit(&self, req: &Request, body: SubmitBody) -> ApiResult<JobDoc, 201> {
+    async fn submit(
+        &self,
+        req: &Request,
+        body: SubmitBody,
+        /// `respond-async`, or `wait=N` (N ≤ 60): answer 200 with the ended job if it ends
+        /// within N seconds, else 201 as usual.
+        #[oai(name = "Prefer")]
+        _prefer: Header<Option<String>>,
+    ) -> ApiResult<JobDoc, 201> {
         let run = async {
             let enc = negotiate(req)?;
             let body = match body {
@@ -237,15 +313,12 @@ impl JobsApi {
                     "imports carry their records as the body of POST /api/v1/imports",
                 ));
             }
-            let keep_result = body
+            let a = body
                 .async_options
                 .as_ref()
-                .and_then(|a| a.keep_result)
-                .unwrap_or(true);
-            let async_request = body
-                .async_options
-                .as_ref()
-                .map(|a| serde_json::json!({"callback": a.callback, "keepResult": a.keep_result}));
+                .map(|a| a.to_request())
+                .unwrap_or_default();
+            let options = super::signals::job_options(&self.state, req, a).await?;
             let correlation = correlation_id(req, body.correlation_id);
             let job = self
                 .state
@@ -256,18 +329,10 @@ impl JobsApi {
                     input: body.input.unwrap_or(Value::Null),
                     input_blob: None,
                     correlation_id: correlation,
-                    options: crate::domain::JobOptions {
-                        keep_result,
-                        async_request,
-                    },
+                    options,
                 })
                 .await?;
-            let base = self.base(req);
-            Ok(
-                Rep::new(JobDoc::new(&base, &job, &[], enc.media()), enc, "job")
-                    .header(header::LOCATION, job_href(&base, job.id))
-                    .header(header::ETAG, job.etag()),
-            )
+            created(&self.state, req, enc, job).await
         };
         run.await.map_err(|p: Problem| p.for_req(req))
     }

@@ -6,6 +6,7 @@ mod downloads;
 mod imports;
 mod jobs;
 mod root;
+mod signals;
 pub mod wire;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub enum ApiTags {
 type Apis = (
     root::RootApi,
     jobs::JobsApi,
+    signals::EventsApi,
     imports::ImportsApi,
     downloads::DownloadsApi,
 );
@@ -51,6 +53,9 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             jobs::JobsApi {
+                state: state.clone(),
+            },
+            signals::EventsApi {
                 state: state.clone(),
             },
             imports::ImportsApi {
@@ -69,6 +74,7 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
 
 /// The whole HTTP application.
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
+    let metrics_state = state.clone();
     let api = openapi(state);
     let spec_json = api.spec();
     let spec_yaml = api.spec_yaml();
@@ -90,6 +96,14 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
                     .body(spec_yaml.clone())
             }),
         )
+        .at(
+            "/metrics",
+            poem::endpoint::make_sync(move |_| {
+                Response::builder()
+                    .content_type("text/plain; version=0.0.4")
+                    .body(metrics_text(&metrics_state))
+            }),
+        )
         .nest("/docs", docs)
         .nest("/", api)
         .around(|ep, req| async move {
@@ -100,6 +114,35 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
                 Err(e) => Ok(problem_of(e, enc_req)),
             }
         })
+}
+
+/// Counters in the Prometheus text format.
+fn metrics_text(state: &AppState) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = state.engine.delivery_metrics();
+    let mut out = String::new();
+    for (name, help, v) in [
+        (
+            "longrun_deliveries_delivered_total",
+            "Callbacks and notification events delivered.",
+            m.delivered.load(Relaxed),
+        ),
+        (
+            "longrun_delivery_failed_tries_total",
+            "Delivery tries that failed (non-2xx, timeout, refused).",
+            m.failed_tries.load(Relaxed),
+        ),
+        (
+            "longrun_deliveries_given_up_total",
+            "Deliveries given up after their last try or a 410 from the receiver.",
+            m.given_up.load(Relaxed),
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+        ));
+    }
+    out
 }
 
 /// Any framework error (bad parameter, unparsable body, unknown route, unsupported content

@@ -120,6 +120,38 @@ pub fn correlation_id(req: &Request, fallback: Option<String>) -> Option<String>
         .filter(|s| !s.is_empty())
 }
 
+/// What a client asked for with `Prefer` (RFC 7240).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prefer {
+    /// `respond-async`: answer 201 at once, do not wait for the result.
+    pub respond_async: bool,
+    /// `wait=N`: hold the answer up to N seconds (capped at 60).
+    pub wait: Option<u64>,
+}
+
+impl Prefer {
+    /// Read every `Prefer` header of a request.
+    pub fn of(req: &Request) -> Prefer {
+        let mut p = Prefer::default();
+        for v in req.headers().get_all("prefer") {
+            let Ok(v) = v.to_str() else { continue };
+            for pref in v.split(',') {
+                let pref = pref.split(';').next().unwrap_or("").trim();
+                let (name, value) = match pref.split_once('=') {
+                    Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+                    None => (pref, None),
+                };
+                if name.eq_ignore_ascii_case("respond-async") {
+                    p.respond_async = true;
+                } else if name.eq_ignore_ascii_case("wait") {
+                    p.wait = value.and_then(|v| v.parse::<u64>().ok()).map(|n| n.min(60));
+                }
+            }
+        }
+        p
+    }
+}
+
 /// The encoding a problem should use: XML when the client asked for it, JSON otherwise.
 pub fn problem_enc(req: &Request) -> Enc {
     negotiate(req).unwrap_or(Enc::Json)

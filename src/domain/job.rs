@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::signals::{AsyncRequest, NotificationTarget, NotifyFormat};
 use super::status::JobStatus;
 
 /// How far an operation has come inside its current stage.
@@ -44,16 +45,64 @@ pub struct Lease {
 pub struct JobOptions {
     /// Keep output files after their first complete download.
     pub keep_result: bool,
-    /// The raw `async` element as given, kept for the notification room.
-    pub async_request: Option<Value>,
+    /// GET this URL when the job ends (seed 002).
+    pub callback: Option<String>,
+    /// POST a notification event here when the job ends (seed 004).
+    pub notification: Option<NotificationTarget>,
+    /// The public base URL of the submission, for the links sent in deliveries.
+    pub base_url: Option<String>,
 }
 
 impl Default for JobOptions {
     fn default() -> Self {
         JobOptions {
             keep_result: true,
-            async_request: None,
+            callback: None,
+            notification: None,
+            base_url: None,
         }
+    }
+}
+
+impl JobOptions {
+    /// Options from a checked `async` element and the submission's base URL.
+    pub fn from_async(a: AsyncRequest, base_url: &str) -> JobOptions {
+        JobOptions {
+            keep_result: a.keep_result.unwrap_or(true),
+            callback: a.callback,
+            notification: a.notification,
+            base_url: Some(base_url.to_string()),
+        }
+    }
+
+    /// The stored form of the signal options (JSON), or None when there are none.
+    pub fn signals_json(&self) -> Option<Value> {
+        if self.callback.is_none() && self.notification.is_none() && self.base_url.is_none() {
+            return None;
+        }
+        Some(serde_json::json!({
+            "callback": self.callback,
+            "notification": self.notification.as_ref().map(|n| serde_json::json!({"url": n.url, "format": n.format.as_str()})),
+            "baseUrl": self.base_url,
+        }))
+    }
+
+    /// Read back what `signals_json` stored.
+    pub fn with_signals_json(mut self, v: Option<&Value>) -> JobOptions {
+        let Some(v) = v else { return self };
+        self.callback = v.get("callback").and_then(Value::as_str).map(String::from);
+        self.base_url = v.get("baseUrl").and_then(Value::as_str).map(String::from);
+        self.notification = v.get("notification").and_then(|n| {
+            Some(NotificationTarget {
+                url: n.get("url")?.as_str()?.to_string(),
+                format: if n.get("format").and_then(Value::as_str) == Some("xml") {
+                    NotifyFormat::Xml
+                } else {
+                    NotifyFormat::Json
+                },
+            })
+        });
+        self
     }
 }
 
@@ -207,6 +256,12 @@ pub fn job_links(base: &str, job: &Job, files: &[OutputFile], media: &str) -> Ve
     if !job.status.is_end() {
         links.push(Link::new("monitor", me.clone(), "GET", m));
         links.push(Link::new("cancel", format!("{me}/cancel"), "POST", m));
+        links.push(Link::new(
+            "events",
+            format!("{me}/events"),
+            "GET",
+            Some("text/event-stream"),
+        ));
     }
     links.push(Link::new("delete", me.clone(), "DELETE", m));
     if job.status == Success {
@@ -307,6 +362,7 @@ mod tests {
                 "self",
                 "monitor",
                 "cancel",
+                "events",
                 "delete",
                 "operator",
                 "operator:messages"

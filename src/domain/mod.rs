@@ -1,6 +1,7 @@
 //! Pure types and rules of the service: no I/O lives here.
 
 mod job;
+pub mod signals;
 mod status;
 mod tool;
 

@@ -3,7 +3,10 @@
 
 mod host;
 pub mod maintenance;
+mod signals;
 mod worker;
+
+pub use signals::{DeliveryConfig, DeliveryMetrics};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,6 +63,8 @@ pub struct EngineConfig {
     pub retention: Duration,
     /// Minimum time between two progress writes of one job.
     pub progress_throttle: Duration,
+    /// How completion signals are sent.
+    pub deliveries: DeliveryConfig,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +77,7 @@ impl Default for EngineConfig {
             grace: Duration::from_secs(20),
             retention: Duration::from_secs(7 * 24 * 3600),
             progress_throttle: Duration::from_millis(250),
+            deliveries: DeliveryConfig::default(),
         }
     }
 }
@@ -98,6 +104,7 @@ pub struct Engine {
     pub(crate) running: Mutex<HashMap<Uuid, CancellationToken>>,
     pub(crate) stopping: AtomicBool,
     pub(crate) stop_claiming: CancellationToken,
+    pub(crate) delivery_metrics: DeliveryMetrics,
 }
 
 /// Answer of a cancel request.
@@ -132,6 +139,7 @@ impl Engine {
             running: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
             stop_claiming: CancellationToken::new(),
+            delivery_metrics: DeliveryMetrics::default(),
         })
     }
 
@@ -148,6 +156,16 @@ impl Engine {
     /// The object store (for downloads).
     pub fn blobs(&self) -> &Blobs {
         &self.blobs
+    }
+
+    /// Counters of the delivery sender.
+    pub fn delivery_metrics(&self) -> &DeliveryMetrics {
+        &self.delivery_metrics
+    }
+
+    /// May deliveries and fetches reach loopback and private addresses?
+    pub fn allow_private(&self) -> bool {
+        self.cfg.deliveries.allow_private
     }
 
     /// The store (for the catalog views and readiness).

@@ -127,7 +127,8 @@ pub fn item_name(key: &str) -> String {
     }
 }
 
-fn write_element(out: &mut String, name: &str, value: &Value) {
+/// Appends `value` as the element `name` (objects as children, arrays as repeated items).
+pub fn write_element(out: &mut String, name: &str, value: &Value) {
     // A key that is not an XML name (e.g. "2x" or "a b") would make the
     // document ill-formed, so it travels in an attribute instead.
     let tag = if is_xml_name(name) { name } else { "entry" };
@@ -219,7 +220,8 @@ fn write_link(out: &mut String, tag: &str, attrs: &Map<String, Value>) {
     out.push_str("/>");
 }
 
-fn escape_into(out: &mut String, text: &str, attribute: bool) {
+/// Appends `text` escaped for element content or (with `attribute`) an attribute value.
+pub fn escape_into(out: &mut String, text: &str, attribute: bool) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

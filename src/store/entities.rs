@@ -151,3 +151,30 @@ pub mod settings {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod deliveries {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "deliveries")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub job_id: String,
+        pub kind: String,
+        pub url: String,
+        pub content_type: Option<String>,
+        pub body: String,
+        pub state: String,
+        pub attempts: i32,
+        pub next_at: i64,
+        pub lease_until: Option<i64>,
+        pub created_at: i64,
+        pub last_outcome: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

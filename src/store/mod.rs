@@ -1,9 +1,14 @@
 //! Persistence: the only room that knows SQL, sea-orm entities, or which database is in use.
 //! Everything it hands out is a domain type.
 
+mod changes;
 mod claim;
 mod entities;
+mod outbox;
 mod tools;
+
+pub use changes::{Changes, Subscription};
+pub use outbox::DeliveryState;
 
 use std::time::Duration;
 
@@ -86,6 +91,7 @@ pub enum Beat {
 pub struct Store {
     db: DatabaseConnection,
     backend: Backend,
+    changes: std::sync::Arc<Changes>,
 }
 
 impl Store {
@@ -113,7 +119,11 @@ impl Store {
             Backend::Sqlite
         };
         let db = Database::connect(opts).await?;
-        Ok(Store { db, backend })
+        Ok(Store {
+            db,
+            backend,
+            changes: Default::default(),
+        })
     }
 
     /// Apply every pending migration.
@@ -125,6 +135,26 @@ impl Store {
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The change signals of the jobs written through this store.
+    pub fn changes(&self) -> &std::sync::Arc<Changes> {
+        &self.changes
+    }
+
+    /// Current versions of some jobs, in one query (for noticing writes of other instances).
+    pub async fn versions(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>> {
+        let rows: Vec<(String, i64)> = jobs::Entity::find()
+            .select_only()
+            .column(jobs::Column::Id)
+            .column(jobs::Column::Version)
+            .filter(jobs::Column::Id.is_in(ids.iter().map(|i| i.to_string())))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|(id, v)| Ok((parse_id(&id)?, v)))
+            .collect()
     }
 
     /// A cheap round trip, for readiness.
@@ -206,7 +236,19 @@ impl Store {
                 if let Some((level, kind, text)) = msg {
                     insert_message(&txn, id, level, &kind, &text, new.attempt, new.updated).await?;
                 }
+                // The deliveries of an end state are written with it, or not at all.
+                let ended = new.status.is_end() && !old.status.is_end();
+                let queued = if ended {
+                    outbox::enqueue(&txn, &new).await?
+                } else {
+                    0
+                };
                 txn.commit().await?;
+                self.changes.touch(id);
+                if queued > 0 {
+                    self.changes.outbox.notify_waiters();
+                    self.changes.outbox.notify_one();
+                }
                 return Ok(Ok(Some(new)));
             }
             txn.rollback().await?;
@@ -234,6 +276,7 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let job = to_job(row)?;
+        self.changes.touch(job.id);
         self.append_message(
             job.id,
             Level::Info,
@@ -277,6 +320,9 @@ impl Store {
             .filter(fenced(fence))
             .exec(&self.db)
             .await?;
+        if res.rows_affected == 1 {
+            self.changes.touch(fence.job_id);
+        }
         Ok(res.rows_affected == 1)
     }
 
@@ -436,6 +482,10 @@ impl Store {
             .await?;
         entities::record_outcomes::Entity::delete_many()
             .filter(entities::record_outcomes::Column::JobId.eq(sid.clone()))
+            .exec(&txn)
+            .await?;
+        entities::deliveries::Entity::delete_many()
+            .filter(entities::deliveries::Column::JobId.eq(sid.clone()))
             .exec(&txn)
             .await?;
         jobs::Entity::delete_by_id(sid).exec(&txn).await?;
@@ -668,8 +718,9 @@ fn to_job(m: jobs::Model) -> Result<Job> {
         input_blob: m.input_blob,
         options: JobOptions {
             keep_result: m.keep_result,
-            async_request: parse_json(m.async_request)?,
-        },
+            ..JobOptions::default()
+        }
+        .with_signals_json(parse_json(m.async_request)?.as_ref()),
         summary: parse_json(m.summary)?,
         error: parse_json(m.error)?,
         cancel_requested: m.cancel_requested,
@@ -704,7 +755,7 @@ fn to_active(j: &Job) -> jobs::ActiveModel {
         input: Set(j.input.to_string()),
         input_blob: Set(j.input_blob.clone()),
         keep_result: Set(j.options.keep_result),
-        async_request: Set(json_text(&j.options.async_request)),
+        async_request: Set(json_text(&j.options.signals_json())),
         summary: Set(json_text(&j.summary)),
         error: Set(json_text(&j.error)),
         cancel_requested: Set(j.cancel_requested),

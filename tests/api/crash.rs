@@ -9,10 +9,10 @@ use serde_json::Value;
 use crate::helpers::*;
 
 /// The child process, killed and reaped whatever happens to the test.
-struct Proc(Child);
+pub struct Proc(Child);
 
 impl Proc {
-    fn kill9(&mut self) {
+    pub fn kill9(&mut self) {
         let _ = self.0.kill(); // SIGKILL
         let _ = self.0.wait();
     }
@@ -25,7 +25,14 @@ impl Drop for Proc {
 }
 
 fn start(db: &str, dir: &std::path::Path, port: u16) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_longrun"))
+    start_with(db, dir, port, &[])
+}
+
+/// Start the real binary with extra environment settings.
+pub fn start_with(db: &str, dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_longrun"));
+    cmd.envs(env.iter().copied());
+    let child = cmd
         .arg("serve")
         .env("LONGRUN_BIND", format!("127.0.0.1:{port}"))
         .env("LONGRUN_DATABASE_URL", db)
@@ -43,7 +50,7 @@ fn start(db: &str, dir: &std::path::Path, port: u16) -> Proc {
     Proc(child)
 }
 
-async fn wait_up(http: &reqwest::Client, base: &str) {
+pub async fn wait_up(http: &reqwest::Client, base: &str) {
     for _ in 0..200 {
         if http.get(format!("{base}/")).send().await.is_ok() {
             return;
@@ -53,7 +60,7 @@ async fn wait_up(http: &reqwest::Client, base: &str) {
     panic!("server did not come up");
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -98,6 +98,15 @@ pub struct TestApp {
 impl TestApp {
     /// Start the service with `workers` workers on `backend`.
     pub async fn spawn(backend: &'static str, workers: usize) -> TestApp {
+        Self::spawn_with(backend, workers, |_| {}).await
+    }
+
+    /// Start the service with settings changed by `tweak`.
+    pub async fn spawn_with(
+        backend: &'static str,
+        workers: usize,
+        tweak: impl FnOnce(&mut ServeArgs),
+    ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let database_url = match backend {
             "postgres" => fresh_postgres().await,
@@ -112,6 +121,8 @@ impl TestApp {
             shutdown_grace: Some("2s".into()),
             ..Default::default()
         };
+        let mut args = args;
+        tweak(&mut args);
         let config = Config::resolve(&args).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -344,4 +355,122 @@ pub async fn count_tools(http: &reqwest::Client, base: &str) -> usize {
         next = link(&v, "next");
     }
     n
+}
+
+/// One request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+type ReceiverState = (
+    Arc<std::sync::Mutex<Vec<Received>>>,
+    Arc<std::sync::Mutex<std::collections::VecDeque<u16>>>,
+);
+
+/// A webhook receiver on a loopback port that answers the statuses of its script in order
+/// (then 200) and records every request.
+pub struct Receiver {
+    pub base: String,
+    pub got: Arc<std::sync::Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start(script: Vec<u16>) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::on(listener, script)
+    }
+
+    /// Serve on a given listener (to come up later on a port that was down).
+    pub fn on(listener: tokio::net::TcpListener, script: Vec<u16>) -> Receiver {
+        use poem::{handler, web::Data, EndpointExt, Request, Route};
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let got = Arc::new(std::sync::Mutex::new(Vec::<Received>::new()));
+        let script = Arc::new(std::sync::Mutex::new(
+            script
+                .into_iter()
+                .collect::<std::collections::VecDeque<_>>(),
+        ));
+        #[handler]
+        async fn hook(
+            req: &Request,
+            body: String,
+            Data(state): Data<&ReceiverState>,
+        ) -> poem::Response {
+            let mut headers = HeaderMap::new();
+            for (k, v) in req.headers() {
+                headers.insert(
+                    reqwest::header::HeaderName::from_bytes(k.as_str().as_bytes()).unwrap(),
+                    reqwest::header::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+                );
+            }
+            state.0.lock().unwrap().push(Received {
+                method: req.method().to_string(),
+                uri: req.uri().to_string(),
+                headers,
+                body,
+            });
+            let status = state.1.lock().unwrap().pop_front().unwrap_or(200);
+            poem::Response::builder()
+                .status(poem::http::StatusCode::from_u16(status).unwrap())
+                .header("location", "http://127.0.0.1:9/elsewhere")
+                .finish()
+        }
+        let app = Route::new().at("/*path", hook).data((got.clone(), script));
+        let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).unwrap();
+        let task = tokio::spawn(async move {
+            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
+        });
+        Receiver { base, got, task }
+    }
+
+    /// Wait until at least `n` requests arrived; returns them all.
+    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
+        for _ in 0..400 {
+            if self.got.lock().unwrap().len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let got = self.got.lock().unwrap().clone();
+        assert!(
+            got.len() >= n,
+            "expected {n} deliveries, got {}: {got:?}",
+            got.len()
+        );
+        got
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The secret the signal tests sign with.
+pub const TEST_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Check a delivery's Standard Webhooks signature with the service's own signer.
+pub fn assert_signed(r: &Received) {
+    let h = |n: &str| {
+        r.headers
+            .get(n)
+            .unwrap_or_else(|| panic!("header {n}"))
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let id = h("webhook-id");
+    let ts: i64 = h("webhook-timestamp").parse().unwrap();
+    assert!((chrono::Utc::now().timestamp() - ts).abs() < 300);
+    let key = longrun::domain::signals::secret_key(TEST_SECRET).unwrap();
+    assert_eq!(
+        h("webhook-signature"),
+        longrun::domain::signals::sign(&key, &id, ts, r.body.as_bytes())
+    );
 }

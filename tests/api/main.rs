@@ -10,3 +10,4 @@ mod lifecycle;
 mod maintenance;
 mod openapi;
 mod problems;
+mod signals;

@@ -1,0 +1,522 @@
+//! Completion signals, the pure part: what a submitter may ask for (`async`), which addresses a
+//! delivery may go to, what is delivered when a job ends, how it is signed, and when a failed
+//! delivery is tried again.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Map, Value};
+use sha2::Sha256;
+use url::Url;
+use uuid::Uuid;
+
+use super::job::{file_href, job_href, Job, OutputFile};
+use super::status::JobStatus;
+
+/// Encoding of a notification event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyFormat {
+    Json,
+    Xml,
+}
+
+impl NotifyFormat {
+    /// `json` or `xml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyFormat::Json => "json",
+            NotifyFormat::Xml => "xml",
+        }
+    }
+}
+
+/// Where a notification event (seed 004) is posted, and in which encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationTarget {
+    pub url: String,
+    pub format: NotifyFormat,
+}
+
+/// The `async` element of a submission, checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AsyncRequest {
+    /// Receives a GET when the job ends (seed 002).
+    pub callback: Option<String>,
+    /// Keep result files after their first complete download.
+    pub keep_result: Option<bool>,
+    /// Receives a POSTed notification event when the job ends (seed 004).
+    pub notification: Option<NotificationTarget>,
+}
+
+fn as_bool(v: &Value, name: &str) -> Result<Option<bool>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(*b)),
+        // XML and form fields carry booleans as text.
+        Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Value::String(s) if s.trim().is_empty() => Ok(None),
+        other => Err(format!("`{name}` must be true or false, not {other}")),
+    }
+}
+
+fn as_text(v: &Value, name: &str) -> Result<Option<String>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.trim().is_empty() => Ok(None),
+        Value::String(s) => Ok(Some(s.trim().to_string())),
+        other => Err(format!("`{name}` must be a string, not {other}")),
+    }
+}
+
+impl AsyncRequest {
+    /// Read an `async` element given as JSON, or as the generic value an XML body or form gives
+    /// (where `<async/>` is an empty string and booleans are text). Unknown fields are refused.
+    pub fn from_value(v: &Value) -> Result<AsyncRequest, String> {
+        let obj = match v {
+            Value::Null => return Ok(AsyncRequest::default()),
+            Value::String(s) if s.trim().is_empty() => return Ok(AsyncRequest::default()),
+            Value::Bool(_) => return Ok(AsyncRequest::default()),
+            Value::Object(o) => o,
+            other => return Err(format!("`async` must be an object, not {other}")),
+        };
+        let mut out = AsyncRequest::default();
+        for (k, v) in obj {
+            match k.as_str() {
+                "callback" => out.callback = as_text(v, "async.callback")?,
+                "keepResult" => out.keep_result = as_bool(v, "async.keepResult")?,
+                "notification" => {
+                    out.notification = match v {
+                        Value::Null => None,
+                        Value::Object(n) => {
+                            let mut url = None;
+                            let mut format = NotifyFormat::Json;
+                            for (k, v) in n {
+                                match k.as_str() {
+                                    "url" => url = as_text(v, "async.notification.url")?,
+                                    "format" => {
+                                        format = match as_text(v, "async.notification.format")?
+                                            .as_deref()
+                                        {
+                                            None | Some("json") => NotifyFormat::Json,
+                                            Some("xml") => NotifyFormat::Xml,
+                                            Some(f) => {
+                                                return Err(format!(
+                                                "`async.notification.format` must be json or xml, not `{f}`"
+                                            ))
+                                            }
+                                        }
+                                    }
+                                    other => {
+                                        return Err(format!(
+                                            "unknown field `async.notification.{other}`; use url and format"
+                                        ))
+                                    }
+                                }
+                            }
+                            let url = url.ok_or("`async.notification.url` is required")?;
+                            Some(NotificationTarget { url, format })
+                        }
+                        other => return Err(format!(
+                            "`async.notification` must be an object {{url, format}}, not {other}"
+                        )),
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "unknown field `async.{other}`; use callback, keepResult and notification"
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The URLs deliveries would go to.
+    pub fn targets(&self) -> Vec<&str> {
+        let mut t = Vec::new();
+        if let Some(c) = &self.callback {
+            t.push(c.as_str());
+        }
+        if let Some(n) = &self.notification {
+            t.push(n.url.as_str());
+        }
+        t
+    }
+}
+
+// ----- where deliveries may go ------------------------------------------------------------
+
+/// Why an address may not receive deliveries, or None when it may.
+pub fn address_refusal(ip: IpAddr, allow_private: bool) -> Option<&'static str> {
+    let ip = match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            if a.is_unspecified() || o[0] == 0 {
+                Some("an unspecified address")
+            } else if a.is_link_local() {
+                Some("a link-local or cloud metadata address (169.254.0.0/16)")
+            } else if a.is_multicast() || a.is_broadcast() || o[0] >= 240 {
+                Some("a multicast, broadcast or reserved address")
+            } else if !allow_private
+                && (a.is_loopback()
+                    || a.is_private()
+                    || (o[0] == 100 && (o[1] & 0xC0) == 64)
+                    || (o[0] == 192 && o[1] == 0 && o[2] == 0))
+            {
+                Some("a loopback or private address (allowed only with LONGRUN_CALLBACK_ALLOW_PRIVATE=true)")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(a) => {
+            let seg = a.segments();
+            if a.is_unspecified() {
+                Some("an unspecified address")
+            } else if (seg[0] & 0xffc0) == 0xfe80 {
+                Some("a link-local address (fe80::/10)")
+            } else if a.is_multicast() {
+                Some("a multicast address")
+            } else if seg[0] == 0xfd00 && seg[1] == 0x0ec2 {
+                Some("a cloud metadata address")
+            } else if !allow_private && (a.is_loopback() || (seg[0] & 0xfe00) == 0xfc00) {
+                Some("a loopback or private address (allowed only with LONGRUN_CALLBACK_ALLOW_PRIVATE=true)")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Check what can be known of a delivery or fetch URL without resolving it: http(s) only, and a
+/// literal address (or `localhost`) must be allowed. Names are checked again when resolved.
+pub fn check_target(raw: &str, allow_private: bool) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|e| format!("`{raw}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "`{raw}`: only http and https URLs are allowed, not `{}`",
+            url.scheme()
+        ));
+    }
+    let refusal = match url.host() {
+        None => return Err(format!("`{raw}` has no host")),
+        Some(url::Host::Ipv4(a)) => address_refusal(IpAddr::V4(a), allow_private),
+        Some(url::Host::Ipv6(a)) => address_refusal(IpAddr::V6(a), allow_private),
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            if d == "localhost" || d.ends_with(".localhost") {
+                address_refusal(IpAddr::from([127, 0, 0, 1]), allow_private)
+            } else {
+                None
+            }
+        }
+    };
+    match refusal {
+        Some(why) => Err(format!("`{raw}` points to {why}")),
+        None => Ok(url),
+    }
+}
+
+// ----- what is delivered -------------------------------------------------------------------
+
+/// The two kinds of delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryKind {
+    /// `GET {callback}?jobId=…&jobStatus=…&job=…` (seed 002).
+    Callback,
+    /// `POST` of a notification event (seed 004).
+    Notification,
+}
+
+impl DeliveryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Callback => "callback",
+            DeliveryKind::Notification => "notification",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryKind> {
+        match s {
+            "callback" => Some(DeliveryKind::Callback),
+            "notification" => Some(DeliveryKind::Notification),
+            _ => None,
+        }
+    }
+}
+
+/// One message to send, fixed when the job ends so every try sends the same bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// The `webhook-id`: stable across retries so receivers can drop repeats.
+    pub id: String,
+    pub job_id: Uuid,
+    pub kind: DeliveryKind,
+    pub url: String,
+    /// `None` for a GET.
+    pub content_type: Option<String>,
+    pub body: String,
+    /// Tries made so far.
+    pub attempts: i32,
+}
+
+impl Delivery {
+    /// GET or POST.
+    pub fn method(&self) -> &'static str {
+        match self.kind {
+            DeliveryKind::Callback => "GET",
+            DeliveryKind::Notification => "POST",
+        }
+    }
+}
+
+/// The deliveries a job asked for, for the end state it has just reached (none for other states).
+/// `base` is the public base URL the links are made with.
+pub fn deliveries_for(job: &Job, files: &[OutputFile], base: &str) -> Vec<Delivery> {
+    if !job.status.is_end() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let me = job_href(base, job.id);
+    if let Some(cb) = &job.options.callback {
+        if let Ok(mut url) = Url::parse(cb) {
+            url.query_pairs_mut()
+                .append_pair("jobId", &job.id.to_string())
+                .append_pair("jobStatus", job.status.as_str())
+                .append_pair("job", &me);
+            out.push(Delivery {
+                id: format!("msg_{}", Uuid::now_v7().simple()),
+                job_id: job.id,
+                kind: DeliveryKind::Callback,
+                url: url.to_string(),
+                content_type: None,
+                body: String::new(),
+                attempts: 0,
+            });
+        }
+    }
+    if let Some(n) = &job.options.notification {
+        let event = notification_event(job, files, base);
+        let (content_type, body) = match n.format {
+            NotifyFormat::Json => ("application/json", event.to_string()),
+            NotifyFormat::Xml => ("application/xml", notification_xml(&event)),
+        };
+        out.push(Delivery {
+            id: format!("msg_{}", Uuid::now_v7().simple()),
+            job_id: job.id,
+            kind: DeliveryKind::Notification,
+            url: n.url.clone(),
+            content_type: Some(content_type.into()),
+            body,
+            attempts: 0,
+        });
+    }
+    out
+}
+
+/// The notification event of seed 004 as JSON: correlation id, work id, status, links, fields.
+pub fn notification_event(job: &Job, files: &[OutputFile], base: &str) -> Value {
+    let me = job_href(base, job.id);
+    let mut links = vec![json!({"rel": "operator:subject", "href": me})];
+    if job.status == JobStatus::Success {
+        let live: Vec<&OutputFile> = files.iter().filter(|f| !f.consumed).collect();
+        if !live.is_empty() {
+            links.push(json!({"rel": "datafileset", "href": format!("{me}/datafileset")}));
+        }
+        for f in live {
+            links.push(json!({"rel": "file", "href": file_href(base, f.id), "type": f.content_type, "name": f.name}));
+        }
+    }
+    let mut fields = Map::new();
+    fields.insert("operation".into(), Value::String(job.operation.clone()));
+    fields.insert("attempt".into(), json!(job.attempt));
+    if let Some(Value::Object(s)) = &job.summary {
+        for (k, v) in s {
+            fields.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some(err) = &job.error {
+        if let Some(d) = err.get("detail") {
+            fields.insert("error".into(), d.clone());
+        }
+    }
+    json!({
+        "correlationId": job.correlation_id,
+        "workId": job.id.to_string(),
+        "status": job.status.as_str(),
+        "links": links,
+        "fields": fields,
+    })
+}
+
+/// The XML form of seed 004: attributes on `<notification>`, `<link rel href/>`, `<fields>`.
+pub fn notification_xml(event: &Value) -> String {
+    use crate::formats::xml::{escape_into, write_element};
+    let attr = |out: &mut String, name: &str, v: &Value| {
+        out.push(' ');
+        out.push_str(name);
+        out.push_str("=\"");
+        escape_into(out, v.as_str().unwrap_or_default(), true);
+        out.push('"');
+    };
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><notification");
+    for name in ["correlationId", "workId", "status"] {
+        attr(&mut out, name, &event[name]);
+    }
+    out.push_str("><links>");
+    for link in event["links"].as_array().into_iter().flatten() {
+        out.push_str("<link");
+        if let Some(o) = link.as_object() {
+            for (k, v) in o {
+                attr(&mut out, k, v);
+            }
+        }
+        out.push_str("/>");
+    }
+    out.push_str("</links>");
+    write_element(&mut out, "fields", &event["fields"]);
+    out.push_str("</notification>");
+    out
+}
+
+// ----- signatures (Standard Webhooks) ------------------------------------------------------
+
+/// A new `whsec_…` secret: 32 random bytes, base64.
+pub fn new_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// The key bytes of a `whsec_…` secret (a secret without the prefix is taken as base64 too).
+pub fn secret_key(secret: &str) -> Result<Vec<u8>, String> {
+    let b64 = secret.strip_prefix("whsec_").unwrap_or(secret);
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| format!("the webhook secret must be `whsec_` followed by base64: {e}"))
+}
+
+/// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
+pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(msg_id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+// ----- retries -----------------------------------------------------------------------------
+
+/// The default retry schedule, as Standard Webhooks recommends: the waits before tries 2, 3, …
+pub const DEFAULT_SCHEDULE: [Duration; 6] = [
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+];
+
+/// The wait before the next try after `tries` failed ones, or None when it is time to give up.
+/// `jitter` in [0, 1) stretches the wait by up to 20 % so receivers are not hit in lockstep.
+pub fn retry_delay(schedule: &[Duration], tries: u32, jitter: f64) -> Option<Duration> {
+    let base = *schedule.get(tries.checked_sub(1)? as usize)?;
+    Some(base.mul_f64(1.0 + 0.2 * jitter.clamp(0.0, 1.0)))
+}
+
+/// Parse a schedule like `5s,5m,30m` (humantime durations, comma-separated).
+pub fn parse_schedule(s: &str) -> Result<Vec<Duration>, String> {
+    s.split(',')
+        .map(|p| {
+            humantime::parse_duration(p.trim())
+                .map_err(|e| format!("retry schedule `{s}`: `{p}` is not a duration: {e}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn async_element_in_all_its_shapes() {
+        let a = AsyncRequest::from_value(&json!({
+            "callback": "http://x.example/cb", "keepResult": "false",
+            "notification": {"url": "https://y.example/n", "format": "xml"}
+        }))
+        .unwrap();
+        assert_eq!(a.callback.as_deref(), Some("http://x.example/cb"));
+        assert_eq!(a.keep_result, Some(false));
+        assert_eq!(a.notification.unwrap().format, NotifyFormat::Xml);
+        assert_eq!(
+            AsyncRequest::from_value(&json!("")).unwrap(),
+            AsyncRequest::default()
+        );
+        assert!(AsyncRequest::from_value(&json!({"bogus": 1}))
+            .unwrap_err()
+            .contains("async.bogus"));
+        assert!(AsyncRequest::from_value(&json!({"notification": {"format": "json"}})).is_err());
+        assert!(AsyncRequest::from_value(
+            &json!({"notification": {"url": "http://a", "format": "yaml"}})
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn address_rules() {
+        let no = |s: &str, p: bool| check_target(s, p).is_err();
+        assert!(no("http://169.254.169.254/latest/meta-data", true));
+        assert!(no("http://[fe80::1]/", true));
+        assert!(no("http://0.0.0.0:80/", true));
+        assert!(no("http://224.0.0.1/", true));
+        assert!(no("http://[::ffff:169.254.169.254]/", true));
+        assert!(no("ftp://example.com/", true));
+        assert!(no("file:///etc/passwd", true));
+        assert!(no("http://127.0.0.1:9/", false));
+        assert!(no("http://localhost:9/", false));
+        assert!(no("http://10.1.2.3/", false));
+        assert!(no("http://[::1]/", false));
+        assert!(!no("http://127.0.0.1:9/", true));
+        assert!(!no("http://localhost:9/", true));
+        assert!(!no("https://example.com/hook", false));
+        assert!(!no("http://8.8.8.8/", false));
+    }
+
+    #[test]
+    fn signature_matches_the_standard_webhooks_example() {
+        // The example of the Standard Webhooks specification.
+        let key = secret_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        assert_eq!(
+            sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
+    #[test]
+    fn retry_schedule() {
+        let s = parse_schedule("1s, 2s,3s").unwrap();
+        assert_eq!(retry_delay(&s, 1, 0.0), Some(Duration::from_secs(1)));
+        assert_eq!(retry_delay(&s, 3, 0.0), Some(Duration::from_secs(3)));
+        assert_eq!(retry_delay(&s, 4, 0.0), None);
+        assert_eq!(retry_delay(&s, 0, 0.0), None);
+        assert!(retry_delay(&s, 2, 0.99).unwrap() < Duration::from_millis(2400));
+        assert!(parse_schedule("1s,x").is_err());
+    }
+}

@@ -1,0 +1,292 @@
+//! Completion signals, the moving part: the sender that drains the outbox (signed, retried,
+//! logged on the job), waiting for a job to change, and the poller that notices changes made by
+//! other instances.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+
+use super::{Engine, Result};
+use crate::domain::signals::{check_target, retry_delay, sign, Delivery, DEFAULT_SCHEDULE};
+use crate::domain::{Job, Level, OutputFile};
+
+/// How deliveries are sent.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// The HMAC key (decoded `whsec_…` secret).
+    pub key: Vec<u8>,
+    /// Loopback and private addresses may receive deliveries.
+    pub allow_private: bool,
+    /// Waits before the 2nd, 3rd, … try; after the last, the delivery is given up.
+    pub schedule: Vec<Duration>,
+    /// Time limit of one try.
+    pub timeout: Duration,
+    /// How often the outbox is looked at when nobody rings.
+    pub poll: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            key: Vec::new(),
+            allow_private: false,
+            schedule: DEFAULT_SCHEDULE.to_vec(),
+            timeout: Duration::from_secs(10),
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Counters of the delivery sender (served on `/metrics`).
+#[derive(Debug, Default)]
+pub struct DeliveryMetrics {
+    pub delivered: AtomicU64,
+    pub failed_tries: AtomicU64,
+    pub given_up: AtomicU64,
+}
+
+/// What one try came to.
+enum Outcome {
+    Delivered(String),
+    Retry(String),
+    Stop(String),
+}
+
+impl Engine {
+    /// Drain the outbox until shutdown: claim due deliveries, send them (up to 8 at once), and
+    /// record each try.
+    pub fn start_deliveries(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let client = crate::net::guarded_client(
+                me.cfg.deliveries.allow_private,
+                me.cfg.deliveries.timeout,
+            );
+            loop {
+                if me.stop_claiming.is_cancelled() {
+                    return;
+                }
+                let now = Utc::now();
+                let lease =
+                    chrono::Duration::from_std(me.cfg.deliveries.timeout * 3).unwrap_or_default();
+                let batch = match me.store.claim_deliveries(now, now + lease, 32).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the outbox failed");
+                        Vec::new()
+                    }
+                };
+                if batch.is_empty() {
+                    let rung = me.store.changes().outbox.notified();
+                    tokio::select! {
+                        _ = rung => {}
+                        _ = tokio::time::sleep(me.cfg.deliveries.poll) => {}
+                        _ = me.stop_claiming.cancelled() => return,
+                    }
+                    continue;
+                }
+                futures::stream::iter(batch)
+                    .for_each_concurrent(8, |d| {
+                        let me = me.clone();
+                        let client = client.clone();
+                        async move { me.deliver(&client, d).await }
+                    })
+                    .await;
+            }
+        })
+    }
+
+    /// Send one delivery once and record the outcome.
+    async fn deliver(&self, client: &reqwest::Client, d: Delivery) {
+        let tries = d.attempts + 1;
+        let outcome = self.try_send(client, &d).await;
+        let what = format!(
+            "{} {} {} (webhook-id {})",
+            d.kind.as_str(),
+            d.method(),
+            d.url,
+            d.id
+        );
+        let metrics = &self.delivery_metrics;
+        let (delivered, retry_at, line, level) = match &outcome {
+            Outcome::Delivered(s) => {
+                metrics.delivered.fetch_add(1, Ordering::Relaxed);
+                (
+                    true,
+                    None,
+                    format!("{what}: {s} (try {tries}, delivered)"),
+                    Level::Info,
+                )
+            }
+            Outcome::Retry(s) => {
+                metrics.failed_tries.fetch_add(1, Ordering::Relaxed);
+                match retry_delay(
+                    &self.cfg.deliveries.schedule,
+                    tries as u32,
+                    rand::random::<f64>(),
+                ) {
+                    Some(wait) => (
+                        false,
+                        Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()),
+                        format!(
+                            "{what}: {s} (try {tries}; next try in {})",
+                            humantime::format_duration(Duration::from_millis(
+                                wait.as_millis() as u64
+                            ))
+                        ),
+                        Level::Warning,
+                    ),
+                    None => (
+                        false,
+                        None,
+                        format!("{what}: {s} (try {tries}; gave up: no tries left)"),
+                        Level::Warning,
+                    ),
+                }
+            }
+            Outcome::Stop(s) => {
+                metrics.failed_tries.fetch_add(1, Ordering::Relaxed);
+                (
+                    false,
+                    None,
+                    format!("{what}: {s} (try {tries}; gave up)"),
+                    Level::Warning,
+                )
+            }
+        };
+        if !delivered && retry_at.is_none() {
+            metrics.given_up.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::info!(job_id = %d.job_id, webhook_id = %d.id, %line, "delivery try");
+        let outcome_text = match &outcome {
+            Outcome::Delivered(s) | Outcome::Retry(s) | Outcome::Stop(s) => s.clone(),
+        };
+        if let Err(e) = self
+            .store
+            .delivery_tried(&d.id, tries, delivered, retry_at, &outcome_text)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a delivery try");
+        }
+        let _ = self
+            .store
+            .append_message(d.job_id, level, "delivery", &line, 0)
+            .await;
+    }
+
+    async fn try_send(&self, client: &reqwest::Client, d: &Delivery) -> Outcome {
+        // Literal addresses never reach the resolver: check them (again) here.
+        if let Err(why) = check_target(&d.url, self.cfg.deliveries.allow_private) {
+            return Outcome::Stop(format!("refused: {why}"));
+        }
+        let ts = Utc::now().timestamp();
+        let signature = sign(&self.cfg.deliveries.key, &d.id, ts, d.body.as_bytes());
+        let mut req = match d.method() {
+            "GET" => client.get(&d.url),
+            _ => client.post(&d.url).body(d.body.clone()),
+        };
+        req = req
+            .header("webhook-id", &d.id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature);
+        if let Some(ct) = &d.content_type {
+            req = req.header("content-type", ct);
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let s = resp.status();
+                let text = format!("HTTP {}", s.as_u16());
+                if s.is_success() {
+                    Outcome::Delivered(text)
+                } else if s == reqwest::StatusCode::GONE {
+                    Outcome::Stop(format!("{text}: the receiver asked for no more tries"))
+                } else {
+                    Outcome::Retry(text)
+                }
+            }
+            Err(e) => {
+                let mut text = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    text = format!("{text}: {s}");
+                    src = s.source();
+                }
+                if e.is_timeout() {
+                    text = format!("timed out: {text}");
+                }
+                Outcome::Retry(text)
+            }
+        }
+    }
+
+    /// The job (with its files) once it differs from `seen` (an ETag) or `wait` has passed;
+    /// at once when it already differs or has ended. One wake-up serves every waiter of a job.
+    pub async fn wait_change(
+        &self,
+        id: uuid::Uuid,
+        seen: Option<&str>,
+        wait: Duration,
+    ) -> Result<(Job, Vec<OutputFile>)> {
+        let mut sub = self.store.changes().subscribe(id);
+        let deadline = tokio::time::Instant::now() + wait;
+        let first = self.get_with_files(id).await?;
+        let seen = seen.map(str::to_string).unwrap_or_else(|| first.0.etag());
+        let mut current = first;
+        loop {
+            if current.0.etag() != seen || current.0.status.is_end() {
+                return Ok(current);
+            }
+            tokio::select! {
+                _ = sub.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(current),
+            }
+            current = self.get_with_files(id).await?;
+        }
+    }
+
+    /// The job once it has ended, or None when `wait` passed first.
+    pub async fn wait_end(&self, id: uuid::Uuid, wait: Duration) -> Result<Option<Job>> {
+        let mut sub = self.store.changes().subscribe(id);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let job = self.get(id).await?;
+            if job.status.is_end() {
+                return Ok(Some(job));
+            }
+            tokio::select! {
+                _ = sub.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(None),
+            }
+        }
+    }
+
+    /// Notice writes made by other instances to watched jobs: one query a second for all of them,
+    /// only while somebody waits.
+    pub fn start_change_poller(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut known = std::collections::HashMap::<uuid::Uuid, i64>::new();
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let ids = me.store.changes().watched();
+                if ids.is_empty() {
+                    known.clear();
+                    continue;
+                }
+                let Ok(versions) = me.store.versions(&ids).await else {
+                    continue;
+                };
+                known.retain(|id, _| ids.contains(id));
+                for (id, v) in versions {
+                    let before = known.insert(id, v);
+                    if before.is_some_and(|b| b != v) {
+                        me.store.changes().touch(id);
+                    }
+                }
+            }
+        })
+    }
+}
