@@ -70,6 +70,12 @@ pub struct ServeArgs {
     /// Time limit of one delivery try [default: 10s].
     #[arg(long, env = "LONGRUN_DELIVERY_TIMEOUT")]
     pub delivery_timeout: Option<String>,
+    /// Largest document a comparison takes per input, e.g. 64MiB [default: 64MiB].
+    #[arg(long, env = "LONGRUN_MAX_INPUT_SIZE")]
+    pub max_input_size: Option<String>,
+    /// Deepest nesting of elements, arrays or objects a document may have [default: 256].
+    #[arg(long, env = "LONGRUN_MAX_DEPTH")]
+    pub max_depth: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +96,8 @@ struct FileConfig {
     shutdown_grace: Option<String>,
     delivery_retries: Option<String>,
     delivery_timeout: Option<String>,
+    max_input_size: Option<String>,
+    max_depth: Option<usize>,
 }
 
 /// The resolved settings.
@@ -110,6 +118,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub delivery_retries: Vec<Duration>,
     pub delivery_timeout: Duration,
+    pub max_input_size: u64,
+    pub max_depth: usize,
 }
 
 /// A setting that does not parse.
@@ -120,6 +130,33 @@ pub struct ConfigError(pub String);
 fn duration(name: &str, v: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(v.trim())
         .map_err(|e| ConfigError(format!("{name} = `{v}`: {e} (use e.g. 30s, 5m, 7d)")))
+}
+
+/// A size like `64MiB`, `10MB`, `512KiB` or a number of bytes.
+fn size(name: &str, v: &str) -> Result<u64, ConfigError> {
+    let t = v.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| ConfigError(format!("{name} = `{v}`: use e.g. 64MiB, 10MB or 1048576")))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "kib" => 1024.0,
+        "mb" | "m" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "gb" | "g" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(ConfigError(format!(
+                "{name} = `{v}`: unknown unit `{other}` (use B, KB, KiB, MB, MiB, GB, GiB)"
+            )))
+        }
+    };
+    Ok((n * mult) as u64)
 }
 
 impl Config {
@@ -209,6 +246,18 @@ impl Config {
                 file.delivery_timeout,
                 "10s",
             )?,
+            max_input_size: size(
+                "max_input_size",
+                args.max_input_size
+                    .as_deref()
+                    .or(file.max_input_size.as_deref())
+                    .unwrap_or("64MiB"),
+            )?,
+            max_depth: args
+                .max_depth
+                .or(file.max_depth)
+                .unwrap_or(256)
+                .clamp(1, 4096),
         })
     }
 }
@@ -237,6 +286,10 @@ mod tests {
         assert_eq!(c.workers, 7);
         assert_eq!(c.retention, Duration::from_secs(3600));
         assert_eq!(c.sync_limit, Duration::from_secs(30));
+        assert_eq!(c.max_input_size, 64 * 1024 * 1024);
+        assert_eq!(size("x", "10MB").unwrap(), 10_000_000);
+        assert_eq!(size("x", "512KiB").unwrap(), 524_288);
+        assert!(size("x", "12 parsecs").is_err());
         let bad = ServeArgs {
             lease: Some("soon".into()),
             database_url: Some("memory".into()),

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod blobs;
+pub mod compare;
 pub mod config;
 pub mod domain;
 pub mod engine;
@@ -20,6 +21,7 @@ use crate::blobs::Blobs;
 use crate::config::{Config, Role};
 use crate::domain::{Fence, ToolWrite};
 use crate::engine::{Engine, EngineConfig};
+use crate::operations::compare::CompareOperation;
 use crate::operations::import::{ImportOperation, ToolCatalog};
 use crate::operations::{Operation, Registry};
 use crate::store::Store;
@@ -70,6 +72,11 @@ impl App {
         let key = crate::domain::signals::secret_key(&secret).map_err(anyhow::Error::msg)?;
         let mut registry = Registry::new();
         registry.register(Arc::new(ImportOperation::new(Arc::new(store.clone()))));
+        registry.register(Arc::new(CompareOperation::new(
+            crate::net::guarded_client(config.callback_allow_private, config.delivery_timeout * 6),
+            config.max_input_size,
+            config.max_depth,
+        )));
         for op in extra {
             registry.register(op);
         }
@@ -96,6 +103,9 @@ impl App {
         let state = Arc::new(api::AppState {
             engine: engine.clone(),
             public_url: config.public_url.clone(),
+            sync_limit: config.sync_limit,
+            max_input_size: config.max_input_size,
+            max_depth: config.max_depth,
         });
         Ok(App {
             config,

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 use poem::http::header;
-use poem::{Request, RequestBody};
+use poem::Request;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::{ParsePayload, Payload};
-use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::registry::Registry;
 use poem_openapi::types::Type;
 use poem_openapi::{ApiRequest, Object, OpenApi};
 use serde_json::{json, Value};
@@ -17,7 +16,7 @@ use uuid::Uuid;
 
 use super::docs::{get_link, AsyncOptions, JobDoc, LinkDoc};
 use super::wire::{
-    base_url, correlation_id, is_xml, media_type, negotiate, ApiResult, Problem, Rep,
+    base_url, correlation_id, negotiate, ApiResult, Problem, Rep, Streamed, JSON, NDJSON, XML,
 };
 use super::{ApiTags, AppState};
 use crate::domain::signals::AsyncRequest;
@@ -51,51 +50,6 @@ pub struct ImportRequest {
     /// Asynchronous options.
     #[oai(rename = "async")]
     pub async_options: Option<AsyncOptions>,
-}
-
-/// A body kept as a stream (large imports are never held in memory), documented with the
-/// schema of `T`.
-pub struct Streamed<T, const K: u8> {
-    pub body: poem::Body,
-    _t: std::marker::PhantomData<T>,
-}
-
-const JSON: u8 = 0;
-const XML: u8 = 1;
-const NDJSON: u8 = 2;
-
-impl<T: Type, const K: u8> Payload for Streamed<T, K> {
-    const CONTENT_TYPE: &'static str = match K {
-        JSON => "application/json",
-        XML => "application/xml",
-        _ => "application/x-ndjson",
-    };
-    fn check_content_type(ct: &str) -> bool {
-        match K {
-            JSON => media_type(ct) == "application/json",
-            XML => is_xml(ct),
-            _ => matches!(
-                media_type(ct).as_str(),
-                "application/x-ndjson" | "application/jsonl"
-            ),
-        }
-    }
-    fn schema_ref() -> MetaSchemaRef {
-        T::schema_ref()
-    }
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
-}
-
-impl<T: Type, const K: u8> ParsePayload for Streamed<T, K> {
-    const IS_REQUIRED: bool = true;
-    async fn from_request(_request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        Ok(Streamed {
-            body: body.take()?,
-            _t: std::marker::PhantomData,
-        })
-    }
 }
 
 /// The body of an import: JSON or XML `{data, async}`, or NDJSON (one record per line).

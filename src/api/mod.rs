@@ -1,6 +1,7 @@
 //! The HTTP edge: parse, negotiate JSON/XML, answer with problem documents. Calls the engine's
 //! use-cases only; never sees a database entity.
 
+mod comparisons;
 pub mod docs;
 mod downloads;
 mod imports;
@@ -22,6 +23,12 @@ use wire::{problem_enc, Problem};
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub public_url: Option<String>,
+    /// How long a synchronous submission waits for its result.
+    pub sync_limit: std::time::Duration,
+    /// Largest document per comparison input.
+    pub max_input_size: u64,
+    /// Deepest nesting of a compared document.
+    pub max_depth: usize,
 }
 
 /// Groups of the OpenAPI document.
@@ -33,6 +40,8 @@ pub enum ApiTags {
     Jobs,
     /// Tool imports (canonical and seed 000's dialect) and the tools catalog.
     Imports,
+    /// Comparisons of two XML or two JSON documents (seed 002).
+    Comparisons,
     /// Output files.
     Downloads,
 }
@@ -42,6 +51,7 @@ type Apis = (
     jobs::JobsApi,
     signals::EventsApi,
     imports::ImportsApi,
+    comparisons::ComparisonsApi,
     downloads::DownloadsApi,
 );
 
@@ -59,6 +69,9 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             imports::ImportsApi {
+                state: state.clone(),
+            },
+            comparisons::ComparisonsApi {
                 state: state.clone(),
             },
             downloads::DownloadsApi { state },

@@ -422,6 +422,55 @@ impl poem::error::ResponseError for Problem {
     }
 }
 
+/// A body kept as a stream (large imports are never held in memory), documented with the
+/// schema of `T`.
+pub struct Streamed<T, const K: u8> {
+    pub body: poem::Body,
+    _t: std::marker::PhantomData<T>,
+}
+
+/// `Streamed` kinds.
+pub const JSON: u8 = 0;
+pub const XML: u8 = 1;
+pub const NDJSON: u8 = 2;
+pub const MULTIPART: u8 = 3;
+
+impl<T: Type, const K: u8> Payload for Streamed<T, K> {
+    const CONTENT_TYPE: &'static str = match K {
+        JSON => "application/json",
+        XML => "application/xml",
+        MULTIPART => "multipart/form-data",
+        _ => "application/x-ndjson",
+    };
+    fn check_content_type(ct: &str) -> bool {
+        match K {
+            JSON => media_type(ct) == "application/json",
+            XML => is_xml(ct),
+            MULTIPART => media_type(ct) == "multipart/form-data",
+            _ => matches!(
+                media_type(ct).as_str(),
+                "application/x-ndjson" | "application/jsonl"
+            ),
+        }
+    }
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Type, const K: u8> ParsePayload for Streamed<T, K> {
+    const IS_REQUIRED: bool = true;
+    async fn from_request(_request: &Request, body: &mut poem::RequestBody) -> poem::Result<Self> {
+        Ok(Streamed {
+            body: body.take()?,
+            _t: std::marker::PhantomData,
+        })
+    }
+}
+
 /// An XML request body read into `T` by the same field names as its JSON form.
 pub struct XmlBody<T>(pub T);
 

@@ -119,9 +119,11 @@ impl AsyncRequest {
                             let url = url.ok_or("`async.notification.url` is required")?;
                             Some(NotificationTarget { url, format })
                         }
-                        other => return Err(format!(
+                        other => {
+                            return Err(format!(
                             "`async.notification` must be an object {{url, format}}, not {other}"
-                        )),
+                        ))
+                        }
                     }
                 }
                 other => {

@@ -3,6 +3,7 @@
 //! `LONGRUN_TEST_POSTGRES_URL` is set.
 
 mod collection;
+mod comparisons;
 mod crash;
 mod helpers;
 mod imports;
