@@ -74,6 +74,7 @@ impl RootApi {
                     get_link("jobs", format!("{b}/api/v1/jobs"), m),
                     get_link("operations", format!("{b}/api/v1/operations"), m),
                     post("imports", format!("{b}/api/v1/imports")),
+                    post("comparisons", format!("{b}/api/v1/comparisons")),
                     get_link("tools", format!("{b}/api/tools"), m),
                     get_link("docs", format!("{b}/docs"), Some("text/html")),
                     get_link(
@@ -112,6 +113,7 @@ impl RootApi {
             .map(|op| {
                 let href = match op.name() {
                     "import" => format!("{b}/api/v1/imports"),
+                    "compare" => format!("{b}/api/v1/comparisons"),
                     _ => format!("{b}/api/v1/jobs"),
                 };
                 OperationDoc {

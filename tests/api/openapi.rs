@@ -31,7 +31,7 @@ async fn checked_in_openapi_matches_the_served_one() {
     assert_eq!(r.status(), 200);
     let (s, _, root) = app.get(&app.url("/")).await;
     assert_eq!(s, 200);
-    for rel in ["jobs", "operations", "imports", "docs", "openapi"] {
+    for rel in ["jobs", "operations", "imports", "comparisons", "docs", "openapi"] {
         assert!(link(&root, rel).is_some(), "{rel}");
     }
     let (_, _, ops) = app.get(&link(&root, "operations").unwrap()).await;
@@ -41,6 +41,6 @@ async fn checked_in_openapi_matches_the_served_one() {
         .iter()
         .map(|o| o["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["import", "sleepy"]);
+    assert_eq!(names, ["compare", "import", "sleepy"]);
     app.stop().await;
 }
