@@ -31,7 +31,14 @@ async fn checked_in_openapi_matches_the_served_one() {
     assert_eq!(r.status(), 200);
     let (s, _, root) = app.get(&app.url("/")).await;
     assert_eq!(s, 200);
-    for rel in ["jobs", "operations", "imports", "comparisons", "docs", "openapi"] {
+    for rel in [
+        "jobs",
+        "operations",
+        "imports",
+        "comparisons",
+        "docs",
+        "openapi",
+    ] {
         assert!(link(&root, rel).is_some(), "{rel}");
     }
     let (_, _, ops) = app.get(&link(&root, "operations").unwrap()).await;
