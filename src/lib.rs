@@ -22,7 +22,9 @@ use crate::config::{Config, Role};
 use crate::domain::{Fence, ToolWrite};
 use crate::engine::{Engine, EngineConfig};
 use crate::operations::compare::CompareOperation;
+use crate::operations::export::{Dataset, ExportOperation, ExportSource};
 use crate::operations::import::{ImportOperation, ToolCatalog};
+use crate::operations::request::RequestOperation;
 use crate::operations::{Operation, Registry};
 use crate::store::Store;
 
@@ -45,6 +47,55 @@ impl ToolCatalog for Store {
     }
 }
 
+#[async_trait]
+impl ExportSource for Store {
+    async fn count(
+        &self,
+        dataset: Dataset,
+        filter: &crate::domain::JobFilter,
+    ) -> Result<u64, String> {
+        match dataset {
+            Dataset::Tools => self.count_tools().await,
+            Dataset::Jobs => self.count_jobs(filter).await,
+        }
+        .map_err(|e| e.to_string())
+    }
+    async fn page(
+        &self,
+        dataset: Dataset,
+        filter: &crate::domain::JobFilter,
+        after: Option<String>,
+        limit: u64,
+    ) -> Result<Vec<(String, serde_json::Value)>, String> {
+        match dataset {
+            Dataset::Tools => Ok(self
+                .list_tools(after.as_deref(), limit)
+                .await
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(|t| (t.tool_id.clone(), crate::domain::tool_json(t)))
+                .collect()),
+            Dataset::Jobs => {
+                let cursor = after
+                    .map(|a| a.parse().map_err(|_| format!("bad export cursor {a}")))
+                    .transpose()?
+                    .map(|after| crate::domain::Cursor {
+                        after,
+                        backwards: false,
+                    });
+                Ok(self
+                    .list_jobs(filter, false, cursor, limit)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .items
+                    .iter()
+                    .map(|j| (j.id.to_string(), crate::operations::export::job_row(j)))
+                    .collect())
+            }
+        }
+    }
+}
+
 /// A running service: its engine and the HTTP endpoint.
 pub struct App {
     pub config: Config,
@@ -52,6 +103,7 @@ pub struct App {
     pub state: Arc<api::AppState>,
     /// The `whsec_…` secret deliveries are signed with.
     pub webhook_secret: String,
+    endpoint: Arc<poem::endpoint::BoxEndpoint<'static, poem::Response>>,
 }
 
 impl App {
@@ -72,6 +124,9 @@ impl App {
         let key = crate::domain::signals::secret_key(&secret).map_err(anyhow::Error::msg)?;
         let mut registry = Registry::new();
         registry.register(Arc::new(ImportOperation::new(Arc::new(store.clone()))));
+        registry.register(Arc::new(ExportOperation::new(Arc::new(store.clone()))));
+        let self_client = Arc::new(api::compat::bgrs::SelfClient::default());
+        registry.register(Arc::new(RequestOperation::new(self_client.clone())));
         registry.register(Arc::new(CompareOperation::new(
             crate::net::guarded_client(config.callback_allow_private, config.delivery_timeout * 6),
             config.max_input_size,
@@ -80,6 +135,7 @@ impl App {
         for op in extra {
             registry.register(op);
         }
+        let store_for_settings = store.clone();
         let engine = Engine::new(
             store,
             blobs,
@@ -106,18 +162,27 @@ impl App {
             sync_limit: config.sync_limit,
             max_input_size: config.max_input_size,
             max_depth: config.max_depth,
+            share_key: crate::domain::signals::secret_key(
+                &store_for_settings
+                    .setting_or_insert("share_secret", &crate::domain::signals::new_secret())
+                    .await?,
+            )
+            .map_err(anyhow::Error::msg)?,
         });
+        let endpoint = Arc::new(poem::EndpointExt::boxed(api::app(state.clone())));
+        self_client.set(endpoint.clone());
         Ok(App {
             config,
             engine,
             state,
             webhook_secret: secret,
+            endpoint,
         })
     }
 
     /// The HTTP endpoint.
-    pub fn endpoint(&self) -> impl poem::Endpoint {
-        api::app(self.state.clone())
+    pub fn endpoint(&self) -> Arc<poem::endpoint::BoxEndpoint<'static, poem::Response>> {
+        self.endpoint.clone()
     }
 
     /// Serve on `listener` until `shutdown` resolves; then stop the workers gracefully.

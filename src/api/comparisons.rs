@@ -591,6 +591,7 @@ impl ComparisonsApi {
         let job = state
             .engine
             .submit(NewJob {
+                owner: super::wire::caller(req),
                 id,
                 operation: "compare".into(),
                 input: spec.to_input(),

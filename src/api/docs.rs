@@ -97,6 +97,8 @@ pub struct OutputDoc {
 pub struct JobDoc {
     /// Job id (UUID v7).
     pub job_id: Uuid,
+    /// The job's task number (seed 003's `/tasks/{id}`).
+    pub task_id: i64,
     /// The operation it runs.
     pub operation: String,
     /// Where it is in its life.
@@ -135,6 +137,7 @@ impl JobDoc {
         let live: Vec<&OutputFile> = files.iter().filter(|f| !f.consumed).collect();
         JobDoc {
             job_id: job.id,
+            task_id: job.task_id,
             operation: job.operation.clone(),
             job_status: job.status.into(),
             phase_description: job.phase.clone(),

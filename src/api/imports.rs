@@ -255,6 +255,7 @@ impl ImportsApi {
             .state
             .engine
             .submit(NewJob {
+                owner: super::wire::caller(req),
                 id,
                 operation: "import".into(),
                 input: json!({"format": name, "records": scan.records}),

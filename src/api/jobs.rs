@@ -109,7 +109,7 @@ fn parse_time(name: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, P
 }
 
 #[allow(clippy::too_many_arguments)]
-fn filter(
+pub(crate) fn filter(
     status: &[String],
     operation: &Option<String>,
     correlation_id: &Option<String>,
@@ -324,6 +324,7 @@ impl JobsApi {
                 .state
                 .engine
                 .submit(crate::engine::NewJob {
+                    owner: super::wire::caller(req),
                     id: Uuid::now_v7(),
                     operation: body.operation,
                     input: body.input.unwrap_or(Value::Null),

@@ -2,8 +2,10 @@
 //! use-cases only; never sees a database entity.
 
 mod comparisons;
+pub mod compat;
 pub mod docs;
 mod downloads;
+mod exports;
 mod imports;
 mod jobs;
 mod root;
@@ -29,6 +31,8 @@ pub struct AppState {
     pub max_input_size: u64,
     /// Deepest nesting of a compared document.
     pub max_depth: usize,
+    /// Key of share-link signatures.
+    pub share_key: Vec<u8>,
 }
 
 /// Groups of the OpenAPI document.
@@ -42,6 +46,10 @@ pub enum ApiTags {
     Imports,
     /// Comparisons of two XML or two JSON documents (seed 002).
     Comparisons,
+    /// Exports of the tools catalog or the job collection as data file sets (seed 004).
+    Exports,
+    /// The seed systems' own dialects: tasks (seed 003) and background requests (seed 001).
+    Dialects,
     /// Output files.
     Downloads,
 }
@@ -52,6 +60,9 @@ type Apis = (
     signals::EventsApi,
     imports::ImportsApi,
     comparisons::ComparisonsApi,
+    exports::ExportsApi,
+    compat::tasks::TasksApi,
+    compat::bgrs::BgrsApi,
     downloads::DownloadsApi,
 );
 
@@ -74,6 +85,15 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
             comparisons::ComparisonsApi {
                 state: state.clone(),
             },
+            exports::ExportsApi {
+                state: state.clone(),
+            },
+            compat::tasks::TasksApi {
+                state: state.clone(),
+            },
+            compat::bgrs::BgrsApi {
+                state: state.clone(),
+            },
             downloads::DownloadsApi { state },
         ),
         "longrun",
@@ -86,8 +106,9 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
 }
 
 /// The whole HTTP application.
-pub fn app(state: Arc<AppState>) -> impl Endpoint {
+pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let metrics_state = state.clone();
+    let bgrs_state = state.clone();
     let api = openapi(state);
     let spec_json = api.spec();
     let spec_yaml = api.spec_yaml();
@@ -119,12 +140,18 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         )
         .nest("/docs", docs)
         .nest("/", api)
-        .around(|ep, req| async move {
-            let enc_req = (req.uri().clone(), req.headers().clone());
-            match ep.call(req).await {
-                Ok(r) => Ok(r.into_response()),
-                Err(e) if e.is::<Problem>() => Ok(e.into_response()),
-                Err(e) => Ok(problem_of(e, enc_req)),
+        .around(move |ep, req| {
+            let bgrs_state = bgrs_state.clone();
+            async move {
+                if let Some(answer) = compat::bgrs::intercept(&bgrs_state, &req).await {
+                    return Ok(answer);
+                }
+                let enc_req = (req.uri().clone(), req.headers().clone());
+                match ep.call(req).await {
+                    Ok(r) => Ok(r.into_response()),
+                    Err(e) if e.is::<Problem>() => Ok(e.into_response()),
+                    Err(e) => Ok(problem_of(e, enc_req)),
+                }
             }
         })
 }

@@ -75,6 +75,8 @@ impl RootApi {
                     get_link("operations", format!("{b}/api/v1/operations"), m),
                     post("imports", format!("{b}/api/v1/imports")),
                     post("comparisons", format!("{b}/api/v1/comparisons")),
+                    post("exports", format!("{b}/api/v1/exports")),
+                    get_link("tasks", format!("{b}/tasks"), m),
                     get_link("tools", format!("{b}/api/tools"), m),
                     get_link("docs", format!("{b}/docs"), Some("text/html")),
                     get_link(
@@ -114,6 +116,7 @@ impl RootApi {
                 let href = match op.name() {
                     "import" => format!("{b}/api/v1/imports"),
                     "compare" => format!("{b}/api/v1/comparisons"),
+                    "export" => format!("{b}/api/v1/exports"),
                     _ => format!("{b}/api/v1/jobs"),
                 };
                 OperationDoc {

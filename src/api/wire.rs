@@ -120,6 +120,27 @@ pub fn correlation_id(req: &Request, fallback: Option<String>) -> Option<String>
         .filter(|s| !s.is_empty())
 }
 
+/// The caller's identity: a digest of its bearer credential, or None for an anonymous caller.
+/// (The credential itself is never stored.)
+pub fn caller(req: &Request) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    // A background request runs with the identity of whoever submitted it.
+    if let Some(run_as) = req.extensions().get::<super::compat::bgrs::RunAs>() {
+        return run_as.0.clone();
+    }
+    let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("bearer "))?
+        .trim();
+    if token.is_empty() {
+        return None;
+    }
+    let digest = Sha256::digest(token.as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    Some(format!("bearer:{hex}"))
+}
+
 /// What a client asked for with `Prefer` (RFC 7240).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Prefer {

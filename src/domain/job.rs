@@ -110,6 +110,10 @@ impl JobOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub id: Uuid,
+    /// Integer task number (seed 003's task ids), given when the job is stored.
+    pub task_id: i64,
+    /// Who submitted it (the caller's identity), when known.
+    pub owner: Option<String>,
     /// Short reference for people and the seed dialects (`HD6EKSD8DO9`).
     pub reference: String,
     pub operation: String,
@@ -321,6 +325,8 @@ mod tests {
         let now = Utc::now();
         Job {
             id: Uuid::now_v7(),
+            task_id: 1,
+            owner: None,
             reference: "R".into(),
             operation: "import".into(),
             status,

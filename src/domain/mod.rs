@@ -29,6 +29,55 @@ impl JobFilter {
     pub fn is_empty(&self) -> bool {
         self == &JobFilter::default()
     }
+
+    /// The stored form (the audit collection's parameter names).
+    pub fn to_json(&self) -> serde_json::Value {
+        let t = |v: &Option<chrono::DateTime<chrono::Utc>>| {
+            v.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        };
+        serde_json::json!({
+            "status": self.statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            "operation": self.operation,
+            "correlationId": self.correlation_id,
+            "createdAfter": t(&self.created_after),
+            "createdBefore": t(&self.created_before),
+            "finishedAfter": t(&self.finished_after),
+            "finishedBefore": t(&self.finished_before),
+        })
+    }
+
+    /// Read the stored form back.
+    pub fn from_json(v: &serde_json::Value) -> Result<JobFilter, String> {
+        let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let time = |k: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+            text(k)
+                .map(|s| {
+                    chrono::DateTime::parse_from_rfc3339(&s)
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .map_err(|e| format!("`{k}`: {e}"))
+                })
+                .transpose()
+        };
+        let mut statuses = Vec::new();
+        for s in v
+            .get("status")
+            .and_then(|x| x.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let s = s.as_str().unwrap_or_default();
+            statuses.push(s.parse().map_err(|_| format!("unknown status `{s}`"))?);
+        }
+        Ok(JobFilter {
+            statuses,
+            operation: text("operation"),
+            correlation_id: text("correlationId"),
+            created_after: time("createdAfter")?,
+            created_before: time("createdBefore")?,
+            finished_after: time("finishedAfter")?,
+            finished_before: time("finishedBefore")?,
+        })
+    }
 }
 
 /// Where a page of the collection starts: the id of the row just before it, and the direction.

@@ -91,6 +91,8 @@ pub struct NewJob {
     pub input_blob: Option<String>,
     pub correlation_id: Option<String>,
     pub options: JobOptions,
+    /// The submitter's identity, when known.
+    pub owner: Option<String>,
 }
 
 /// The engine: one per process.
@@ -181,8 +183,10 @@ impl Engine {
         op.validate(&new.input).map_err(EngineError::BadInput)?;
         // Stored times have millisecond precision; the first answer must match later reads.
         let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
-        let job = Job {
+        let mut job = Job {
             id: new.id,
+            task_id: 0,
+            owner: new.owner,
             reference: crate::domain::new_reference(),
             operation: new.operation,
             status: JobStatus::Queued,
@@ -208,7 +212,7 @@ impl Engine {
             version: 1,
             lease: None,
         };
-        self.store.insert_job(&job, "QUEUED").await?;
+        self.store.insert_job(&mut job, "QUEUED").await?;
         self.wake.notify_one();
         Ok(job)
     }
@@ -399,6 +403,15 @@ impl Engine {
                 n += 1;
             }
         }
+    }
+
+    /// Remove an ended job entirely (seed 003's prune); unfinished jobs are left alone.
+    pub async fn prune(&self, job: &Job) -> Result<bool> {
+        if !job.status.is_end() {
+            return Ok(false);
+        }
+        self.erase(job).await?;
+        Ok(true)
     }
 
     /// Remove a job entirely: objects first, then rows.

@@ -3,7 +3,9 @@
 //! never HTTP or the database.
 
 pub mod compare;
+pub mod export;
 pub mod import;
+pub mod request;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

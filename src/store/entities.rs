@@ -35,6 +35,8 @@ pub mod jobs {
         pub lease_owner: Option<String>,
         pub lease_expires_at: Option<i64>,
         pub heartbeat_at: Option<i64>,
+        pub task_id: Option<i64>,
+        pub owner: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -171,6 +173,23 @@ pub mod deliveries {
         pub lease_until: Option<i64>,
         pub created_at: i64,
         pub last_outcome: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod sequences {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sequences")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        pub value: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -165,9 +165,11 @@ impl Store {
 
     // ----- jobs -------------------------------------------------------------------------
 
-    /// Store a new job and its first message in one transaction.
-    pub async fn insert_job(&self, job: &Job, message: &str) -> Result<()> {
+    /// Store a new job and its first message in one transaction; gives it the next task number
+    /// (written into `job`).
+    pub async fn insert_job(&self, job: &mut Job, message: &str) -> Result<()> {
         let txn = self.db.begin().await?;
+        job.task_id = next_in_sequence(&txn, "task").await?;
         jobs::Entity::insert(to_active(job)).exec(&txn).await?;
         insert_message(
             &txn,
@@ -181,6 +183,16 @@ impl Store {
         .await?;
         txn.commit().await?;
         Ok(())
+    }
+
+    /// A job by its task number (seed 003).
+    pub async fn job_by_task_id(&self, task_id: i64) -> Result<Option<Job>> {
+        jobs::Entity::find()
+            .filter(jobs::Column::TaskId.eq(task_id))
+            .one(&self.db)
+            .await?
+            .map(to_job)
+            .transpose()
     }
 
     /// A job by its short reference (the seed 000 `task_reference`).
@@ -648,6 +660,33 @@ fn condition(f: &JobFilter) -> Condition {
     c
 }
 
+/// The next number of a named sequence, inside the caller's transaction.
+async fn next_in_sequence(db: &impl ConnectionTrait, name: &str) -> Result<i64> {
+    use entities::sequences;
+    sequences::Entity::insert(sequences::ActiveModel {
+        name: Set(name.to_string()),
+        value: Set(0),
+    })
+    .on_conflict_do_nothing()
+    .exec_without_returning(db)
+    .await?;
+    sequences::Entity::update_many()
+        .col_expr(
+            sequences::Column::Value,
+            Expr::col(sequences::Column::Value).add(1),
+        )
+        .filter(sequences::Column::Name.eq(name))
+        .exec(db)
+        .await?;
+    let v: Option<i64> = sequences::Entity::find_by_id(name.to_string())
+        .select_only()
+        .column(sequences::Column::Value)
+        .into_tuple()
+        .one(db)
+        .await?;
+    v.ok_or_else(|| StoreError::Corrupt(format!("sequence {name} vanished")))
+}
+
 async fn insert_message(
     db: &impl ConnectionTrait,
     job_id: Uuid,
@@ -696,6 +735,8 @@ fn to_job(m: jobs::Model) -> Result<Job> {
     };
     Ok(Job {
         id: parse_id(&m.id)?,
+        task_id: m.task_id.unwrap_or(0),
+        owner: m.owner,
         reference: m.reference,
         operation: m.operation,
         status,
@@ -763,6 +804,8 @@ fn to_active(j: &Job) -> jobs::ActiveModel {
         lease_owner: Set(j.lease.as_ref().map(|l| l.owner.clone())),
         lease_expires_at: Set(j.lease.as_ref().map(|l| ms(l.expires))),
         heartbeat_at: Set(j.lease.as_ref().and_then(|l| l.heartbeat.map(ms))),
+        task_id: Set(Some(j.task_id).filter(|t| *t > 0)),
+        owner: Set(j.owner.clone()),
     }
 }
 
@@ -801,7 +844,9 @@ fn diff(old: &Job, new: &Job) -> jobs::ActiveModel {
         cancel_requested,
         lease_owner,
         lease_expires_at,
-        heartbeat_at
+        heartbeat_at,
+        task_id,
+        owner
     );
     b
 }

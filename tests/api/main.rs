@@ -5,6 +5,7 @@
 mod collection;
 mod comparisons;
 mod crash;
+mod dialects;
 mod helpers;
 mod imports;
 mod lifecycle;

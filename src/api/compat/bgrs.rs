@@ -1,0 +1,528 @@
+//! Seed 001's background requests: any GET under `/api/` with `bgrs=yes` (or `1`), or with
+//! `Prefer: respond-async`, runs as a `request` job; `/bgrs/{id}`, `/bgrs/{id}/details` and
+//! `/bgrs/{id}/result` show it. Only the owner, or the holder of a signed expiring share link,
+//! may read them.
+
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use hmac::{Hmac, Mac};
+use poem::endpoint::BoxEndpoint;
+use poem::http::{header, StatusCode};
+use poem::{Endpoint, IntoResponse, Request, Response};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::api::docs::{get_link, LinkDoc};
+use crate::api::wire::{base_url, caller, negotiate, Enc, Prefer, Problem, Rep};
+use crate::api::{ApiTags, AppState};
+use crate::domain::{job_href, Job, JobStatus};
+use crate::engine::{EngineError, NewJob};
+use crate::operations::request::{Answer, InProcess};
+
+/// The identity an in-process request runs with (read by `wire::caller`).
+#[derive(Debug, Clone)]
+pub struct RunAs(pub Option<String>);
+
+/// Calls the service's own endpoint in-process (set once the endpoint is built).
+#[derive(Default)]
+pub struct SelfClient {
+    endpoint: OnceLock<Arc<BoxEndpoint<'static, Response>>>,
+}
+
+impl SelfClient {
+    pub fn set(&self, ep: Arc<BoxEndpoint<'static, Response>>) {
+        let _ = self.endpoint.set(ep);
+    }
+}
+
+#[async_trait]
+impl InProcess for SelfClient {
+    async fn get(
+        &self,
+        uri: &str,
+        headers: &[(String, String)],
+        owner: Option<String>,
+    ) -> Result<Answer, String> {
+        let ep = self
+            .endpoint
+            .get()
+            .ok_or("the service is not serving HTTP in this process")?;
+        let mut req = Request::builder()
+            .method(poem::http::Method::GET)
+            .uri_str(uri);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let mut req = req.finish();
+        req.extensions_mut().insert(RunAs(owner));
+        let resp = match ep.call(req).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        };
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        let body = resp
+            .into_body()
+            .into_bytes_stream()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .boxed();
+        Ok(Answer {
+            status,
+            content_type,
+            body,
+        })
+    }
+}
+
+/// Headers replayed on the in-process request (what shapes the answer, never credentials).
+const REPLAYED: [&str; 6] = [
+    "accept",
+    "accept-language",
+    "host",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-correlation-id",
+];
+
+fn is_bgrs(v: &str) -> bool {
+    matches!(v, "yes" | "1" | "true")
+}
+
+/// The encoding of the `{"request": id}` answer: Accept only (`format=` belongs to the request
+/// being run, e.g. `format=csv`).
+fn answer_enc(req: &Request) -> Enc {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains("xml") && !accept.contains("json") {
+        Enc::Xml
+    } else {
+        Enc::Json
+    }
+}
+
+/// If `req` asks to run in the background, store it as a `request` job and answer at once.
+pub async fn intercept(state: &AppState, req: &Request) -> Option<Response> {
+    if req.method() != poem::http::Method::GET || !req.uri().path().starts_with("/api/") {
+        return None;
+    }
+    let query = req.uri().query().unwrap_or("");
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let flagged = pairs.iter().any(|(k, v)| k == "bgrs" && is_bgrs(v));
+    if !flagged && !Prefer::of(req).respond_async {
+        return None;
+    }
+    let rest: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| k != "bgrs").collect();
+    let mut uri = req.uri().path().to_string();
+    if !rest.is_empty() {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in rest {
+            q.append_pair(k, v);
+        }
+        uri = format!("{uri}?{}", q.finish());
+    }
+    let name = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| uri.clone());
+    let headers: Vec<Value> = REPLAYED
+        .iter()
+        .filter_map(|h| {
+            let v = req.headers().get(*h)?.to_str().ok()?;
+            Some(json!([h, v]))
+        })
+        .collect();
+    let owner = caller(req);
+    let submitted = state
+        .engine
+        .submit(NewJob {
+            id: Uuid::now_v7(),
+            operation: "request".into(),
+            input: json!({"uri": uri, "name": name, "headers": headers, "owner": owner}),
+            input_blob: None,
+            correlation_id: crate::api::wire::correlation_id(req, None),
+            options: Default::default(),
+            owner,
+        })
+        .await;
+    let enc = answer_enc(req);
+    let job = match submitted {
+        Ok(j) => j,
+        Err(e) => {
+            let mut p = Problem::from(e).for_req(req);
+            p.enc = Some(enc);
+            return Some(p.into_response());
+        }
+    };
+    let base = base_url(req, state.public_url.as_deref());
+    let rid = job.id.simple().to_string();
+    let doc = BgrsAccepted {
+        request: rid.clone(),
+        links: vec![
+            get_link("self", format!("{base}/bgrs/{rid}"), Some(enc.media())),
+            get_link("result", format!("{base}/bgrs/{rid}/result"), None),
+            get_link("monitor", job_href(&base, job.id), Some(enc.media())),
+        ],
+    };
+    Some(
+        Rep::<BgrsAccepted, 201>::new(doc, enc, "background")
+            .header(header::LOCATION, format!("{base}/bgrs/{rid}"))
+            .into_response(),
+    )
+}
+
+/// The immediate answer to a background request.
+#[derive(Debug, Clone, Object)]
+pub struct BgrsAccepted {
+    /// The background request id.
+    pub request: String,
+    /// `self` (its status), `result` and `monitor` (the job).
+    pub links: Vec<LinkDoc>,
+}
+
+/// Seed 001's view of a background request.
+#[derive(Debug, Clone, Object)]
+pub struct BgrsDoc {
+    /// The task number.
+    pub id: String,
+    /// The request id.
+    pub rid: String,
+    /// Who asked (a digest of the credential), when known.
+    pub user_id: Option<String>,
+    /// The original path and query.
+    pub name: String,
+    pub created_dt: String,
+    /// 1 queued, 2 started, 3 processing, 4 finished, 5 failed, 6 cancelled.
+    pub status_id: String,
+    pub status_name: String,
+    /// Percent done, two decimals.
+    pub progress: String,
+    pub finished_dt: Option<String>,
+    /// The HTTP status of the stored answer.
+    pub status: Option<String>,
+    /// Its content type.
+    pub content_type: Option<String>,
+    /// Where to read it.
+    pub result: Option<String>,
+    /// `self`, `details`, `result`, and the job.
+    pub links: Vec<LinkDoc>,
+}
+
+/// One line of `/bgrs/{id}/details`.
+#[derive(Debug, Clone, Object)]
+pub struct BgrsDetail {
+    pub id: String,
+    pub rid: String,
+    pub dt: String,
+    pub details: String,
+}
+
+/// A share link.
+#[derive(Debug, Clone, Object)]
+pub struct ShareDoc {
+    /// The signed link to the result.
+    pub href: String,
+    /// When it stops working.
+    pub expires: DateTime<Utc>,
+}
+
+fn dt(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn status_of(s: JobStatus) -> (&'static str, &'static str) {
+    match s {
+        JobStatus::Queued => ("1", "queued"),
+        JobStatus::Started => ("2", "started"),
+        JobStatus::Processing | JobStatus::Saving => ("3", "processing"),
+        JobStatus::Success => ("4", "finished"),
+        JobStatus::Failed => ("5", "failed"),
+        JobStatus::Cancelled | JobStatus::Deleted => ("6", "cancelled"),
+    }
+}
+
+/// The share signature of `job` until `expires` (unix seconds).
+pub fn share_sig(key: &[u8], job: Uuid, expires: i64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(format!("{job}.{expires}").as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+/// The stored answer of a background request.
+#[derive(ApiResponse)]
+pub enum ResultAnswer {
+    /// The answer byte for byte, with its original content type (and status).
+    #[oai(status = 200)]
+    Ok(Binary<Vec<u8>>, #[oai(header = "Content-Type")] String),
+}
+
+/// Background requests.
+pub struct BgrsApi {
+    pub state: Arc<AppState>,
+}
+
+impl BgrsApi {
+    /// The request job, if the caller may see it: its owner, or a valid share link.
+    async fn visible(
+        &self,
+        req: &Request,
+        rid: &str,
+        expires: Option<i64>,
+        sig: Option<&str>,
+    ) -> Result<Job, Problem> {
+        let missing = || Problem::not_found(format!("no background request `{rid}`"));
+        let id: Uuid = rid.parse().map_err(|_| missing())?;
+        let job = self.state.engine.get(id).await.map_err(|e| match e {
+            EngineError::NotFound(_) => missing(),
+            other => other.into(),
+        })?;
+        if job.operation != "request" {
+            return Err(missing());
+        }
+        if let (Some(exp), Some(sig)) = (expires, sig) {
+            let good = share_sig(&self.state.share_key, job.id, exp);
+            if good.len() == sig.len()
+                && good
+                    .bytes()
+                    .zip(sig.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+            {
+                if Utc::now().timestamp() > exp {
+                    return Err(Problem::new(410, "gone", "this share link has expired"));
+                }
+                return Ok(job);
+            }
+            return Err(missing());
+        }
+        if job.owner != caller(req) {
+            return Err(missing());
+        }
+        Ok(job)
+    }
+
+    fn doc(&self, base: &str, job: &Job) -> BgrsDoc {
+        let rid = job.id.simple().to_string();
+        let (sid, sname) = status_of(job.status);
+        let s = job.summary.as_ref();
+        let done = job.status == JobStatus::Success;
+        let progress = if job.status.is_end() {
+            100.0
+        } else {
+            f64::from(job.current_stage.max(0)) * 100.0 / f64::from(job.total_stages.max(1))
+        };
+        BgrsDoc {
+            id: job.task_id.to_string(),
+            rid: rid.clone(),
+            user_id: job.owner.clone(),
+            name: job.input["name"].as_str().unwrap_or_default().to_string(),
+            created_dt: dt(job.created),
+            status_id: sid.into(),
+            status_name: sname.into(),
+            progress: format!("{progress:.2}"),
+            finished_dt: job.finished.map(dt),
+            status: s.and_then(|s| s.get("status")).map(|v| v.to_string()),
+            content_type: s
+                .and_then(|s| s.get("contentType"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            result: done.then(|| format!("{base}/bgrs/{rid}/result")),
+            links: vec![
+                get_link("self", format!("{base}/bgrs/{rid}"), None),
+                get_link("details", format!("{base}/bgrs/{rid}/details"), None),
+                get_link("monitor", job_href(base, job.id), None),
+            ]
+            .into_iter()
+            .chain(done.then(|| get_link("result", format!("{base}/bgrs/{rid}/result"), None)))
+            .collect(),
+        }
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Dialects")]
+impl BgrsApi {
+    /// A background request (seed 001)
+    ///
+    /// `[{id, rid, name, created_dt, status_id, status_name, progress, finished_dt, status,
+    /// content_type, result}]` as in the seed, plus links. Visible to its owner, or with a share
+    /// link's `expires` and `sig`.
+    #[oai(
+        path = "/bgrs/:rid",
+        method = "get",
+        operation_id = "getBackgroundRequest"
+    )]
+    async fn get(
+        &self,
+        req: &Request,
+        rid: Path<String>,
+        expires: Query<Option<i64>>,
+        sig: Query<Option<String>>,
+    ) -> Result<Rep<Vec<BgrsDoc>>, Problem> {
+        let run = async {
+            let enc = negotiate(req)?;
+            let job = self.visible(req, &rid, expires.0, sig.0.as_deref()).await?;
+            let base = base_url(req, self.state.public_url.as_deref());
+            Ok(Rep::new(vec![self.doc(&base, &job)], enc, "bgrs"))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// The log of a background request (seed 001)
+    #[oai(
+        path = "/bgrs/:rid/details",
+        method = "get",
+        operation_id = "getBackgroundRequestDetails"
+    )]
+    async fn details(
+        &self,
+        req: &Request,
+        rid: Path<String>,
+        expires: Query<Option<i64>>,
+        sig: Query<Option<String>>,
+    ) -> Result<Rep<Vec<BgrsDetail>>, Problem> {
+        let run = async {
+            let enc = negotiate(req)?;
+            let job = self.visible(req, &rid, expires.0, sig.0.as_deref()).await?;
+            let rid = job.id.simple().to_string();
+            let msgs = self.state.engine.messages(job.id).await?;
+            Ok(Rep::new(
+                msgs.into_iter()
+                    .map(|m| BgrsDetail {
+                        id: m.seq.to_string(),
+                        rid: rid.clone(),
+                        dt: dt(m.at),
+                        details: m.text,
+                    })
+                    .collect(),
+                enc,
+                "details",
+            ))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// The stored answer of a background request (seed 001)
+    ///
+    /// Byte for byte, with its original content type and status (CSV stays CSV).
+    #[oai(
+        path = "/bgrs/:rid/result",
+        method = "get",
+        operation_id = "getBackgroundRequestResult"
+    )]
+    async fn result(
+        &self,
+        req: &Request,
+        rid: Path<String>,
+        expires: Query<Option<i64>>,
+        sig: Query<Option<String>>,
+    ) -> Result<poem_openapi::payload::Response<ResultAnswer>, Problem> {
+        let run = async {
+            let job = self.visible(req, &rid, expires.0, sig.0.as_deref()).await?;
+            if job.status != JobStatus::Success {
+                return Err(Problem::new(
+                    409,
+                    "no-result-yet",
+                    format!("the background request is {}", status_of(job.status).1),
+                ));
+            }
+            let (_, files) = self.state.engine.get_with_files(job.id).await?;
+            let file = files
+                .into_iter()
+                .find(|f| !f.consumed)
+                .ok_or_else(|| Problem::new(410, "gone", "the stored answer was removed"))?;
+            let read = self
+                .state
+                .engine
+                .blobs()
+                .get(&file.object_key, None)
+                .await
+                .map_err(|e| Problem::from(EngineError::from(e)))?;
+            let mut body = Vec::with_capacity(file.size.max(0) as usize);
+            let mut s = read.stream;
+            while let Some(chunk) = s.next().await {
+                body.extend_from_slice(&chunk.map_err(|e| Problem::from(EngineError::from(e)))?);
+            }
+            let status = job
+                .summary
+                .as_ref()
+                .and_then(|s| s.get("status"))
+                .and_then(Value::as_u64)
+                .and_then(|s| StatusCode::from_u16(s as u16).ok())
+                .unwrap_or(StatusCode::OK);
+            Ok(poem_openapi::payload::Response::new(ResultAnswer::Ok(
+                Binary(body),
+                file.content_type.clone(),
+            ))
+            .status(status))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// Share a background request's result
+    ///
+    /// A signed link to `/bgrs/{id}/result` (and its status and details) that works for anyone
+    /// until it expires (`ttl` seconds, default 3600, at most 7 days), then answers 410. Only the
+    /// owner may make one.
+    #[oai(
+        path = "/api/v1/jobs/:id/share",
+        method = "post",
+        operation_id = "shareJob"
+    )]
+    async fn share(
+        &self,
+        req: &Request,
+        id: Path<String>,
+        /// Seconds the link works (1–604800).
+        ttl: Query<Option<i64>>,
+    ) -> Result<Json<ShareDoc>, Problem> {
+        let run = async {
+            let ttl = ttl.0.unwrap_or(3600);
+            if !(1..=604_800).contains(&ttl) {
+                return Err(Problem::bad_request("`ttl` must be 1 to 604800 seconds"));
+            }
+            let uid: Uuid = id
+                .parse()
+                .map_err(|_| Problem::not_found(format!("no job with id `{}`", id.0)))?;
+            let job = self.state.engine.get(uid).await?;
+            if job.owner != caller(req) {
+                return Err(Problem::not_found(format!("no job with id `{}`", id.0)));
+            }
+            if job.operation != "request" {
+                return Err(Problem::new(
+                    409,
+                    "not-shareable",
+                    "only background requests (bgrs) can be shared",
+                ));
+            }
+            let expires = Utc::now().timestamp() + ttl;
+            let sig = share_sig(&self.state.share_key, job.id, expires);
+            let base = base_url(req, self.state.public_url.as_deref());
+            Ok(Json(ShareDoc {
+                href: format!(
+                    "{base}/bgrs/{}/result?expires={expires}&sig={sig}",
+                    job.id.simple()
+                ),
+                expires: DateTime::from_timestamp(expires, 0).unwrap_or_default(),
+            }))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+}

@@ -1,0 +1,5 @@
+//! Thin views of the one job model in the dialects of the seed systems (seeds 001, 003); they
+//! keep no state of their own.
+
+pub mod bgrs;
+pub mod tasks;

@@ -1,0 +1,278 @@
+//! Seed 003's tasks dialect over the one job model: `GET /tasks`, `GET /tasks/{id}` (also
+//! `.json` / `.xml`), `?cancel=true`, `?prune=true`. Task ids are the jobs' task numbers.
+
+use std::sync::Arc;
+
+use poem::http::header;
+use poem::Request;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::api::docs::LinkDoc;
+use crate::api::wire::{base_url, negotiate, Enc, Problem};
+use crate::api::{ApiTags, AppState};
+use crate::domain::{job_links, Job, JobStatus};
+use crate::engine::{Cancelled, EngineError};
+
+/// Progress of a running task.
+#[derive(Debug, Clone, Object)]
+pub struct TaskProgress {
+    /// What it is doing now.
+    pub task: String,
+    /// Units done so far.
+    pub amount: f64,
+}
+
+/// One task (seed 003).
+#[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct TaskDoc {
+    /// The task number.
+    pub id: i64,
+    /// WAITING (queued behind a full pool), RUNNING, FINISHED, FAILED or CANCELLED.
+    pub status: String,
+    /// What the task does.
+    pub description: String,
+    /// Where to poll it.
+    pub href: String,
+    /// While running.
+    pub progress: Option<TaskProgress>,
+    /// When FINISHED: the result summary.
+    pub result: Option<Value>,
+    /// When FAILED: the exception report.
+    pub exception: Option<Value>,
+    /// The job behind the task.
+    #[oai(rename = "jobId")]
+    pub job_id: Uuid,
+    /// The job's links.
+    pub links: Vec<LinkDoc>,
+}
+
+/// `{"task": {...}}`.
+#[derive(Debug, Clone, Object)]
+pub struct TaskEnvelope {
+    pub task: TaskDoc,
+}
+
+/// `{"tasks": [...]}`.
+#[derive(Debug, Clone, Object)]
+pub struct TaskList {
+    pub tasks: Vec<TaskDoc>,
+}
+
+/// Seed 003's status names.
+pub fn task_status(s: JobStatus) -> &'static str {
+    match s {
+        JobStatus::Queued => "WAITING",
+        JobStatus::Started | JobStatus::Processing | JobStatus::Saving => "RUNNING",
+        JobStatus::Success => "FINISHED",
+        JobStatus::Failed => "FAILED",
+        JobStatus::Cancelled | JobStatus::Deleted => "CANCELLED",
+    }
+}
+
+fn task_doc(base: &str, job: &Job, suffix: &str) -> TaskDoc {
+    TaskDoc {
+        id: job.task_id,
+        status: task_status(job.status).into(),
+        description: format!("{} {} (job {})", job.operation, job.reference, job.id),
+        href: format!("{base}/tasks/{}{suffix}", job.task_id),
+        progress: (!job.status.is_end()).then(|| TaskProgress {
+            task: job.phase.clone().unwrap_or_default(),
+            amount: job.progress.amount as f64,
+        }),
+        result: (job.status == JobStatus::Success).then(|| job.summary.clone().unwrap_or_default()),
+        exception: (job.status == JobStatus::Failed).then(|| job.error.clone().unwrap_or_default()),
+        job_id: job.id,
+        links: job_links(base, job, &[], "application/json")
+            .into_iter()
+            .map(LinkDoc::from)
+            .collect(),
+    }
+}
+
+/// The XML form: the seed's elements, with the polling URL as an `atom:link`.
+fn task_xml(out: &mut String, t: &TaskDoc) {
+    use crate::formats::xml::{escape_into, write_element};
+    out.push_str("<task>");
+    write_element(out, "id", &t.id.into());
+    write_element(out, "status", &t.status.clone().into());
+    write_element(out, "description", &t.description.clone().into());
+    out.push_str("<atom:link xmlns:atom=\"http://www.w3.org/2005/Atom\" rel=\"alternate\" href=\"");
+    escape_into(out, &t.href, true);
+    out.push_str("\" type=\"application/xml\"/>");
+    for (name, v) in [
+        ("progress", t.progress.to_json()),
+        ("result", t.result.clone()),
+        ("exception", t.exception.clone()),
+    ] {
+        if let Some(v) = v {
+            write_element(out, name, &v);
+        }
+    }
+    write_element(out, "jobId", &t.job_id.to_string().into());
+    write_element(out, "links", &t.links.to_json().unwrap_or_default());
+    out.push_str("</task>");
+}
+
+/// A task or the list, in JSON or XML.
+pub enum TasksAnswer {
+    One(Box<TaskDoc>, Enc),
+    Many(Vec<TaskDoc>, Enc),
+}
+
+impl poem::IntoResponse for TasksAnswer {
+    fn into_response(self) -> poem::Response {
+        let (body, enc) = match self {
+            TasksAnswer::One(t, Enc::Xml) => {
+                let t = *t;
+                let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+                task_xml(&mut s, &t);
+                (s, Enc::Xml)
+            }
+            TasksAnswer::One(t, enc) => (TaskEnvelope { task: *t }.to_json_string(), enc),
+            TasksAnswer::Many(ts, Enc::Xml) => {
+                let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><tasks>");
+                for t in &ts {
+                    task_xml(&mut s, t);
+                }
+                s.push_str("</tasks>");
+                (s, Enc::Xml)
+            }
+            TasksAnswer::Many(ts, enc) => (TaskList { tasks: ts }.to_json_string(), enc),
+        };
+        poem::Response::builder()
+            .content_type(enc.media())
+            .header(header::VARY, "Accept")
+            .body(body)
+    }
+}
+
+impl ApiResponse for TasksAnswer {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description:
+                    "The task (`{\"task\": …}`) or the list (`{\"tasks\": […]}`), in JSON or XML.",
+                status: Some(200),
+                status_range: None,
+                content: vec![
+                    MetaMediaType {
+                        content_type: "application/json",
+                        schema: TaskEnvelope::schema_ref(),
+                    },
+                    MetaMediaType {
+                        content_type: "application/xml",
+                        schema: TaskEnvelope::schema_ref(),
+                    },
+                ],
+                headers: vec![],
+            }],
+        }
+    }
+    fn register(registry: &mut Registry) {
+        TaskEnvelope::register(registry);
+        TaskList::register(registry);
+    }
+}
+
+/// Seed 003's tasks.
+pub struct TasksApi {
+    pub state: Arc<AppState>,
+}
+
+#[OpenApi(tag = "ApiTags::Dialects")]
+impl TasksApi {
+    /// List tasks (seed 003)
+    ///
+    /// The newest tasks first (`limit`, default 100, at most 1000).
+    #[oai(path = "/tasks", method = "get", operation_id = "listTasks")]
+    async fn list(
+        &self,
+        req: &Request,
+        /// How many (1–1000).
+        limit: Query<Option<u64>>,
+    ) -> Result<TasksAnswer, Problem> {
+        let run = async {
+            let enc = negotiate(req)?;
+            let limit = limit.0.unwrap_or(100);
+            if !(1..=1000).contains(&limit) {
+                return Err(Problem::bad_request("`limit` must be between 1 and 1000"));
+            }
+            let base = base_url(req, self.state.public_url.as_deref());
+            let page = self
+                .state
+                .engine
+                .list(&Default::default(), true, None, limit)
+                .await?;
+            let ext = if enc == Enc::Xml { ".xml" } else { ".json" };
+            Ok(TasksAnswer::Many(
+                page.items
+                    .iter()
+                    .filter(|j| j.status != JobStatus::Deleted)
+                    .map(|j| task_doc(&base, j, ext))
+                    .collect(),
+                enc,
+            ))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// Read, cancel or prune a task (seed 003)
+    ///
+    /// `id` may end in `.json` or `.xml` to choose the encoding. `cancel=true` asks the task to
+    /// stop and answers at once (repeating it is harmless); `prune=true` removes a finished task
+    /// and has no effect on an unfinished one.
+    #[oai(path = "/tasks/:id", method = "get", operation_id = "getTask")]
+    async fn get(
+        &self,
+        req: &Request,
+        /// Task number, optionally with `.json` or `.xml`.
+        id: Path<String>,
+        /// Ask the task to stop.
+        cancel: Query<Option<bool>>,
+        /// Remove the task if it has finished.
+        prune: Query<Option<bool>>,
+    ) -> Result<TasksAnswer, Problem> {
+        let run = async {
+            let (num, enc) = if let Some(n) = id.strip_suffix(".json") {
+                (n, Enc::Json)
+            } else if let Some(n) = id.strip_suffix(".xml") {
+                (n, Enc::Xml)
+            } else {
+                (id.as_str(), negotiate(req)?)
+            };
+            let missing = || Problem::not_found(format!("no task `{}`", id.0));
+            let num: i64 = num.parse().map_err(|_| missing())?;
+            let engine = &self.state.engine;
+            let mut job = match engine
+                .store()
+                .job_by_task_id(num)
+                .await
+                .map_err(EngineError::from)?
+            {
+                Some(j) if j.status != JobStatus::Deleted => j,
+                _ => return Err(missing()),
+            };
+            if cancel.0 == Some(true) {
+                match engine.cancel(job.id).await {
+                    Ok(Cancelled::Done(j)) | Ok(Cancelled::Pending(j)) => job = j,
+                    // Cancelling a finished task changes nothing; say how it is.
+                    Err(EngineError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if prune.0 == Some(true) && job.status.is_end() {
+                engine.prune(&job).await?;
+            }
+            let base = base_url(req, self.state.public_url.as_deref());
+            let ext = if enc == Enc::Xml { ".xml" } else { ".json" };
+            Ok(TasksAnswer::One(Box::new(task_doc(&base, &job, ext)), enc))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+}

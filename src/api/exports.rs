@@ -1,0 +1,174 @@
+//! `POST /api/v1/exports` (seed 004): the tools catalog or the job collection as a data file set.
+
+use std::sync::Arc;
+
+use poem::Request;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiRequest, Enum, Object, OpenApi};
+
+use super::docs::{AsyncOptions, JobDoc};
+use super::wire::{correlation_id, negotiate, ApiResult, Problem, XmlBody, XmlShape};
+use super::{ApiTags, AppState};
+use crate::engine::NewJob;
+use crate::operations::export::{Dataset, ExportFormat, ExportSpec, DEFAULT_PART_SIZE};
+
+/// What to export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum DatasetDoc {
+    Tools,
+    Jobs,
+}
+
+/// File encoding of the parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ExportFormatDoc {
+    Csv,
+    Ndjson,
+    Json,
+    Xml,
+}
+
+/// The audit filters (jobs only).
+#[derive(Debug, Clone, Default, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExportFilter {
+    /// Statuses to include.
+    pub status: Option<Vec<String>>,
+    pub operation: Option<String>,
+    pub correlation_id: Option<String>,
+    /// RFC 3339 times.
+    pub created_after: Option<String>,
+    pub created_before: Option<String>,
+    pub finished_after: Option<String>,
+    pub finished_before: Option<String>,
+}
+
+/// An export request.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExportRequest {
+    /// `tools` or `jobs`.
+    pub dataset: DatasetDoc,
+    /// `csv` (default), `ndjson`, `json` or `xml`.
+    pub format: Option<ExportFormatDoc>,
+    /// For `jobs`: the audit filters.
+    pub filter: Option<ExportFilter>,
+    /// Rows per file (default 100000); a new part starts every `partSize` rows.
+    pub part_size: Option<u64>,
+    /// Asynchronous options (callback, notification, keepResult).
+    #[oai(rename = "async")]
+    pub async_options: Option<AsyncOptions>,
+    /// Correlation id (the `X-Correlation-Id` header wins).
+    pub correlation_id: Option<String>,
+}
+
+impl XmlShape for ExportRequest {
+    fn shape() -> crate::formats::xml::Shape {
+        use crate::formats::xml::Shape;
+        Shape::Object(vec![
+            ("dataset".into(), Shape::String),
+            ("format".into(), Shape::String),
+            (
+                "filter".into(),
+                Shape::Object(vec![
+                    ("status".into(), Shape::Array(Box::new(Shape::String))),
+                    ("operation".into(), Shape::String),
+                    ("correlationId".into(), Shape::String),
+                    ("createdAfter".into(), Shape::String),
+                    ("createdBefore".into(), Shape::String),
+                    ("finishedAfter".into(), Shape::String),
+                    ("finishedBefore".into(), Shape::String),
+                ]),
+            ),
+            ("partSize".into(), Shape::Integer),
+            ("async".into(), AsyncOptions::shape()),
+            ("correlationId".into(), Shape::String),
+        ])
+    }
+}
+
+/// An export in JSON or XML.
+#[derive(ApiRequest)]
+pub enum ExportBody {
+    Json(Json<ExportRequest>),
+    Xml(XmlBody<ExportRequest>),
+}
+
+/// Exports.
+pub struct ExportsApi {
+    pub state: Arc<AppState>,
+}
+
+#[OpenApi(tag = "ApiTags::Exports")]
+impl ExportsApi {
+    /// Export a dataset as a data file set (seed 004)
+    ///
+    /// The tools catalog, or the jobs matching the audit filters, streamed into files of
+    /// `partSize` rows (CSV with a header row in every part, NDJSON, a JSON array or an XML
+    /// document per part). Answers 201 with the job; on SUCCESS each part is a `file` link and the
+    /// `datafileset` lists them with their row counts.
+    #[oai(path = "/api/v1/exports", method = "post", operation_id = "export")]
+    async fn export(
+        &self,
+        req: &Request,
+        body: ExportBody,
+        /// `wait=N`: answer 200 with the ended job if it ends within N seconds.
+        #[oai(name = "Prefer")]
+        _prefer: poem_openapi::param::Header<Option<String>>,
+    ) -> ApiResult<JobDoc, 201> {
+        let run = async {
+            let enc = negotiate(req)?;
+            let r = match body {
+                ExportBody::Json(b) => b.0,
+                ExportBody::Xml(b) => b.0,
+            };
+            let f = r.filter.unwrap_or_default();
+            let filter = super::jobs::filter(
+                &f.status.unwrap_or_default(),
+                &f.operation,
+                &f.correlation_id,
+                &f.created_after,
+                &f.created_before,
+                &f.finished_after,
+                &f.finished_before,
+            )?;
+            let spec = ExportSpec {
+                dataset: match r.dataset {
+                    DatasetDoc::Tools => Dataset::Tools,
+                    DatasetDoc::Jobs => Dataset::Jobs,
+                },
+                format: match r.format.unwrap_or(ExportFormatDoc::Csv) {
+                    ExportFormatDoc::Csv => ExportFormat::Csv,
+                    ExportFormatDoc::Ndjson => ExportFormat::Ndjson,
+                    ExportFormatDoc::Json => ExportFormat::Json,
+                    ExportFormatDoc::Xml => ExportFormat::Xml,
+                },
+                filter,
+                part_size: r.part_size.unwrap_or(DEFAULT_PART_SIZE),
+            };
+            let options = super::signals::job_options(
+                &self.state,
+                req,
+                r.async_options.map(|a| a.to_request()).unwrap_or_default(),
+            )
+            .await?;
+            let job = self
+                .state
+                .engine
+                .submit(NewJob {
+                    id: uuid::Uuid::now_v7(),
+                    owner: super::wire::caller(req),
+                    operation: "export".into(),
+                    input: spec.to_input(),
+                    input_blob: None,
+                    correlation_id: correlation_id(req, r.correlation_id),
+                    options,
+                })
+                .await?;
+            super::jobs::created(&self.state, req, enc, job).await
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+}

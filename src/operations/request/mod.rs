@@ -1,0 +1,110 @@
+//! A background request (seed 001): a GET of the service's own API, run in-process as a job with
+//! the caller's identity; its status, content type and body are kept as the job's result.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::{Context, OpError, Operation};
+
+/// The answer of an in-process request.
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: BoxStream<'static, Result<Bytes, String>>,
+}
+
+/// Calls the service's own HTTP endpoint without a network (the API implements it).
+#[async_trait]
+pub trait InProcess: Send + Sync {
+    /// GET `uri` (path and query) with `headers`, as `owner`.
+    async fn get(
+        &self,
+        uri: &str,
+        headers: &[(String, String)],
+        owner: Option<String>,
+    ) -> Result<Answer, String>;
+}
+
+/// The `request` operation.
+pub struct RequestOperation {
+    client: Arc<dyn InProcess>,
+}
+
+impl RequestOperation {
+    pub fn new(client: Arc<dyn InProcess>) -> Self {
+        RequestOperation { client }
+    }
+}
+
+#[async_trait]
+impl Operation for RequestOperation {
+    fn name(&self) -> &str {
+        "request"
+    }
+    fn description(&self) -> &str {
+        "A GET of this service's API run in the background (bgrs=yes or Prefer: respond-async); its answer is kept as the result."
+    }
+    fn input_schema(&self) -> Value {
+        json!({"type": "object", "required": ["uri"], "properties": {
+            "uri": {"type": "string", "description": "path and query under /api/"},
+            "name": {"type": "string"},
+            "headers": {"type": "array"}
+        }})
+    }
+    fn stages(&self) -> i32 {
+        2
+    }
+    fn validate(&self, input: &Value) -> Result<(), String> {
+        let uri = input
+            .get("uri")
+            .and_then(Value::as_str)
+            .ok_or("`uri` is required")?;
+        if !uri.starts_with("/api/") {
+            return Err("only GETs under /api/ run in the background".into());
+        }
+        Ok(())
+    }
+
+    async fn run(&self, ctx: &mut Context) -> Result<Value, OpError> {
+        let uri = ctx.input()["uri"].as_str().unwrap_or_default().to_string();
+        let name = ctx.input()["name"].as_str().unwrap_or(&uri).to_string();
+        let owner = ctx.input()["owner"].as_str().map(str::to_string);
+        let headers: Vec<(String, String)> = ctx.input()["headers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| Some((h[0].as_str()?.to_string(), h[1].as_str()?.to_string())))
+            .collect();
+        ctx.stage(1, 2, &format!("Running GET {name}")).await?;
+        let answer = self
+            .client
+            .get(&uri, &headers, owner)
+            .await
+            .map_err(|e| OpError::failed("request", e))?;
+        ctx.stage(2, 2, "Storing the answer").await?;
+        ctx.saving("Storing the answer").await?;
+        let mut file = ctx.create_file("result", &answer.content_type).await?;
+        let mut body = answer.body;
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            ctx.checkpoint()?;
+            let chunk = chunk.map_err(|e| OpError::failed("request", e))?;
+            size += chunk.len() as u64;
+            file.write(&chunk).await?;
+            ctx.progress(size as i64, None, "bytes").await?;
+        }
+        let done = file.finish().await?;
+        ctx.add_file(done).await?;
+        ctx.message(
+            crate::domain::Level::Info,
+            &format!("GET {name} answered {} ({size} bytes)", answer.status),
+        )
+        .await?;
+        Ok(json!({"status": answer.status, "contentType": answer.content_type, "size": size}))
+    }
+}
