@@ -101,7 +101,10 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
     )
     .description(
         "Long-running work over HTTP: submit work and get 201 + Location, follow the job's links \
-         (monitor, cancel, result, datafileset, file, operator), read it as JSON or XML.",
+         (monitor, cancel, result, datafileset, file, operator), read it as JSON or XML. \
+         Any GET under /api/ also runs in the background when given `bgrs=yes` (or `1`) or \
+         `Prefer: respond-async`: it answers 201 with `{\"request\": id}` and a Location under \
+         /bgrs/{id} (seed 001).",
     )
 }
 

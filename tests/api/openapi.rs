@@ -36,6 +36,8 @@ async fn checked_in_openapi_matches_the_served_one() {
         "operations",
         "imports",
         "comparisons",
+        "exports",
+        "tasks",
         "docs",
         "openapi",
     ] {
@@ -48,6 +50,6 @@ async fn checked_in_openapi_matches_the_served_one() {
         .iter()
         .map(|o| o["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["compare", "import", "sleepy"]);
+    assert_eq!(names, ["compare", "export", "import", "request", "sleepy"]);
     app.stop().await;
 }
