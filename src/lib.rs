@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod formats;
+pub mod metrics;
 pub mod net;
 pub mod operations;
 pub mod store;
@@ -200,6 +201,7 @@ impl App {
         let maintenance = runs_workers.then(|| self.engine.start_maintenance());
         let deliveries = runs_workers.then(|| self.engine.start_deliveries());
         let poller = self.engine.start_change_poller();
+        let hearing = self.engine.start_listener();
         let addr = listener.local_addr()?;
         tracing::info!(%addr, role = ?self.config.role, "longrun listening");
         let stop = tokio_util::sync::CancellationToken::new();
@@ -228,6 +230,9 @@ impl App {
             task.abort();
         }
         poller.abort();
+        if let Some(l) = hearing {
+            l.abort();
+        }
         tracing::info!("longrun stopped");
         Ok(())
     }

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_deliveries;
 mod m0003_tasks_owner;
+mod m0004_idempotency;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_deliveries::Migration),
             Box::new(m0003_tasks_owner::Migration),
+            Box::new(m0004_idempotency::Migration),
         ]
     }
 }

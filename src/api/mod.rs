@@ -6,6 +6,7 @@ pub mod compat;
 pub mod docs;
 mod downloads;
 mod exports;
+mod idempotency;
 mod imports;
 mod jobs;
 mod root;
@@ -111,7 +112,9 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
 /// The whole HTTP application.
 pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let metrics_state = state.clone();
+    let ready_state = state.clone();
     let bgrs_state = state.clone();
+    let count_state = state.clone();
     let api = openapi(state);
     let spec_json = api.spec();
     let spec_yaml = api.spec_yaml();
@@ -135,32 +138,90 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         )
         .at(
             "/metrics",
-            poem::endpoint::make_sync(move |_| {
-                Response::builder()
-                    .content_type("text/plain; version=0.0.4")
-                    .body(metrics_text(&metrics_state))
+            poem::endpoint::make(move |_| {
+                let st = metrics_state.clone();
+                async move {
+                    Response::builder()
+                        .content_type("text/plain; version=0.0.4")
+                        .body(metrics_text(&st).await)
+                }
+            }),
+        )
+        .at(
+            "/healthz",
+            poem::endpoint::make_sync(|_| {
+                Response::builder().content_type("text/plain").body("ok\n")
+            }),
+        )
+        .at(
+            "/readyz",
+            poem::endpoint::make(move |req: poem::Request| {
+                let st = ready_state.clone();
+                async move {
+                    let db = st.engine.store().ping().await;
+                    let blobs = st.engine.blobs().ping().await;
+                    match (db, blobs) {
+                        (Ok(()), Ok(())) => Response::builder()
+                            .content_type("text/plain")
+                            .body("ready\n"),
+                        (db, blobs) => {
+                            let mut why = Vec::new();
+                            if let Err(e) = db {
+                                why.push(format!("database: {e}"));
+                            }
+                            if let Err(e) = blobs {
+                                why.push(format!("object store: {e}"));
+                            }
+                            Problem::new(503, "unavailable", why.join("; "))
+                                .for_req(&req)
+                                .into_response()
+                        }
+                    }
+                }
             }),
         )
         .nest("/docs", docs)
         .nest("/", api)
         .around(move |ep, req| {
             let bgrs_state = bgrs_state.clone();
+            let count_state = count_state.clone();
             async move {
-                if let Some(answer) = compat::bgrs::intercept(&bgrs_state, &req).await {
-                    return Ok(answer);
-                }
-                let enc_req = (req.uri().clone(), req.headers().clone());
-                match ep.call(req).await {
-                    Ok(r) => Ok(r.into_response()),
-                    Err(e) if e.is::<Problem>() => Ok(e.into_response()),
-                    Err(e) => Ok(problem_of(e, enc_req)),
-                }
+                let route = crate::metrics::route_of(req.uri().path());
+                let method = req.method().to_string();
+                let call = |req: poem::Request| async {
+                    let enc_req = (req.uri().clone(), req.headers().clone());
+                    match ep.call(req).await {
+                        Ok(r) => r.into_response(),
+                        Err(e) if e.is::<Problem>() => e.into_response(),
+                        Err(e) => problem_of(e, enc_req),
+                    }
+                };
+                let answer = if let Some(answer) = compat::bgrs::intercept(&bgrs_state, &req).await
+                {
+                    answer
+                } else if req.method() == poem::http::Method::POST
+                    && req.headers().contains_key("idempotency-key")
+                {
+                    idempotency::handle(&bgrs_state, req, call).await
+                } else {
+                    call(req).await
+                };
+                count_state.engine.metrics().count(
+                    "longrun_http_requests_total",
+                    &[
+                        ("route", &route),
+                        ("method", &method),
+                        ("status", answer.status().as_str()),
+                    ],
+                    1,
+                );
+                Ok(answer)
             }
         })
 }
 
-/// Counters in the Prometheus text format.
-fn metrics_text(state: &AppState) -> String {
+/// Counters, gauges and histograms in the Prometheus text format.
+async fn metrics_text(state: &AppState) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     let m = state.engine.delivery_metrics();
     let mut out = String::new();
@@ -185,6 +246,22 @@ fn metrics_text(state: &AppState) -> String {
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
         ));
     }
+    if let Ok(rows) = state.engine.store().count_by_status().await {
+        out.push_str("# HELP longrun_jobs Jobs stored, by status and operation.\n# TYPE longrun_jobs gauge\n");
+        let mut queued = 0;
+        for (status, op, n) in rows {
+            if status == "QUEUED" {
+                queued += n;
+            }
+            out.push_str(&format!(
+                "longrun_jobs{{status=\"{status}\",operation=\"{op}\"}} {n}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP longrun_queue_depth Jobs waiting for a worker.\n# TYPE longrun_queue_depth gauge\nlongrun_queue_depth {queued}\n"
+        ));
+    }
+    state.engine.metrics().render(&mut out);
     out
 }
 

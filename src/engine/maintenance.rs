@@ -80,6 +80,9 @@ impl Engine {
             finished_before: Some(now - keep),
             ..Default::default()
         };
+        self.store
+            .idem_purge(now - chrono::Duration::hours(24))
+            .await?;
         let mut n = 0;
         loop {
             let batch = self.store.ended_jobs(&filter, 200).await?;

@@ -107,6 +107,7 @@ pub struct Engine {
     pub(crate) stopping: AtomicBool,
     pub(crate) stop_claiming: CancellationToken,
     pub(crate) delivery_metrics: DeliveryMetrics,
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 /// Answer of a cancel request.
@@ -142,6 +143,7 @@ impl Engine {
             stopping: AtomicBool::new(false),
             stop_claiming: CancellationToken::new(),
             delivery_metrics: DeliveryMetrics::default(),
+            metrics: Default::default(),
         })
     }
 
@@ -163,6 +165,11 @@ impl Engine {
     /// Counters of the delivery sender.
     pub fn delivery_metrics(&self) -> &DeliveryMetrics {
         &self.delivery_metrics
+    }
+
+    /// Counters and histograms of this process.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// May deliveries and fetches reach loopback and private addresses?

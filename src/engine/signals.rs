@@ -263,6 +263,33 @@ impl Engine {
         }
     }
 
+    /// Hear other instances (PostgreSQL): new work wakes an idle worker, a cancel request stops
+    /// the job if it runs here, a change wakes the job's waiters.
+    pub fn start_listener(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let mut rx = self.store.listen()?;
+        let me = self.clone();
+        Some(tokio::spawn(async move {
+            use crate::store::Signal;
+            while let Some(signal) = rx.recv().await {
+                match signal {
+                    Signal::New(_) => me.wake.notify_one(),
+                    Signal::Cancel(id) => {
+                        if let Some(t) = me.running.lock().unwrap().get(&id) {
+                            t.cancel();
+                        }
+                    }
+                    Signal::Changed(id) => me.store.changes().touch(id),
+                    Signal::Missed => {
+                        me.wake.notify_waiters();
+                        for id in me.store.changes().watched() {
+                            me.store.changes().touch(id);
+                        }
+                    }
+                }
+            }
+        }))
+    }
+
     /// Notice writes made by other instances to watched jobs: one query a second for all of them,
     /// only while somebody waits.
     pub fn start_change_poller(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {

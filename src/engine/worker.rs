@@ -32,7 +32,15 @@ impl Engine {
             let now = Utc::now();
             let lease = chrono::Duration::from_std(self.cfg.lease).unwrap_or_default();
             match self.store.claim(&self.node, now + lease, now).await {
-                Ok(Some(job)) => self.run_job(job).await,
+                Ok(Some(job)) => {
+                    let waited = (now - job.created).num_milliseconds().max(0) as f64 / 1000.0;
+                    self.metrics.observe(
+                        "longrun_claim_latency_seconds",
+                        &[("operation", &job.operation)],
+                        waited,
+                    );
+                    self.run_job(job).await
+                }
                 Ok(None) => {
                     tokio::select! {
                         _ = self.wake.notified() => {}
@@ -171,6 +179,16 @@ impl Engine {
             })
             .await?;
         if let Ok(Some(job)) = res {
+            if let (Some(start), Some(end)) = (job.started, job.finished) {
+                self.metrics.observe(
+                    "longrun_job_duration_seconds",
+                    &[
+                        ("operation", &job.operation),
+                        ("status", job.status.as_str()),
+                    ],
+                    (end - start).num_milliseconds().max(0) as f64 / 1000.0,
+                );
+            }
             tracing::info!(job_id = %job.id, correlation_id = %job.correlation_id, status = %job.status, "job ended");
             if job.status == JobStatus::Queued {
                 self.wake.notify_one();

@@ -197,3 +197,26 @@ pub mod sequences {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod idempotency {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "idempotency")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub fingerprint: Option<String>,
+        pub state: String,
+        pub status: Option<i32>,
+        pub location: Option<String>,
+        pub content_type: Option<String>,
+        pub body: Option<String>,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -4,10 +4,14 @@
 mod changes;
 mod claim;
 mod entities;
+mod idempotency;
+mod listen;
 mod outbox;
 mod tools;
 
 pub use changes::{Changes, Subscription};
+pub use idempotency::{KeptAnswer, Reservation};
+pub use listen::Signal;
 pub use outbox::DeliveryState;
 
 use std::time::Duration;
@@ -92,6 +96,7 @@ pub struct Store {
     db: DatabaseConnection,
     backend: Backend,
     changes: std::sync::Arc<Changes>,
+    url: String,
 }
 
 impl Store {
@@ -123,12 +128,22 @@ impl Store {
             db,
             backend,
             changes: Default::default(),
+            url: url.to_string(),
         })
     }
 
-    /// Apply every pending migration.
+    /// Apply every pending migration. On PostgreSQL several instances may start at once: an
+    /// advisory lock held for the migrating transaction lets one migrate while the others wait.
     pub async fn migrate(&self) -> Result<()> {
-        Migrator::up(&self.db, None).await?;
+        if self.backend == Backend::Postgres {
+            let txn = self.db.begin().await?;
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7470426172)")
+                .await?;
+            Migrator::up(&txn, None).await?;
+            txn.commit().await?;
+        } else {
+            Migrator::up(&self.db, None).await?;
+        }
         Ok(())
     }
 
@@ -157,6 +172,21 @@ impl Store {
             .collect()
     }
 
+    /// How many jobs there are by status and operation (tombstones left out).
+    pub async fn count_by_status(&self) -> Result<Vec<(String, String, i64)>> {
+        Ok(jobs::Entity::find()
+            .select_only()
+            .column(jobs::Column::Status)
+            .column(jobs::Column::Operation)
+            .column_as(jobs::Column::Id.count(), "n")
+            .filter(jobs::Column::Status.ne(JobStatus::Deleted.as_str()))
+            .group_by(jobs::Column::Status)
+            .group_by(jobs::Column::Operation)
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
     /// A cheap round trip, for readiness.
     pub async fn ping(&self) -> Result<()> {
         self.db.ping().await?;
@@ -171,6 +201,8 @@ impl Store {
         let txn = self.db.begin().await?;
         job.task_id = next_in_sequence(&txn, "task").await?;
         jobs::Entity::insert(to_active(job)).exec(&txn).await?;
+        self.announce(&txn, listen::payloads(job.id, true, false))
+            .await?;
         insert_message(
             &txn,
             job.id,
@@ -255,6 +287,15 @@ impl Store {
                 } else {
                     0
                 };
+                self.announce(
+                    &txn,
+                    listen::payloads(
+                        id,
+                        new.status == JobStatus::Queued && old.status != JobStatus::Queued,
+                        new.cancel_requested && !old.cancel_requested,
+                    ),
+                )
+                .await?;
                 txn.commit().await?;
                 self.changes.touch(id);
                 if queued > 0 {
@@ -289,6 +330,8 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let job = to_job(row)?;
         self.changes.touch(job.id);
+        self.announce(&self.db, listen::payloads(job.id, false, false))
+            .await?;
         self.append_message(
             job.id,
             Level::Info,
@@ -334,6 +377,8 @@ impl Store {
             .await?;
         if res.rows_affected == 1 {
             self.changes.touch(fence.job_id);
+            self.announce(&self.db, listen::payloads(fence.job_id, false, false))
+                .await?;
         }
         Ok(res.rows_affected == 1)
     }

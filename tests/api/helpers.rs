@@ -84,6 +84,37 @@ impl Operation for Sleepy {
     }
 }
 
+/// A test operation with an outside effect: appends its job id to the file `path`, so a test can
+/// count how often each job's work was done.
+pub struct Count;
+
+#[async_trait]
+impl Operation for Count {
+    fn name(&self) -> &str {
+        "count"
+    }
+    fn description(&self) -> &str {
+        "Appends the job id to a file (for tests)."
+    }
+    fn input_schema(&self) -> Value {
+        json!({"type": "object", "properties": {"path": {"type": "string"}, "ms": {"type": "integer"}}})
+    }
+    async fn run(&self, ctx: &mut Context) -> Result<Value, OpError> {
+        use std::io::Write;
+        ctx.stage(1, 1, "Counting").await?;
+        let ms = ctx.input().get("ms").and_then(Value::as_u64).unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        let path = ctx.input()["path"].as_str().unwrap_or_default().to_string();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| OpError::failed("io", e.to_string()))?;
+        writeln!(f, "{}", ctx.fence().job_id).map_err(|e| OpError::failed("io", e.to_string()))?;
+        Ok(json!({"counted": true}))
+    }
+}
+
 /// A running service.
 pub struct TestApp {
     pub base: String,
@@ -126,7 +157,7 @@ impl TestApp {
         let config = Config::resolve(&args).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = longrun::App::build(config, vec![Arc::new(Sleepy)])
+        let app = longrun::App::build(config, vec![Arc::new(Sleepy), Arc::new(Count)])
             .await
             .unwrap();
         let engine = app.engine.clone();

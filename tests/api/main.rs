@@ -12,4 +12,5 @@ mod lifecycle;
 mod maintenance;
 mod openapi;
 mod problems;
+mod scaleout;
 mod signals;

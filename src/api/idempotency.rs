@@ -1,0 +1,154 @@
+//! `Idempotency-Key` on submissions (IETF draft): the same key with the same request within 24 h
+//! answers what the first one answered; with another body it is a 422; while the first is still
+//! being handled, a 409. Keys belong to the caller and hold across instances (they live in the
+//! database).
+
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use poem::http::{header, HeaderValue, StatusCode};
+use poem::{Body, IntoResponse, Request, Response};
+use sha2::{Digest, Sha256};
+
+use super::wire::{caller, Problem};
+use super::AppState;
+use crate::store::{KeptAnswer, Reservation};
+
+/// Largest first answer kept for replay; a larger one is replayed with its status and Location.
+const KEEP_BODY: usize = 4 * 1024 * 1024;
+
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn problem(req: &Request, status: u16, slug: &str, detail: &str) -> Response {
+    Problem::new(status, slug, detail)
+        .for_req(req)
+        .into_response()
+}
+
+/// Handle `req` under its `Idempotency-Key` (the caller checked there is one).
+pub async fn handle<F, Fut>(state: &AppState, mut req: Request, call: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .trim_matches('"')
+        .to_string();
+    if key.is_empty() || key.len() > 255 {
+        return problem(
+            &req,
+            400,
+            "bad-request",
+            "`Idempotency-Key` must be 1 to 255 visible characters",
+        );
+    }
+    let id = hex(&Sha256::digest(
+        format!("{}\n{key}", caller(&req).unwrap_or_default()).as_bytes(),
+    ));
+    let target = format!(
+        "{} {}\n",
+        req.method(),
+        req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("")
+    );
+    let store = state.engine.store();
+    let since = chrono::Utc::now() - chrono::Duration::hours(24);
+    let reservation = match store.idem_reserve(&id, since).await {
+        Ok(r) => r,
+        Err(e) => {
+            return Problem::from(crate::engine::EngineError::from(e))
+                .for_req(&req)
+                .into_response()
+        }
+    };
+    match reservation {
+        Reservation::Pending => problem(
+            &req,
+            409,
+            "request-in-progress",
+            "a request with this Idempotency-Key is still being handled; try again shortly",
+        ),
+        Reservation::Done(kept) => {
+            let mut h = Sha256::new();
+            h.update(target.as_bytes());
+            let mut body = req.take_body().into_bytes_stream();
+            while let Some(chunk) = body.next().await {
+                match chunk {
+                    Ok(c) => h.update(&c),
+                    Err(_) => break,
+                }
+            }
+            if hex(&h.finalize()) != kept.fingerprint {
+                return problem(
+                    &req,
+                    422,
+                    "idempotency-key-reused",
+                    "this Idempotency-Key was used with a different request; use a new key for a new request",
+                );
+            }
+            replay(&kept)
+        }
+        Reservation::Mine => {
+            let hasher = Arc::new(Mutex::new(Sha256::new()));
+            hasher.lock().unwrap().update(target.as_bytes());
+            let h2 = hasher.clone();
+            let stream = req.take_body().into_bytes_stream().inspect(move |c| {
+                if let Ok(c) = c {
+                    h2.lock().unwrap().update(c);
+                }
+            });
+            req.set_body(Body::from_bytes_stream(stream));
+            let resp = call(req).await;
+            if !resp.status().is_success() {
+                let _ = store.idem_release(&id).await;
+                return resp;
+            }
+            let (parts, body) = resp.into_parts();
+            let bytes = body.into_bytes().await.unwrap_or_default();
+            let fingerprint = hex(&hasher.lock().unwrap().clone().finalize());
+            let text = std::str::from_utf8(&bytes)
+                .ok()
+                .filter(|_| bytes.len() <= KEEP_BODY)
+                .unwrap_or("")
+                .to_string();
+            let kept = KeptAnswer {
+                fingerprint,
+                status: parts.status.as_u16(),
+                location: parts
+                    .headers
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+                content_type: parts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+                body: text,
+            };
+            if let Err(e) = store.idem_complete(&id, &kept).await {
+                tracing::warn!(error = %e, "could not keep an idempotent answer");
+            }
+            Response::from_parts(parts, Body::from(bytes))
+        }
+    }
+}
+
+fn replay(kept: &KeptAnswer) -> Response {
+    let mut b = Response::builder()
+        .status(StatusCode::from_u16(kept.status).unwrap_or(StatusCode::OK))
+        .header("idempotent-replayed", HeaderValue::from_static("true"));
+    if let Some(l) = &kept.location {
+        b = b.header(header::LOCATION, l.as_str());
+    }
+    if let Some(ct) = &kept.content_type {
+        b = b.header(header::CONTENT_TYPE, ct.as_str());
+    }
+    b.body(kept.body.clone())
+}

@@ -1,0 +1,166 @@
+//! Counters and histograms kept in memory and written in the Prometheus text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+/// Upper bounds (seconds) of every histogram's buckets.
+const BUCKETS: [f64; 14] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0, 3600.0,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+/// Labels as written: `a="x",b="y"`.
+fn labels(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{k}=\"{v}\"")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The process's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+    histograms: Mutex<BTreeMap<(&'static str, String), Histogram>>,
+}
+
+/// Help texts of the known metrics.
+fn help(name: &str) -> &'static str {
+    match name {
+        "longrun_http_requests_total" => "HTTP requests by route, method and status.",
+        "longrun_job_duration_seconds" => {
+            "Time from start to end of a job's run, by operation and outcome."
+        }
+        "longrun_claim_latency_seconds" => {
+            "Time a job waited in the queue before a worker claimed it."
+        }
+        _ => "",
+    }
+}
+
+impl Metrics {
+    /// Add `n` to a counter.
+    pub fn count(&self, name: &'static str, pairs: &[(&str, &str)], n: u64) {
+        *self
+            .counters
+            .lock()
+            .unwrap()
+            .entry((name, labels(pairs)))
+            .or_default() += n;
+    }
+
+    /// Record one observation (seconds) in a histogram.
+    pub fn observe(&self, name: &'static str, pairs: &[(&str, &str)], secs: f64) {
+        let mut map = self.histograms.lock().unwrap();
+        let h = map.entry((name, labels(pairs))).or_default();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += secs;
+        h.count += 1;
+    }
+
+    /// Everything in the Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        let mut last = "";
+        for ((name, l), v) in self.counters.lock().unwrap().iter() {
+            if *name != last {
+                let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} counter", help(name));
+                last = name;
+            }
+            let _ = writeln!(out, "{name}{{{l}}} {v}");
+        }
+        let mut last = "";
+        for ((name, l), h) in self.histograms.lock().unwrap().iter() {
+            if *name != last {
+                let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} histogram", help(name));
+                last = name;
+            }
+            let sep = if l.is_empty() { "" } else { "," };
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(out, "{name}_bucket{{{l}{sep}le=\"{b}\"}} {}", h.counts[i]);
+            }
+            let _ = writeln!(out, "{name}_bucket{{{l}{sep}le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "{name}_sum{{{l}}} {}", h.sum);
+            let _ = writeln!(out, "{name}_count{{{l}}} {}", h.count);
+        }
+    }
+}
+
+/// A request path with ids replaced, so routes stay few: `/api/v1/jobs/{id}/result`.
+pub fn route_of(path: &str) -> String {
+    let parts: Vec<String> = path
+        .split('/')
+        .map(|seg| {
+            let base = seg.split('.').next().unwrap_or(seg);
+            let id_like = base.len() >= 8
+                && base.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+                || (!base.is_empty() && base.chars().all(|c| c.is_ascii_digit()));
+            if id_like {
+                "{id}".to_string()
+            } else {
+                seg.to_string()
+            }
+        })
+        .collect();
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let m = Metrics::default();
+        m.count(
+            "longrun_http_requests_total",
+            &[("route", "/x"), ("status", "200")],
+            2,
+        );
+        m.observe(
+            "longrun_job_duration_seconds",
+            &[("operation", "import")],
+            0.2,
+        );
+        let mut s = String::new();
+        m.render(&mut s);
+        assert!(
+            s.contains("longrun_http_requests_total{route=\"/x\",status=\"200\"} 2"),
+            "{s}"
+        );
+        assert!(
+            s.contains("longrun_job_duration_seconds_bucket{operation=\"import\",le=\"0.25\"} 1")
+        );
+        assert!(
+            s.contains("longrun_job_duration_seconds_bucket{operation=\"import\",le=\"0.1\"} 0")
+        );
+        assert!(s.contains("longrun_job_duration_seconds_count{operation=\"import\"} 1"));
+    }
+
+    #[test]
+    fn routes_hide_ids() {
+        assert_eq!(
+            route_of("/api/v1/jobs/01a2084b-baf7-706d-af71-8aa0f5bb3072/result"),
+            "/api/v1/jobs/{id}/result"
+        );
+        assert_eq!(route_of("/tasks/15.json"), "/tasks/{id}");
+        assert_eq!(route_of("/api/tools"), "/api/tools");
+    }
+}

@@ -1,0 +1,327 @@
+//! Several instances on one PostgreSQL database: a shared queue, work done once, cancel, waits and
+//! event streams across instances, and an instance killed with work in flight.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::crash::{free_port, start_with, wait_up};
+use crate::helpers::*;
+
+/// Two in-process instances on one fresh PostgreSQL database and one object store.
+async fn pair(
+    roles: [Option<longrun::config::Role>; 2],
+) -> Option<(TestApp, TestApp, tempfile::TempDir)> {
+    if std::env::var("LONGRUN_TEST_POSTGRES_URL").is_err() {
+        eprintln!("LONGRUN_TEST_POSTGRES_URL is not set: this multi-instance test was skipped");
+        return None;
+    }
+    let db = fresh_postgres().await;
+    let shared = tempfile::tempdir().unwrap();
+    let store = format!("file://{}/objects", shared.path().display());
+    let mk = |role: Option<longrun::config::Role>| {
+        let (db, store) = (db.clone(), store.clone());
+        move |a: &mut longrun::config::ServeArgs| {
+            a.database_url = Some(db);
+            a.store_url = Some(store);
+            a.role = role;
+        }
+    };
+    let a = TestApp::spawn_with("postgres", 2, mk(roles[0])).await;
+    let b = TestApp::spawn_with("postgres", 2, mk(roles[1])).await;
+    Some((a, b, shared))
+}
+
+/// 500 jobs submitted alternately to two instances: every one ends SUCCESS and its work was done
+/// exactly once.
+#[tokio::test]
+async fn two_instances_share_one_queue() {
+    let Some((a, b, dir)) = pair([None, None]).await else {
+        return;
+    };
+    let effects = dir.path().join("effects.txt");
+    let mut locs = Vec::new();
+    for i in 0..500 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let r = app
+            .post_json(
+                "/api/v1/jobs",
+                &json!({"operation": "count", "input": {"path": effects.display().to_string()}}),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+        locs.push(location(&r));
+    }
+    let mut ids = Vec::new();
+    for (i, loc) in locs.iter().enumerate() {
+        let app = if i % 2 == 0 { &b } else { &a };
+        let j = app.wait_end(loc).await;
+        assert_eq!(j["jobStatus"], "SUCCESS", "{j}");
+        ids.push(j["jobId"].as_str().unwrap().to_string());
+    }
+    let text = std::fs::read_to_string(&effects).unwrap();
+    let mut done: Vec<&str> = text.lines().collect();
+    done.sort();
+    ids.sort();
+    assert_eq!(done, ids, "each job's work done exactly once");
+    // Both instances did work.
+    let (_, _, list) = a.get(&a.url("/api/v1/jobs?limit=1000")).await;
+    let mut nodes = std::collections::HashSet::new();
+    for j in list["jobs"].as_array().unwrap() {
+        let (_, _, msgs) = a.get(&link(j, "operator:messages").unwrap()).await;
+        for m in msgs["messages"].as_array().unwrap() {
+            if let Some(n) = m["text"].as_str().unwrap().strip_prefix("STARTED on node ") {
+                nodes.insert(n.split(' ').next().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A job submitted to an API-only instance runs on a worker instance; cancel, `Prefer: wait` and
+/// the event stream on the API instance see what the worker instance does.
+#[tokio::test]
+async fn cancel_wait_and_events_across_instances() {
+    use longrun::config::Role;
+    let Some((api, worker, _dir)) = pair([Some(Role::Api), Some(Role::Worker)]).await else {
+        return;
+    };
+    let loc = api.sleepy(json!({"ms": 200, "steps": 300})).await;
+    // Held on the API instance until the worker instance changes the job.
+    let (_, h, _) = api.get(&loc).await;
+    let etag = h["etag"].to_str().unwrap().to_string();
+    let r = api
+        .http
+        .get(&loc)
+        .header("prefer", "wait=20")
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_ne!(v["jobStatus"], "QUEUED");
+    let events_href = link(&v, "events").unwrap();
+    let events = api.http.get(&events_href).send().await.unwrap();
+    api.wait_status(&loc, "PROCESSING").await;
+    // Cancel through the API instance: the worker instance stops the job.
+    let t = std::time::Instant::now();
+    let r = api.http.post(format!("{loc}/cancel")).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let done = api.wait_end(&loc).await;
+    assert_eq!(done["jobStatus"], "CANCELLED");
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "stopped long before its 60 s of work"
+    );
+    // The stream on the API instance saw the worker's states, ending with CANCELLED.
+    let body = tokio::time::timeout(Duration::from_secs(20), events.text())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(body.contains("\"jobStatus\":\"PROCESSING\""), "{body}");
+    assert!(body.contains("\"jobStatus\":\"CANCELLED\""), "{body}");
+    // The API instance runs no work, the worker instance serves no HTTP.
+    let (_, _, op) = api.get(&format!("{loc}/messages")).await;
+    assert!(op.to_string().contains("STARTED on node"));
+    api.stop().await;
+    worker.stop().await;
+}
+
+/// Two real processes; one is killed with SIGKILL while 20 imports are in flight: every import
+/// ends SUCCESS on the other, and the messages show the recovery.
+#[tokio::test]
+async fn kill_9_one_of_two_instances() {
+    if std::env::var("LONGRUN_TEST_POSTGRES_URL").is_err() {
+        eprintln!("LONGRUN_TEST_POSTGRES_URL is not set: this multi-instance test was skipped");
+        return;
+    }
+    let db = fresh_postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let (p1, p2) = (free_port(), free_port());
+    let env = [("LONGRUN_WORKERS", "2")];
+    let mut one = start_with(&db, dir.path(), p1, &env);
+    let _two = start_with(&db, dir.path(), p2, &env);
+    let (b1, b2) = (
+        format!("http://127.0.0.1:{p1}"),
+        format!("http://127.0.0.1:{p2}"),
+    );
+    wait_up(&http, &b1).await;
+    wait_up(&http, &b2).await;
+    let mut locs = Vec::new();
+    for i in 0..20 {
+        let base = if i % 2 == 0 { &b1 } else { &b2 };
+        let r = http
+            .post(format!("{base}/api/v1/imports"))
+            .header("content-type", "application/json")
+            .body(generated(6_000, &format!("K{i}-")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        locs.push(location(&r).replace(&b1, &b2));
+    }
+    // Wait until instance one is running something, then kill it.
+    for _ in 0..400 {
+        let (_, _, v) = {
+            let r = http
+                .get(format!("{b2}/api/v1/jobs?status=PROCESSING"))
+                .send()
+                .await
+                .unwrap();
+            (0, 0, r.json::<Value>().await.unwrap())
+        };
+        if !v["jobs"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    one.kill9();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5 + 10 + 120);
+    let mut recovered = 0;
+    for loc in &locs {
+        loop {
+            let j: Value = http.get(loc).send().await.unwrap().json().await.unwrap();
+            if j["jobStatus"] == "SUCCESS" {
+                if j["attempt"].as_i64().unwrap() > 1 {
+                    recovered += 1;
+                    let m: Value = http
+                        .get(format!("{loc}/messages"))
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    assert!(m.to_string().contains("lease"), "{m}");
+                }
+                break;
+            }
+            assert!(j["jobStatus"] != "FAILED", "{j}");
+            assert!(std::time::Instant::now() < deadline, "{j}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(recovered >= 1, "at least one job was taken over");
+    assert_eq!(count_tools(&http, &b2).await, 20 * 6_000);
+}
+
+async fn submit_keyed(app: &TestApp, key: &str, ms: u64) -> reqwest::Response {
+    app.http
+        .post(app.url("/api/v1/jobs"))
+        .header("idempotency-key", key)
+        .json(&json!({"operation": "sleepy", "input": {"ms": ms}}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The same key and body answer the first job; another body is a 422; 50 concurrent identical
+/// submissions make one job; keys hold across instances.
+#[tokio::test]
+async fn idempotency_keys() {
+    for b in backends() {
+        let app = TestApp::spawn(b, 1).await;
+        let r1 = submit_keyed(&app, "order-1", 5).await;
+        assert_eq!(r1.status(), 201);
+        let loc = location(&r1);
+        let r2 = submit_keyed(&app, "order-1", 5).await;
+        assert_eq!(r2.status(), 201);
+        assert_eq!(location(&r2), loc);
+        assert_eq!(r2.headers()["idempotent-replayed"], "true");
+        let r3 = submit_keyed(&app, "order-1", 6).await;
+        assert_problem(r3, 422, "different request").await;
+        // A refused request does not use its key up.
+        let r = app
+            .http
+            .post(app.url("/api/v1/jobs"))
+            .header("idempotency-key", "order-2")
+            .json(&json!({"operation": "nope"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(submit_keyed(&app, "order-2", 5).await.status(), 201);
+
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let http = app.http.clone();
+            let url = app.url("/api/v1/jobs");
+            tasks.push(tokio::spawn(async move {
+                http.post(url)
+                    .header("idempotency-key", "burst")
+                    .json(&json!({"operation": "sleepy", "input": {"ms": 7}}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }));
+        }
+        let mut codes = Vec::new();
+        for t in tasks {
+            codes.push(t.await.unwrap());
+        }
+        assert!(codes.iter().all(|c| *c == 201 || *c == 409), "{codes:?}");
+        let (_, _, list) = app.get(&app.url("/api/v1/jobs?limit=1000")).await;
+        let burst = list["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["operation"] == "sleepy")
+            .count();
+        assert_eq!(burst, 3, "order-1, order-2 and one for the 50");
+        app.stop().await;
+    }
+    // Across instances.
+    let Some((a, b, _dir)) = pair([None, None]).await else {
+        return;
+    };
+    let r1 = submit_keyed(&a, "shared", 5).await;
+    assert_eq!(r1.status(), 201);
+    let r2 = submit_keyed(&b, "shared", 5).await;
+    assert_eq!(r2.status(), 201);
+    assert_eq!(
+        location(&r2).rsplit('/').next(),
+        location(&r1).rsplit('/').next()
+    );
+    assert_eq!(submit_keyed(&b, "shared", 9).await.status(), 422);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Liveness, readiness and the Prometheus metrics.
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let app = TestApp::spawn(backends()[0], 1).await;
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let loc = app.sleepy(json!({"ms": 1})).await;
+    app.wait_end(&loc).await;
+    let m = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "longrun_jobs{status=\"SUCCESS\",operation=\"sleepy\"} 1",
+        "longrun_queue_depth 0",
+        "# TYPE longrun_job_duration_seconds histogram",
+        "longrun_job_duration_seconds_count{operation=\"sleepy\",status=\"SUCCESS\"} 1",
+        "longrun_claim_latency_seconds_count{operation=\"sleepy\"} 1",
+        "longrun_http_requests_total{route=\"/api/v1/jobs/{id}\",method=\"GET\",status=\"200\"}",
+        "longrun_deliveries_given_up_total 0",
+    ] {
+        assert!(m.contains(needle), "{needle} in\n{m}");
+    }
+    app.stop().await;
+}
