@@ -171,7 +171,7 @@ impl App {
             .map_err(anyhow::Error::msg)?,
         });
         let endpoint = Arc::new(poem::EndpointExt::boxed(api::app(state.clone())));
-        self_client.set(endpoint.clone());
+        self_client.set(&endpoint);
         Ok(App {
             config,
             engine,

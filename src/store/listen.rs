@@ -96,7 +96,12 @@ impl Store {
                     return;
                 }
                 loop {
-                    let signal = match listener.try_recv().await {
+                    // Stop listening (and give the connection back) once nobody hears.
+                    let next = tokio::select! {
+                        n = listener.try_recv() => n,
+                        _ = tx.closed() => return,
+                    };
+                    let signal = match next {
                         Ok(Some(n)) => match parse(n.payload()) {
                             Some(s) => s,
                             None => continue,

@@ -24,22 +24,19 @@ impl Drop for Proc {
     }
 }
 
-fn start(db: &str, dir: &std::path::Path, port: u16) -> Proc {
-    start_with(db, dir, port, &[])
+fn start(db: &str, store: &str, port: u16) -> Proc {
+    start_with(db, store, port, &[])
 }
 
 /// Start the real binary with extra environment settings.
-pub fn start_with(db: &str, dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Proc {
+pub fn start_with(db: &str, store: &str, port: u16, env: &[(&str, &str)]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_longrun"));
     cmd.envs(env.iter().copied());
     let child = cmd
         .arg("serve")
         .env("LONGRUN_BIND", format!("127.0.0.1:{port}"))
         .env("LONGRUN_DATABASE_URL", db)
-        .env(
-            "LONGRUN_STORE_URL",
-            format!("file://{}/objects", dir.display()),
-        )
+        .env("LONGRUN_STORE_URL", store)
         .env("LONGRUN_WORKERS", "1")
         .env("LONGRUN_LEASE", "5s")
         .env("LONGRUN_SHUTDOWN_GRACE", "5s")
@@ -72,14 +69,12 @@ pub fn free_port() -> u16 {
 async fn kill_9_mid_import_then_restart_finishes_exactly_once() {
     for b in backends() {
         let dir = tempfile::tempdir().unwrap();
-        let db = match b {
-            "postgres" => fresh_postgres().await,
-            _ => format!("sqlite://{}/crash.db?mode=rwc", dir.path().display()),
-        };
+        let db = database_for(b, dir.path()).await;
+        let store = store_for(b, dir.path());
         let http = reqwest::Client::new();
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
-        let mut child = start(&db, dir.path(), port);
+        let mut child = start(&db, &store, port);
         wait_up(&http, &base).await;
         let n = 200_000;
         let r = http
@@ -108,7 +103,7 @@ async fn kill_9_mid_import_then_restart_finishes_exactly_once() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert!(killed);
-        let mut child = start(&db, dir.path(), port);
+        let mut child = start(&db, &store, port);
         wait_up(&http, &base).await;
         let mut job = Value::Null;
         for _ in 0..1200 {
@@ -145,10 +140,11 @@ async fn kill_9_mid_import_then_restart_finishes_exactly_once() {
 async fn sigterm_releases_running_jobs_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/term.db?mode=rwc", dir.path().display());
+    let store = store_for("sqlite", dir.path());
     let http = reqwest::Client::new();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut proc = start(&db, dir.path(), port);
+    let mut proc = start(&db, &store, port);
     wait_up(&http, &base).await;
     let r = http
         .post(format!("{base}/api/v1/imports"))
@@ -182,7 +178,7 @@ async fn sigterm_releases_running_jobs_and_exits_zero() {
     let status = status.expect("did not exit within 10 s of SIGTERM");
     assert!(status.success(), "exit status {status:?}");
     // The job was released, not lost: the next process finishes it as a new attempt.
-    let _proc = start(&db, dir.path(), port);
+    let _proc = start(&db, &store, port);
     wait_up(&http, &base).await;
     let mut job = Value::Null;
     for _ in 0..600 {

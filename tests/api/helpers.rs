@@ -10,17 +10,49 @@ use longrun::operations::{Context, OpError, Operation};
 use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
 use serde_json::{json, Value};
 
-/// The databases the suite runs on: SQLite always, PostgreSQL when its URL is set.
+/// The backends the suite runs on: SQLite with local files always; PostgreSQL with local files
+/// when `LONGRUN_TEST_POSTGRES_URL` is set; PostgreSQL with an S3 object store when
+/// `LONGRUN_TEST_S3_URL` (`s3://bucket`, with the `AWS_*` settings) is set too.
 pub fn backends() -> Vec<&'static str> {
     let mut b = vec!["sqlite"];
     if std::env::var("LONGRUN_TEST_POSTGRES_URL").is_ok() {
         b.push("postgres");
+        if std::env::var("LONGRUN_TEST_S3_URL").is_ok() {
+            b.push("postgres+s3");
+        } else {
+            eprintln!(
+                "LONGRUN_TEST_S3_URL is not set: PostgreSQL + S3 runs of this test were skipped"
+            );
+        }
     } else {
         eprintln!(
             "LONGRUN_TEST_POSTGRES_URL is not set: PostgreSQL runs of this test were skipped"
         );
     }
     b
+}
+
+/// The database URL of a backend (a fresh database on PostgreSQL).
+pub async fn database_for(backend: &str, dir: &std::path::Path) -> String {
+    if backend.starts_with("postgres") {
+        fresh_postgres().await
+    } else {
+        format!("sqlite://{}/t.db?mode=rwc", dir.display())
+    }
+}
+
+/// The object store URL of a backend (a fresh prefix in the S3 bucket).
+pub fn store_for(backend: &str, dir: &std::path::Path) -> String {
+    if backend.ends_with("+s3") {
+        let bucket = std::env::var("LONGRUN_TEST_S3_URL").unwrap();
+        format!(
+            "{}/run-{}",
+            bucket.trim_end_matches('/'),
+            uuid::Uuid::now_v7().simple()
+        )
+    } else {
+        format!("file://{}/objects", dir.display())
+    }
 }
 
 /// A fresh PostgreSQL database on the configured server.
@@ -139,14 +171,11 @@ impl TestApp {
         tweak: impl FnOnce(&mut ServeArgs),
     ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = match backend {
-            "postgres" => fresh_postgres().await,
-            _ => format!("sqlite://{}/t.db", dir.path().display()),
-        };
+        let database_url = database_for(backend, dir.path()).await;
         let args = ServeArgs {
             bind: Some("127.0.0.1:0".into()),
             database_url: Some(database_url),
-            store_url: Some(format!("file://{}/objects", dir.path().display())),
+            store_url: Some(store_for(backend, dir.path())),
             workers: Some(workers),
             lease: Some("10s".into()),
             shutdown_grace: Some("2s".into()),

@@ -18,7 +18,12 @@ async fn pair(
     }
     let db = fresh_postgres().await;
     let shared = tempfile::tempdir().unwrap();
-    let store = format!("file://{}/objects", shared.path().display());
+    let backend = if std::env::var("LONGRUN_TEST_S3_URL").is_ok() {
+        "postgres+s3"
+    } else {
+        "postgres"
+    };
+    let store = store_for(backend, shared.path());
     let mk = |role: Option<longrun::config::Role>| {
         let (db, store) = (db.clone(), store.clone());
         move |a: &mut longrun::config::ServeArgs| {
@@ -143,8 +148,15 @@ async fn kill_9_one_of_two_instances() {
     let http = reqwest::Client::new();
     let (p1, p2) = (free_port(), free_port());
     let env = [("LONGRUN_WORKERS", "2")];
-    let mut one = start_with(&db, dir.path(), p1, &env);
-    let _two = start_with(&db, dir.path(), p2, &env);
+    // On S3 when the suite has one, else on a shared directory.
+    let backend = if std::env::var("LONGRUN_TEST_S3_URL").is_ok() {
+        "postgres+s3"
+    } else {
+        "postgres"
+    };
+    let store = store_for(backend, dir.path());
+    let mut one = start_with(&db, &store, p1, &env);
+    let _two = start_with(&db, &store, p2, &env);
     let (b1, b2) = (
         format!("http://127.0.0.1:{p1}"),
         format!("http://127.0.0.1:{p2}"),

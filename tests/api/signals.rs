@@ -285,10 +285,8 @@ async fn retries_with_backoff_and_stops_on_gone() {
 async fn a_pending_delivery_survives_kill_9() {
     for b in backends() {
         let dir = tempfile::tempdir().unwrap();
-        let db = match b {
-            "postgres" => fresh_postgres().await,
-            _ => format!("sqlite://{}/sig.db?mode=rwc", dir.path().display()),
-        };
+        let db = database_for(b, dir.path()).await;
+        let store = store_for(b, dir.path());
         let hook_port = free_port();
         let env = [
             ("LONGRUN_CALLBACK_ALLOW_PRIVATE", "true"),
@@ -298,7 +296,7 @@ async fn a_pending_delivery_survives_kill_9() {
         let http = reqwest::Client::new();
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
-        let mut server = start_with(&db, dir.path(), port, &env);
+        let mut server = start_with(&db, &store, port, &env);
         wait_up(&http, &base).await;
         let mut body = seed_payload();
         body["async"] = json!({"notification": {"url": format!("http://127.0.0.1:{hook_port}/n")}});
@@ -346,7 +344,7 @@ async fn a_pending_delivery_survives_kill_9() {
             .await
             .unwrap();
         let rx = Receiver::on(listener, vec![]);
-        let _server = start_with(&db, dir.path(), port, &env);
+        let _server = start_with(&db, &store, port, &env);
         wait_up(&http, &base).await;
         let got = rx.wait_for(1).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -3,7 +3,7 @@
 //! `/bgrs/{id}/result` show it. Only the owner, or the holder of a signed expiring share link,
 //! may read them.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -31,15 +31,16 @@ use crate::operations::request::{Answer, InProcess};
 #[derive(Debug, Clone)]
 pub struct RunAs(pub Option<String>);
 
-/// Calls the service's own endpoint in-process (set once the endpoint is built).
+/// Calls the service's own endpoint in-process (set once the endpoint is built). It holds the
+/// endpoint weakly: the endpoint owns the engine, which owns this client.
 #[derive(Default)]
 pub struct SelfClient {
-    endpoint: OnceLock<Arc<BoxEndpoint<'static, Response>>>,
+    endpoint: OnceLock<Weak<BoxEndpoint<'static, Response>>>,
 }
 
 impl SelfClient {
-    pub fn set(&self, ep: Arc<BoxEndpoint<'static, Response>>) {
-        let _ = self.endpoint.set(ep);
+    pub fn set(&self, ep: &Arc<BoxEndpoint<'static, Response>>) {
+        let _ = self.endpoint.set(Arc::downgrade(ep));
     }
 }
 
@@ -54,6 +55,7 @@ impl InProcess for SelfClient {
         let ep = self
             .endpoint
             .get()
+            .and_then(Weak::upgrade)
             .ok_or("the service is not serving HTTP in this process")?;
         let mut req = Request::builder()
             .method(poem::http::Method::GET)
