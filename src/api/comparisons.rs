@@ -626,22 +626,7 @@ impl ComparisonsApi {
         let me = job_href(&base, ended.id);
         match ended.status {
             JobStatus::Success => {
-                let (_, files) = engine.get_with_files(ended.id).await?;
-                let file = files
-                    .into_iter()
-                    .find(|f| !f.consumed)
-                    .ok_or_else(|| Problem::new(410, "gone", "the result was already removed"))?;
-                let read = engine
-                    .blobs()
-                    .get(&file.object_key, None)
-                    .await
-                    .map_err(|e| Problem::from(crate::engine::EngineError::from(e)))?;
-                let body: Vec<Bytes> = read
-                    .stream
-                    .try_collect()
-                    .await
-                    .map_err(|e| Problem::from(crate::engine::EngineError::from(e)))?;
-                let body = Bytes::from(body.concat());
+                let (file, body) = engine.read_first_output(ended.id).await?;
                 if !ended.options.keep_result {
                     // The answer was the one complete read of a read-once result.
                     engine.consume(&file).await?;

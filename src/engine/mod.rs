@@ -463,6 +463,20 @@ impl Engine {
         Ok((f, job))
     }
 
+    /// The first live output of a job, read whole (for answers that carry a small result
+    /// themselves); `Gone` when it was removed.
+    pub async fn read_first_output(&self, id: Uuid) -> Result<(OutputFile, bytes::Bytes)> {
+        use futures::TryStreamExt;
+        let (_, files) = self.get_with_files(id).await?;
+        let file = files
+            .into_iter()
+            .find(|f| !f.consumed)
+            .ok_or(EngineError::Gone(id))?;
+        let read = self.blobs.get(&file.object_key, None).await?;
+        let chunks: Vec<bytes::Bytes> = read.stream.try_collect().await?;
+        Ok((file, bytes::Bytes::from(chunks.concat())))
+    }
+
     /// After the first complete download of a read-once file: forget it and remove its object.
     pub async fn consume(&self, file: &OutputFile) -> Result<()> {
         if self.store.consume_file(file.id).await? {

@@ -445,23 +445,7 @@ impl BgrsApi {
                     format!("the background request is {}", status_of(job.status).1),
                 ));
             }
-            let (_, files) = self.state.engine.get_with_files(job.id).await?;
-            let file = files
-                .into_iter()
-                .find(|f| !f.consumed)
-                .ok_or_else(|| Problem::new(410, "gone", "the stored answer was removed"))?;
-            let read = self
-                .state
-                .engine
-                .blobs()
-                .get(&file.object_key, None)
-                .await
-                .map_err(|e| Problem::from(EngineError::from(e)))?;
-            let mut body = Vec::with_capacity(file.size.max(0) as usize);
-            let mut s = read.stream;
-            while let Some(chunk) = s.next().await {
-                body.extend_from_slice(&chunk.map_err(|e| Problem::from(EngineError::from(e)))?);
-            }
+            let (file, body) = self.state.engine.read_first_output(job.id).await?;
             let status = job
                 .summary
                 .as_ref()
@@ -470,7 +454,7 @@ impl BgrsApi {
                 .and_then(|s| StatusCode::from_u16(s as u16).ok())
                 .unwrap_or(StatusCode::OK);
             Ok(poem_openapi::payload::Response::new(ResultAnswer::Ok(
-                Binary(body),
+                Binary(body.to_vec()),
                 file.content_type.clone(),
             ))
             .status(status))
