@@ -126,6 +126,7 @@ impl App {
         let mut registry = Registry::new();
         registry.register(Arc::new(ImportOperation::new(Arc::new(store.clone()))));
         registry.register(Arc::new(ExportOperation::new(Arc::new(store.clone()))));
+        registry.register(Arc::new(crate::operations::noop::NoopOperation));
         let self_client = Arc::new(api::compat::bgrs::SelfClient::default());
         registry.register(Arc::new(RequestOperation::new(self_client.clone())));
         registry.register(Arc::new(CompareOperation::new(

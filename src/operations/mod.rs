@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod export;
 pub mod import;
+pub mod noop;
 pub mod request;
 
 use std::collections::BTreeMap;

@@ -119,8 +119,7 @@ async fn asynchronous_flows_follow_the_links() {
         let r = app.http.get(&file).send().await.unwrap();
         assert_eq!(r.status(), 200);
         assert!(r.text().await.unwrap().contains("urn:longrun:delta:1"));
-        let r = app.http.get(&file).send().await.unwrap();
-        assert_eq!(r.status(), 410, "read once");
+        assert_eq!(app.wait_gone(&file).await, 410, "read once");
 
         // The stages, in the seed's words, as the messages recorded them.
         let (_, _, msgs) = app.get(&format!("{loc}/messages")).await;

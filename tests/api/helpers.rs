@@ -289,6 +289,40 @@ impl TestApp {
         panic!("job {href} did not end");
     }
 
+    /// The status of `href` once it answers 410 (a read-once file is removed just after its
+    /// complete download), or whatever it answers after 5 s.
+    pub async fn wait_gone(&self, href: &str) -> u16 {
+        let mut status = 0;
+        for _ in 0..100 {
+            status = self.http.get(href).send().await.unwrap().status().as_u16();
+            if status == 410 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        status
+    }
+
+    /// The job's `kind` messages once there are at least `n` of them (or after 10 s).
+    pub async fn wait_messages(&self, job: &str, kind: &str, n: usize) -> Vec<Value> {
+        let mut found = Vec::new();
+        for _ in 0..200 {
+            let (_, _, msgs) = self.get(&format!("{job}/messages")).await;
+            found = msgs["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["kind"] == kind)
+                .cloned()
+                .collect();
+            if found.len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        found
+    }
+
     /// Poll until the job has `status`.
     pub async fn wait_status(&self, href: &str, status: &str) -> Value {
         for _ in 0..600 {

@@ -329,9 +329,7 @@ async fn read_once_files_are_removed_after_a_complete_download() {
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-length"], "17");
         assert_eq!(r.text().await.unwrap(), "hello from sleepy");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let r = app.http.get(&file).send().await.unwrap();
-        assert_eq!(r.status(), 410);
+        assert_eq!(app.wait_gone(&file).await, 410);
         let (_, _, job) = app.get(&loc).await;
         assert!(link(&job, "file").is_none());
         app.stop().await;

@@ -52,7 +52,7 @@ async fn checked_in_openapi_matches_the_served_one() {
         .collect();
     assert_eq!(
         names,
-        ["compare", "count", "export", "import", "request", "sleepy"]
+        ["compare", "count", "export", "import", "noop", "request", "sleepy"]
     );
     app.stop().await;
 }

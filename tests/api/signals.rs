@@ -165,15 +165,9 @@ async fn every_delivery_verifies_with_the_reference_library() {
                 }
             }
             // Every try is a line in the job's messages.
-            let (_, _, msgs) = app.get(&format!("{loc}/messages")).await;
-            let lines: Vec<&str> = msgs["messages"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|m| m["kind"] == "delivery")
-                .map(|m| m["text"].as_str().unwrap())
-                .collect();
-            assert_eq!(lines.len(), 2, "{msgs}");
+            let found = app.wait_messages(loc, "delivery", 2).await;
+            let lines: Vec<&str> = found.iter().map(|m| m["text"].as_str().unwrap()).collect();
+            assert_eq!(lines.len(), 2, "{lines:?}");
             assert!(lines.iter().all(|l| l.contains("HTTP 204")), "{lines:?}");
         }
         // Nothing more arrives (one delivery per end state).
@@ -212,12 +206,11 @@ async fn retries_with_backoff_and_stops_on_gone() {
             .map(|r| r.headers["webhook-id"].to_str().unwrap().to_string())
             .collect();
         assert_eq!(ids.len(), 1, "one webhook-id across retries");
-        let (_, _, msgs) = app.get(&format!("{loc}/messages")).await;
-        let lines: Vec<(String, String)> = msgs["messages"]
-            .as_array()
-            .unwrap()
+        // The last try's line is written just after the receiver answered it.
+        let lines: Vec<(String, String)> = app
+            .wait_messages(&loc, "delivery", 3)
+            .await
             .iter()
-            .filter(|m| m["kind"] == "delivery")
             .map(|m| {
                 (
                     m["level"].as_str().unwrap().to_string(),
@@ -244,7 +237,7 @@ async fn retries_with_backoff_and_stops_on_gone() {
         gone.wait_for(1).await;
         tokio::time::sleep(Duration::from_millis(800)).await;
         assert_eq!(gone.got.lock().unwrap().len(), 1);
-        let (_, _, msgs) = app.get(&format!("{loc}/messages")).await;
+        let msgs = Value::from(app.wait_messages(&loc, "delivery", 1).await);
         assert!(msgs.to_string().contains("gave up"), "{msgs}");
         let metrics = app
             .http
@@ -271,8 +264,7 @@ async fn retries_with_backoff_and_stops_on_gone() {
         .await;
         app.wait_end(&loc).await;
         redirect.wait_for(4).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let (_, _, msgs) = app.get(&format!("{loc}/messages")).await;
+        let msgs = Value::from(app.wait_messages(&loc, "delivery", 4).await);
         assert!(msgs.to_string().contains("HTTP 302"), "{msgs}");
         assert!(msgs.to_string().contains("no tries left"), "{msgs}");
         app.stop().await;

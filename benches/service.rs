@@ -1,0 +1,449 @@
+//! The service benchmark: starts the real `longrun` binary on loopback and measures it, on SQLite
+//! and on PostgreSQL, beside a bare poem server answering a fixed JSON document.
+//!
+//! ```sh
+//! cargo bench --bench service                    # full sizes
+//! LONGRUN_BENCH_IMPORT=100000 LONGRUN_BENCH_JOBS=100000 cargo bench --bench service   # quicker
+//! ```
+//!
+//! Settings (environment): `LONGRUN_BENCH_SECONDS` (length of each load, default 5),
+//! `LONGRUN_BENCH_IMPORT` (records imported, default 1,000,000), `LONGRUN_BENCH_JOBS` (jobs stored
+//! for the audit list, default 1,000,000), `LONGRUN_BENCH_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`; the PostgreSQL half is skipped when it cannot be
+//! reached). Prints one markdown table per backend.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{json, Value};
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real server in its own process.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    async fn start(db: &str, dir: &std::path::Path) -> Server {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_longrun"))
+            .arg("serve")
+            .env("LONGRUN_BIND", format!("127.0.0.1:{port}"))
+            .env("LONGRUN_DATABASE_URL", db)
+            .env(
+                "LONGRUN_STORE_URL",
+                format!("file://{}/objects", dir.display()),
+            )
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start longrun");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..400 {
+            if http.get(format!("{base}/healthz")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Server { child, base }
+    }
+
+    /// Peak resident memory of the server process, in MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pct(v: &mut [u64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i] as f64 / 1000.0
+}
+
+/// `conns` clients GET `url` for `secs`: requests per second, p50 and p99 in ms.
+async fn poll_load(url: &str, conns: usize, secs: u64) -> (f64, f64, f64) {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(conns)
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (http, url, stop) = (http.clone(), url.to_string(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let r = http.get(&url).send().await.unwrap();
+                let _ = r.bytes().await.unwrap();
+                lat.push(t.elapsed().as_micros() as u64);
+            }
+            lat
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let n = all.len() as f64;
+    (n / secs as f64, pct(&mut all, 0.5), pct(&mut all, 0.99))
+}
+
+/// 16 clients submit no-op jobs for `secs`: durable submissions per second.
+async fn submissions(base: &str, secs: u64) -> f64 {
+    let http = reqwest::Client::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (http, url, stop) = (http.clone(), format!("{base}/api/v1/jobs"), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let r = http
+                    .post(&url)
+                    .json(&json!({"operation": "noop"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                n += 1;
+            }
+            n
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut n = 0;
+    for t in tasks {
+        n += t.await.unwrap();
+    }
+    n as f64 / secs as f64
+}
+
+/// A no-op job from submission to SUCCESS as a `Prefer: wait` client sees it: p50 and p99 in ms.
+async fn noop_latency(base: &str, n: usize) -> (f64, f64) {
+    let http = reqwest::Client::new();
+    let mut lat = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = http
+            .post(format!("{base}/api/v1/jobs"))
+            .header("prefer", "wait=10")
+            .json(&json!({"operation": "noop"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "the no-op job ended within the wait");
+        let _ = r.bytes().await;
+        lat.push(t.elapsed().as_micros() as u64);
+    }
+    (pct(&mut lat, 0.5), pct(&mut lat, 0.99))
+}
+
+/// Wait for a job to end, with long-polls.
+async fn wait_end(http: &reqwest::Client, href: &str) -> Value {
+    loop {
+        let v: Value = http
+            .get(href)
+            .header("prefer", "wait=30")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !v["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["rel"] == "monitor")
+        {
+            return v;
+        }
+    }
+}
+
+fn import_body(n: u64) -> String {
+    let mut s = String::with_capacity(n as usize * 190);
+    s.push_str("{\"data\":[");
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(
+            "{{\"tool_id\":\"B{i}\",\"tool_name\":\"Tool {i}\",\"category\":\"Bench\",\"description\":\"A tool made for the benchmark, number {i}.\",\"features\":[\"one\",\"two\"],\"url\":\"https://example.com/tools/{i}\"}}"
+        ));
+    }
+    s.push_str("]}");
+    s
+}
+
+/// Import `n` records: seconds from the first byte sent to SUCCESS.
+async fn import(base: &str, n: u64) -> f64 {
+    let http = reqwest::Client::new();
+    let body = import_body(n);
+    let t = Instant::now();
+    let r = http
+        .post(format!("{base}/api/v1/imports"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let done = wait_end(&http, &loc).await;
+    assert_eq!(done["jobStatus"], "SUCCESS", "{done}");
+    t.elapsed().as_secs_f64()
+}
+
+/// About 10 MB documents with about 1 % of the items changed.
+fn docs(xml: bool, changed: bool) -> String {
+    let mut s = String::with_capacity(11_000_000);
+    s.push_str(if xml { "<catalog>" } else { "{\"items\":[" });
+    for i in 0..70_000u64 {
+        let price = if changed && i % 97 == 0 { i + 1 } else { i };
+        if xml {
+            s.push_str(&format!(
+                "<item id=\"{i}\" sku=\"S{i:06}\" price=\"{price}\"><name>Item {i}</name><description>A description of item {i} for the benchmark.</description></item>\n"
+            ));
+        } else {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(&format!(
+                "{{\"id\":{i},\"sku\":\"S{i:06}\",\"price\":{price},\"name\":\"Item {i}\",\"description\":\"A description of item {i} for the benchmark.\"}}\n"
+            ));
+        }
+    }
+    s.push_str(if xml { "</catalog>" } else { "]}" });
+    s
+}
+
+/// A synchronous comparison over HTTP: seconds until the result has arrived.
+async fn compare(base: &str, xml: bool) -> f64 {
+    let http = reqwest::Client::new();
+    let body = json!({"inputA": {"content": docs(xml, false)}, "inputB": {"content": docs(xml, true)},
+                      "options": if xml { json!({"keyAttributes": ["id"]}) } else { json!({"keyFields": ["id"]}) }});
+    let t = Instant::now();
+    let r = http
+        .post(format!("{base}/api/v1/comparisons"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = r.bytes().await.unwrap();
+    t.elapsed().as_secs_f64()
+}
+
+/// Store `n` finished jobs directly (one statement), 10 % of them FAILED.
+async fn seed_jobs(db: &str, n: u64) {
+    let conn = Database::connect(db).await.unwrap();
+    let (gen, id) = if db.starts_with("postgres") {
+        (
+            format!("FROM generate_series(1, {n}) AS g(i)"),
+            "'00000000-0000-7000-8000-' || lpad(i::text, 12, '0')",
+        )
+    } else {
+        (
+            format!("FROM (WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < {n}) SELECT i FROM c)"),
+            "'00000000-0000-7000-8000-' || printf('%012d', i)",
+        )
+    };
+    let sql = format!(
+        "INSERT INTO jobs (id, reference, operation, status, created_at, started_at, finished_at, updated_at, correlation_id, input, total_stages, current_stage) \
+         SELECT {id}, 'R' || i, 'noop', CASE WHEN i % 10 = 0 THEN 'FAILED' ELSE 'SUCCESS' END, \
+         1700000000000 + i, 1700000000000 + i, 1700000000000 + i, 1700000000000 + i, 'c' || i, '{{}}', 1, 1 {gen}"
+    );
+    conn.execute_unprepared(&sql).await.unwrap();
+    conn.close().await.ok();
+}
+
+/// The audit list (one filter, limit 100), 8 clients: p50 and p99 in ms.
+async fn audit(base: &str, secs: u64) -> (f64, f64, f64) {
+    poll_load(
+        &format!("{base}/api/v1/jobs?status=FAILED&limit=100"),
+        8,
+        secs,
+    )
+    .await
+}
+
+/// A bare poem server answering a fixed job document from memory.
+async fn bare_poem() -> String {
+    use poem::{get, handler, Route};
+    #[handler]
+    fn job() -> poem::Response {
+        poem::Response::builder()
+            .content_type("application/json")
+            .header("etag", "\"v1\"")
+            .body(r#"{"jobId":"01a2084b-baf7-706d-af71-8aa0f5bb3072","operation":"noop","jobStatus":"SUCCESS","totalNumberOfStages":1,"currentStage":1,"progress":{"amount":0},"createdTime":"2026-11-23T12:00:00Z","correlationId":"c","attempt":1,"links":[{"rel":"self","href":"http://127.0.0.1/api/v1/jobs/01a2084b-baf7-706d-af71-8aa0f5bb3072","method":"GET"}]}"#)
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).unwrap();
+    tokio::spawn(async move {
+        let _ = poem::Server::new_with_acceptor(acceptor)
+            .run(Route::new().at("/job", get(job)))
+            .await;
+    });
+    format!("http://{addr}/job")
+}
+
+async fn fresh_postgres(admin: &str) -> Option<String> {
+    let conn = tokio::time::timeout(Duration::from_secs(3), Database::connect(admin))
+        .await
+        .ok()?
+        .ok()?;
+    let name = format!("lr_bench_{}", uuid::Uuid::now_v7().simple());
+    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .ok()?;
+    conn.close().await.ok();
+    let mut url = url::Url::parse(admin).ok()?;
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
+}
+
+async fn run_backend(
+    name: &str,
+    db: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = String>>>,
+    bare: &str,
+) {
+    let secs = env_num("LONGRUN_BENCH_SECONDS", 5);
+    let n_import = env_num("LONGRUN_BENCH_IMPORT", 1_000_000);
+    let n_jobs = env_num("LONGRUN_BENCH_JOBS", 1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    println!("\n### {name}\n");
+    println!("| measurement | figure |\n|---|---|");
+
+    let server = Server::start(&db().await, dir.path()).await;
+    let subs = submissions(&server.base, secs).await;
+    println!("| durable submissions, 16 clients | {subs:.0} /s |");
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/v1/jobs", server.base))
+        .header("prefer", "wait=30")
+        .json(&json!({"operation": "noop"}))
+        .send()
+        .await
+        .unwrap();
+    let job_href = r.headers()["location"].to_str().unwrap().to_string();
+    let (rps, p50, p99) = poll_load(&job_href, 64, secs).await;
+    let (brps, bp50, bp99) = poll_load(bare, 64, secs).await;
+    println!("| status polls, 64 connections | {rps:.0} /s, p50 {p50:.2} ms, p99 {p99:.2} ms |");
+    println!("| the same against a bare poem server | {brps:.0} /s, p50 {bp50:.2} ms, p99 {bp99:.2} ms |");
+    println!(
+        "| polls as a share of bare poem | {:.0} % |",
+        100.0 * rps / brps.max(1.0)
+    );
+    let (l50, l99) = noop_latency(&server.base, 300).await;
+    println!(
+        "| no-op job, submit to SUCCESS (`Prefer: wait`) | p50 {l50:.2} ms, p99 {l99:.2} ms |"
+    );
+    drop(server);
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let url = db().await;
+    // A first start makes the schema; the jobs are stored before the measured server starts.
+    drop(Server::start(&url, dir2.path()).await);
+    let t = Instant::now();
+    seed_jobs(&url, n_jobs).await;
+    let seeded = t.elapsed().as_secs_f64();
+    let server = Server::start(&url, dir2.path()).await;
+    let (arps, a50, a99) = audit(&server.base, secs).await;
+    println!("| audit list (status filter, limit 100), {n_jobs} jobs stored, 8 clients | {arps:.0} /s, p50 {a50:.2} ms, p99 {a99:.2} ms (seeded in {seeded:.1} s) |");
+    drop(server);
+
+    let dir3 = tempfile::tempdir().unwrap();
+    let server = Server::start(&db().await, dir3.path()).await;
+    let took = import(&server.base, n_import).await;
+    println!(
+        "| import of {n_import} tool records | {took:.1} s, server peak RSS {:.0} MiB |",
+        server.peak_rss_mib()
+    );
+    drop(server);
+
+    for xml in [true, false] {
+        let dir4 = tempfile::tempdir().unwrap();
+        let server = Server::start(&db().await, dir4.path()).await;
+        let took = compare(&server.base, xml).await;
+        println!(
+            "| comparison of two ~10 MB {} documents (sync, over HTTP) | {:.2} s, server peak RSS {:.0} MiB |",
+            if xml { "XML" } else { "JSON" },
+            took,
+            server.peak_rss_mib()
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let bare = bare_poem().await;
+    let sqlite_dir = tempfile::tempdir().unwrap();
+    let base = sqlite_dir.path().to_path_buf();
+    run_backend(
+        "SQLite + local directory",
+        move || {
+            let p = base.join(format!("{}.db", uuid::Uuid::now_v7().simple()));
+            Box::pin(async move { format!("sqlite://{}?mode=rwc", p.display()) })
+        },
+        &bare,
+    )
+    .await;
+    let admin = std::env::var("LONGRUN_BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    if fresh_postgres(&admin).await.is_none() {
+        println!("\nPostgreSQL at {admin} cannot be reached: its half was skipped.");
+        return;
+    }
+    run_backend(
+        "PostgreSQL + local directory",
+        move || {
+            let admin = admin.clone();
+            Box::pin(async move { fresh_postgres(&admin).await.unwrap() })
+        },
+        &bare,
+    )
+    .await;
+}
