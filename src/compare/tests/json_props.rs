@@ -2,6 +2,7 @@
 //! crate.
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::{json, Map, Value};
 
 use super::super::json::{diff_json, JsonOptions};
@@ -137,7 +138,11 @@ fn options() -> impl Strategy<Value = JsonOptions> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(super::cases(500)))]
+    #![proptest_config(ProptestConfig {
+        // Failing seeds are kept beside this file, in `json_props.regressions`.
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::with_cases(super::cases(500))
+    })]
 
     #[test]
     fn independent_pairs_patch(a in value(), b in value(), opts in options()) {

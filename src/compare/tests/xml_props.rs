@@ -1,6 +1,7 @@
 //! Round-trip properties of the XML delta.
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 use super::super::xml::{canonical, diff_xml, rebuild, Side, XmlDoc, XmlOptions};
 use super::super::{NoControl, Summary};
@@ -322,7 +323,11 @@ fn check_identical(a: &str, opts: &XmlOptions) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(super::cases(400)))]
+    #![proptest_config(ProptestConfig {
+        // Failing seeds are kept beside this file, in `xml_props.regressions`.
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::with_cases(super::cases(400))
+    })]
 
     #[test]
     fn independent_pairs_round_trip(a in doc(), b in doc(), opts in options()) {
