@@ -40,6 +40,18 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// An outgoing request's error with its causes ("error sending request: connection refused"),
+/// for messages a person reads.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        text = format!("{text}: {s}");
+        src = s.source();
+    }
+    text
+}
+
 /// An HTTP client that only reaches allowed addresses, with `timeout` per request.
 pub fn guarded_client(allow_private: bool, timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()

@@ -10,16 +10,12 @@ use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Body, IntoResponse, Request, Response};
 use sha2::{Digest, Sha256};
 
-use super::wire::{caller, Problem};
+use super::wire::{caller, hex, Problem};
 use super::AppState;
 use crate::store::{KeptAnswer, Reservation};
 
 /// Largest first answer kept for replay; a larger one is replayed with its status and Location.
 const KEEP_BODY: usize = 4 * 1024 * 1024;
-
-fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn problem(req: &Request, status: u16, slug: &str, detail: &str) -> Response {
     Problem::new(status, slug, detail)

@@ -120,6 +120,11 @@ pub fn correlation_id(req: &Request, fallback: Option<String>) -> Option<String>
         .filter(|s| !s.is_empty())
 }
 
+/// Lower-case hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The caller's identity: a digest of its bearer credential, or None for an anonymous caller.
 /// (The credential itself is never stored.)
 pub fn caller(req: &Request) -> Option<String> {
@@ -137,8 +142,7 @@ pub fn caller(req: &Request) -> Option<String> {
         return None;
     }
     let digest = Sha256::digest(token.as_bytes());
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    Some(format!("bearer:{hex}"))
+    Some(format!("bearer:{}", hex(&digest[..12])))
 }
 
 /// What a client asked for with `Prefer` (RFC 7240).

@@ -423,6 +423,27 @@ pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     )
 }
 
+/// The signature of a share link to `job` until `expires` (Unix seconds): base64url of
+/// HMAC-SHA256 over "{job}.{expires}".
+pub fn share_sig(key: &[u8], job: Uuid, expires: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(share_mac(key, job, expires).finalize().into_bytes())
+}
+
+/// Whether `sig` is the share signature of `job` until `expires` (compared in constant time).
+pub fn share_valid(key: &[u8], job: Uuid, expires: i64, sig: &str) -> bool {
+    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig) {
+        Ok(raw) => share_mac(key, job, expires).verify_slice(&raw).is_ok(),
+        Err(_) => false,
+    }
+}
+
+fn share_mac(key: &[u8], job: Uuid, expires: i64) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(format!("{job}.{expires}").as_bytes());
+    mac
+}
+
 // ----- retries -----------------------------------------------------------------------------
 
 /// The default retry schedule, as Standard Webhooks recommends: the waits before tries 2, 3, …
@@ -509,6 +530,17 @@ mod tests {
             sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
+    }
+
+    #[test]
+    fn share_links() {
+        let (key, job) = (b"k".as_slice(), Uuid::now_v7());
+        let sig = share_sig(key, job, 100);
+        assert!(share_valid(key, job, 100, &sig));
+        assert!(!share_valid(key, job, 101, &sig));
+        assert!(!share_valid(b"other", job, 100, &sig));
+        assert!(!share_valid(key, job, 100, &format!("x{sig}")));
+        assert!(!share_valid(key, job, 100, "!!"));
     }
 
     #[test]

@@ -208,12 +208,7 @@ impl Engine {
                 }
             }
             Err(e) => {
-                let mut text = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    text = format!("{text}: {s}");
-                    src = s.source();
-                }
+                let mut text = crate::net::error_chain(&e);
                 if e.is_timeout() {
                     text = format!("timed out: {text}");
                 }

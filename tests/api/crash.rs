@@ -200,3 +200,36 @@ async fn sigterm_releases_running_jobs_and_exits_zero() {
         .unwrap();
     assert!(msgs.to_string().contains("released at shutdown"), "{msgs}");
 }
+
+/// `longrun webhook-secret` makes the signing secret once and keeps it in the database; a
+/// configured one wins.
+#[test]
+fn webhook_secret_is_made_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/secret.db?mode=rwc", dir.path().display());
+    let run = |extra: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_longrun"));
+        cmd.arg("webhook-secret")
+            .env("LONGRUN_DATABASE_URL", &db)
+            .env(
+                "LONGRUN_STORE_URL",
+                format!("file://{}/objects", dir.path().display()),
+            )
+            .env_remove("LONGRUN_WEBHOOK_SECRET")
+            .stderr(Stdio::null());
+        if let Some(s) = extra {
+            cmd.env("LONGRUN_WEBHOOK_SECRET", s);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let first = run(None);
+    assert!(first.starts_with("whsec_"), "{first}");
+    assert_eq!(
+        longrun::domain::signals::secret_key(&first).unwrap().len(),
+        32
+    );
+    assert_eq!(run(None), first, "kept in the database");
+    assert_eq!(run(Some(TEST_SECRET)), TEST_SECRET);
+}

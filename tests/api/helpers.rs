@@ -323,6 +323,17 @@ impl TestApp {
         found
     }
 
+    /// GET `href` held with `Prefer: wait=secs` until it differs from `etag`.
+    pub async fn long_poll(&self, href: &str, etag: &str, secs: u64) -> reqwest::Response {
+        self.http
+            .get(href)
+            .header("prefer", format!("wait={secs}"))
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Poll until the job has `status`.
     pub async fn wait_status(&self, href: &str, status: &str) -> Value {
         for _ in 0..600 {

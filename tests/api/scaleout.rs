@@ -97,14 +97,7 @@ async fn cancel_wait_and_events_across_instances() {
     // Held on the API instance until the worker instance changes the job.
     let (_, h, _) = api.get(&loc).await;
     let etag = h["etag"].to_str().unwrap().to_string();
-    let r = api
-        .http
-        .get(&loc)
-        .header("prefer", "wait=20")
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let r = api.long_poll(&loc, &etag, 20).await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_ne!(v["jobStatus"], "QUEUED");

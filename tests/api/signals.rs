@@ -443,14 +443,7 @@ async fn long_polls_wake_together() {
         let etag = h["etag"].to_str().unwrap().to_string();
 
         let t0 = Instant::now();
-        let r = app
-            .http
-            .get(&loc)
-            .header("prefer", "wait=1")
-            .header("if-none-match", &etag)
-            .send()
-            .await
-            .unwrap();
+        let r = app.long_poll(&loc, &etag, 1).await;
         assert_eq!(r.status(), 304);
         assert_eq!(r.headers()["preference-applied"], "wait=1");
         assert!(t0.elapsed() >= Duration::from_millis(900));
@@ -587,6 +580,19 @@ async fn event_stream_and_waiting_submission() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["jobStatus"], "SUCCESS");
         assert!(link(&v, "file").is_some());
+        // The built-in no-op job ends at once.
+        let r = app
+            .http
+            .post(app.url("/api/v1/jobs"))
+            .header("prefer", "wait=20")
+            .json(&json!({"operation": "noop"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["jobStatus"], "SUCCESS");
+        assert_eq!(v["summary"], json!({}));
         let r = app
             .http
             .post(app.url("/api/v1/jobs"))

@@ -6,10 +6,8 @@
 use std::sync::{Arc, OnceLock, Weak};
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use hmac::{Hmac, Mac};
 use poem::endpoint::BoxEndpoint;
 use poem::http::{header, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
@@ -17,12 +15,12 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::api::docs::{get_link, LinkDoc};
 use crate::api::wire::{base_url, caller, negotiate, Enc, Prefer, Problem, Rep};
 use crate::api::{ApiTags, AppState};
+use crate::domain::signals::{share_sig, share_valid};
 use crate::domain::{job_href, Job, JobStatus};
 use crate::engine::{EngineError, NewJob};
 use crate::operations::request::{Answer, InProcess};
@@ -261,13 +259,6 @@ fn status_of(s: JobStatus) -> (&'static str, &'static str) {
     }
 }
 
-/// The share signature of `job` until `expires` (unix seconds).
-pub fn share_sig(key: &[u8], job: Uuid, expires: i64) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
-    mac.update(format!("{job}.{expires}").as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-}
-
 /// The stored answer of a background request.
 #[derive(ApiResponse)]
 pub enum ResultAnswer {
@@ -300,14 +291,7 @@ impl BgrsApi {
             return Err(missing());
         }
         if let (Some(exp), Some(sig)) = (expires, sig) {
-            let good = share_sig(&self.state.share_key, job.id, exp);
-            if good.len() == sig.len()
-                && good
-                    .bytes()
-                    .zip(sig.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-            {
+            if share_valid(&self.state.share_key, job.id, exp, sig) {
                 if Utc::now().timestamp() > exp {
                     return Err(Problem::new(410, "gone", "this share link has expired"));
                 }

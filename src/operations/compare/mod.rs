@@ -301,7 +301,7 @@ impl CompareOperation {
             .get(uri)
             .send()
             .await
-            .map_err(|e| unavailable(error_chain(&e)))?;
+            .map_err(|e| unavailable(crate::net::error_chain(&e)))?;
         if !resp.status().is_success() {
             return Err(unavailable(format!(
                 "answered HTTP {}",
@@ -318,7 +318,7 @@ impl CompareOperation {
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| unavailable(error_chain(&e)))?
+            .map_err(|e| unavailable(crate::net::error_chain(&e)))?
         {
             out.extend_from_slice(&chunk);
             if out.len() as u64 > self.max_input_size {
@@ -354,16 +354,6 @@ fn too_large(name: &str, max: u64) -> OpError {
         "bad-input",
         format!("{name}: larger than the limit of {max} bytes (LONGRUN_MAX_INPUT_SIZE)"),
     )
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        text = format!("{text}: {s}");
-        src = s.source();
-    }
-    text
 }
 
 #[async_trait]
