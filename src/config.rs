@@ -76,6 +76,24 @@ pub struct ServeArgs {
     /// Deepest nesting of elements, arrays or objects a document may have [default: 256].
     #[arg(long, env = "LONGRUN_MAX_DEPTH")]
     pub max_depth: Option<usize>,
+    /// Largest request body, e.g. 1GiB [default: 1GiB].
+    #[arg(long, env = "LONGRUN_MAX_BODY_SIZE")]
+    pub max_body_size: Option<String>,
+    /// Most records one import may hold [default: 10000000].
+    #[arg(long, env = "LONGRUN_MAX_IMPORT_RECORDS")]
+    pub max_import_records: Option<u64>,
+    /// Most parts a multipart form may have [default: 8].
+    #[arg(long, env = "LONGRUN_MAX_PARTS")]
+    pub max_parts: Option<usize>,
+    /// Time limit of fetching one input by URI [default: 60s].
+    #[arg(long, env = "LONGRUN_FETCH_TIMEOUT")]
+    pub fetch_timeout: Option<String>,
+    /// Submissions per API key, e.g. 100/s, 600/m, or off [default: 100/s].
+    #[arg(long, env = "LONGRUN_RATE_LIMIT")]
+    pub rate_limit: Option<String>,
+    /// Serve without API keys on a non-loopback address (anyone who can connect may do anything).
+    #[arg(long, env = "LONGRUN_INSECURE_OPEN")]
+    pub insecure_open: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +116,12 @@ struct FileConfig {
     delivery_timeout: Option<String>,
     max_input_size: Option<String>,
     max_depth: Option<usize>,
+    max_body_size: Option<String>,
+    max_import_records: Option<u64>,
+    max_parts: Option<usize>,
+    fetch_timeout: Option<String>,
+    rate_limit: Option<String>,
+    insecure_open: Option<bool>,
 }
 
 /// The resolved settings.
@@ -120,6 +144,12 @@ pub struct Config {
     pub delivery_timeout: Duration,
     pub max_input_size: u64,
     pub max_depth: usize,
+    pub max_body_size: u64,
+    pub max_import_records: u64,
+    pub max_parts: usize,
+    pub fetch_timeout: Duration,
+    pub rate_limit: Option<crate::domain::access::Rate>,
+    pub insecure_open: bool,
 }
 
 /// A setting that does not parse.
@@ -258,6 +288,33 @@ impl Config {
                 .or(file.max_depth)
                 .unwrap_or(256)
                 .clamp(1, 4096),
+            max_body_size: size(
+                "max_body_size",
+                args.max_body_size
+                    .as_deref()
+                    .or(file.max_body_size.as_deref())
+                    .unwrap_or("1GiB"),
+            )?,
+            max_import_records: args
+                .max_import_records
+                .or(file.max_import_records)
+                .unwrap_or(10_000_000)
+                .max(1),
+            max_parts: args.max_parts.or(file.max_parts).unwrap_or(8).max(2),
+            fetch_timeout: d(
+                "fetch_timeout",
+                &args.fetch_timeout,
+                file.fetch_timeout,
+                "60s",
+            )?,
+            rate_limit: crate::domain::access::Rate::parse(
+                args.rate_limit
+                    .as_deref()
+                    .or(file.rate_limit.as_deref())
+                    .unwrap_or("100/s"),
+            )
+            .map_err(|e| ConfigError(format!("rate_limit: {e}")))?,
+            insecure_open: args.insecure_open.or(file.insecure_open).unwrap_or(false),
         })
     }
 }

@@ -56,7 +56,7 @@ impl ExportSource for Store {
         filter: &crate::domain::JobFilter,
     ) -> Result<u64, String> {
         match dataset {
-            Dataset::Tools => self.count_tools().await,
+            Dataset::Tools => self.count_tools(tenant(filter)).await,
             Dataset::Jobs => self.count_jobs(filter).await,
         }
         .map_err(|e| e.to_string())
@@ -70,7 +70,7 @@ impl ExportSource for Store {
     ) -> Result<Vec<(String, serde_json::Value)>, String> {
         match dataset {
             Dataset::Tools => Ok(self
-                .list_tools(after.as_deref(), limit)
+                .list_tools(tenant(filter), after.as_deref(), limit)
                 .await
                 .map_err(|e| e.to_string())?
                 .iter()
@@ -95,6 +95,14 @@ impl ExportSource for Store {
             }
         }
     }
+}
+
+/// The tenant an export reads (set by the export from its job's owner).
+fn tenant(filter: &crate::domain::JobFilter) -> &str {
+    filter
+        .owner
+        .as_deref()
+        .unwrap_or(crate::domain::access::OPEN_TENANT)
 }
 
 /// A running service: its engine and the HTTP endpoint.
@@ -130,7 +138,7 @@ impl App {
         let self_client = Arc::new(api::compat::bgrs::SelfClient::default());
         registry.register(Arc::new(RequestOperation::new(self_client.clone())));
         registry.register(Arc::new(CompareOperation::new(
-            crate::net::guarded_client(config.callback_allow_private, config.delivery_timeout * 6),
+            crate::net::guarded_client(config.callback_allow_private, config.fetch_timeout),
             config.max_input_size,
             config.max_depth,
         )));
@@ -170,6 +178,12 @@ impl App {
                     .await?,
             )
             .map_err(anyhow::Error::msg)?,
+            gate: api::access::Gate::new(config.rate_limit),
+            limits: api::Limits {
+                max_body_size: config.max_body_size,
+                max_import_records: config.max_import_records,
+                max_parts: config.max_parts,
+            },
         });
         let endpoint = Arc::new(poem::EndpointExt::boxed(api::app(state.clone())));
         self_client.set(&endpoint);
@@ -193,6 +207,18 @@ impl App {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let addr = listener.local_addr()?;
+        if self.config.role != Role::Worker
+            && !addr.ip().is_loopback()
+            && !self.config.insecure_open
+            && !self.engine.store().any_keys().await?
+        {
+            anyhow::bail!(
+                "refusing to serve on {addr} without API keys: anyone who can reach it could \
+                 do anything. Create a key (`longrun keys create --tenant NAME --scope admin`), \
+                 bind to a loopback address, or pass --insecure-open (LONGRUN_INSECURE_OPEN=true)"
+            );
+        }
         let runs_workers = self.config.role != Role::Api;
         let workers = if runs_workers {
             Some(self.engine.start_workers())
@@ -203,7 +229,6 @@ impl App {
         let deliveries = runs_workers.then(|| self.engine.start_deliveries());
         let poller = self.engine.start_change_poller();
         let hearing = self.engine.start_listener();
-        let addr = listener.local_addr()?;
         tracing::info!(%addr, role = ?self.config.role, "longrun listening");
         let stop = tokio_util::sync::CancellationToken::new();
         let stop2 = stop.clone();

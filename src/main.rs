@@ -20,6 +20,91 @@ enum Command {
     Openapi,
     /// Print the secret deliveries are signed with (made and kept in the database if not set).
     WebhookSecret(ServeArgs),
+    /// Manage API keys (kept in the database as digests only).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Make a key and print it (it is shown this once).
+    Create {
+        /// The tenant the key acts for (letters, digits, `.`, `_`, `-`).
+        #[arg(long)]
+        tenant: String,
+        /// read (GET), submit (+ submissions, cancel) or admin (+ delete, restart, prune, keys).
+        #[arg(long, default_value = "submit")]
+        scope: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// List the keys (id, prefix, tenant, scope, created, revoked).
+    List {
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Revoke a key by id or prefix; it is refused from the next request on.
+    Revoke {
+        /// The key's id or prefix (as `keys list` shows).
+        key: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+}
+
+async fn keys(action: KeysAction) -> anyhow::Result<()> {
+    use longrun::domain::access::{check_tenant, new_key, Scope};
+    let serve = match &action {
+        KeysAction::Create { serve, .. }
+        | KeysAction::List { serve }
+        | KeysAction::Revoke { serve, .. } => serve,
+    };
+    let config = Config::resolve(serve)?;
+    let store = longrun::store::Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    match action {
+        KeysAction::Create { tenant, scope, .. } => {
+            check_tenant(&tenant).map_err(anyhow::Error::msg)?;
+            let scope = Scope::parse(&scope).map_err(anyhow::Error::msg)?;
+            let (secret, digest, prefix) = new_key();
+            let k = store
+                .insert_key(&tenant, scope.as_str(), &digest, &prefix)
+                .await?;
+            eprintln!(
+                "key {} for tenant `{}` with scope `{}`; it is shown only now:",
+                k.id, k.tenant, k.scope
+            );
+            println!("{secret}");
+        }
+        KeysAction::List { .. } => {
+            println!(
+                "{:<36}  {:<10}  {:<20}  {:<6}  {:<20}  REVOKED",
+                "ID", "PREFIX", "TENANT", "SCOPE", "CREATED"
+            );
+            for k in store.keys().await? {
+                let t =
+                    |d: chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+                println!(
+                    "{:<36}  {:<10}  {:<20}  {:<6}  {:<20}  {}",
+                    k.id,
+                    k.prefix,
+                    k.tenant,
+                    k.scope,
+                    t(k.created),
+                    k.revoked.map(t).unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        KeysAction::Revoke { key, .. } => {
+            if !store.revoke_key(&key).await? {
+                anyhow::bail!("no live key with id or prefix `{key}`");
+            }
+            println!("revoked {key}");
+        }
+    }
+    Ok(())
 }
 
 async fn terminate() {
@@ -70,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", app.webhook_secret);
             Ok(())
         }
+        Command::Keys { action } => keys(action).await,
         Command::Openapi => {
             let args = ServeArgs {
                 database_url: Some("sqlite::memory:".into()),

@@ -6,6 +6,7 @@ mod m0001_initial;
 mod m0002_deliveries;
 mod m0003_tasks_owner;
 mod m0004_idempotency;
+mod m0005_tenants;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_deliveries::Migration),
             Box::new(m0003_tasks_owner::Migration),
             Box::new(m0004_idempotency::Migration),
+            Box::new(m0005_tenants::Migration),
         ]
     }
 }

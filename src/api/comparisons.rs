@@ -416,6 +416,7 @@ impl ComparisonsApi {
         let mut notification = None;
         let (mut format, mut options, mut correlation) = (None, CompareOptions::default(), None);
         let max = self.state.max_input_size;
+        let mut parts = 0usize;
         while let Some(field) = form.next_field().await.map_err(|e| match e {
             multer::Error::FieldSizeExceeded { field_name, .. } => too_large(
                 &format!("form field `{}`", field_name.unwrap_or_default()),
@@ -424,6 +425,17 @@ impl ComparisonsApi {
             multer::Error::StreamSizeExceeded { .. } => too_large("the request body", self.limit()),
             other => Problem::bad_request(format!("multipart body: {other}")),
         })? {
+            parts += 1;
+            if parts > self.state.limits.max_parts {
+                return Err(Problem::new(
+                    413,
+                    "payload-too-large",
+                    format!(
+                        "the form has more than {} parts (LONGRUN_MAX_PARTS)",
+                        self.state.limits.max_parts
+                    ),
+                ));
+            }
             let name = field.name().unwrap_or("").to_string();
             let data = field.bytes().await.map_err(|e| match e {
                 multer::Error::FieldSizeExceeded { .. } => {

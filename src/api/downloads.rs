@@ -5,7 +5,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Body, IntoResponse, Request, Response};
-use poem_openapi::param::{Header, Path};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::registry::{
     MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
 };
@@ -159,13 +159,45 @@ impl DownloadsApi {
         /// An ETag from an earlier answer.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
+        /// Expiry (Unix seconds) of a signed link.
+        expires: Query<Option<i64>>,
+        /// Signature of a signed link (made by `POST /api/v1/jobs/{id}/share`).
+        sig: Query<Option<String>>,
     ) -> Result<Download, Problem> {
         let run = async {
-            let id: Uuid = file_id
-                .parse()
-                .map_err(|_| Problem::not_found(format!("no file `{}`", file_id.0)))?;
+            let missing = || Problem::not_found(format!("no file `{}`", file_id.0));
+            let id: Uuid = file_id.parse().map_err(|_| missing())?;
             let engine = &self.state.engine;
-            let (file, job) = engine.file(id).await?;
+            let (file, job) = engine.file_record(id).await.map_err(|e| match e {
+                crate::engine::EngineError::NotFound(_) => missing(),
+                other => other.into(),
+            })?;
+            // The owner's key, or a signed link over (file, tenant, expiry).
+            match (expires.0, sig.0.as_deref()) {
+                (Some(exp), Some(sig)) => {
+                    let tenant = job
+                        .owner
+                        .as_deref()
+                        .unwrap_or(crate::domain::access::OPEN_TENANT);
+                    if !crate::domain::signals::share_valid(
+                        &self.state.share_key,
+                        file.id,
+                        tenant,
+                        exp,
+                        sig,
+                    ) {
+                        return Err(missing());
+                    }
+                    if chrono::Utc::now().timestamp() > exp {
+                        return Err(Problem::new(410, "gone", "this signed link has expired"));
+                    }
+                }
+                _ if super::wire::owns(req, &job.owner) => {}
+                _ => return Err(missing()),
+            }
+            if file.consumed || job.status == crate::domain::JobStatus::Deleted {
+                return Err(crate::engine::EngineError::Gone(id).into());
+            }
             let etag = format!("\"{}\"", file.etag);
             if if_none_match
                 .0

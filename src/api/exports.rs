@@ -126,6 +126,7 @@ impl ExportsApi {
             };
             let f = r.filter.unwrap_or_default();
             let filter = super::jobs::filter(
+                req,
                 &f.status.unwrap_or_default(),
                 &f.operation,
                 &f.correlation_id,

@@ -188,18 +188,39 @@ impl ImportsApi {
         let blobs = self.state.engine.blobs().clone();
         let mut writer = blobs.writer(&key);
         let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(8);
+        let max = self.state.limits.max_import_records;
+        let max_body = self.state.limits.max_body_size;
         let checker = tokio::task::spawn_blocking(move || {
             let reader = ChannelReader {
                 rx,
                 buf: Bytes::new(),
             };
-            records::scan(reader, fmt, RECORD_DEPTH, |_, _| Ok(()))
+            records::scan(reader, fmt, RECORD_DEPTH, |n, _| {
+                if n >= max {
+                    Err(records::RecordsError::TooMany(max))
+                } else {
+                    Ok(())
+                }
+            })
         });
         let mut stream = body.into_bytes_stream();
         let mut failure: Option<Problem> = None;
+        let mut read: u64 = 0;
         while let Some(chunk) = stream.next().await {
             match chunk {
                 Ok(bytes) => {
+                    read += bytes.len() as u64;
+                    if read > max_body {
+                        failure = Some(Problem::new(
+                            413,
+                            "payload-too-large",
+                            format!(
+                                "the body is larger than the limit of {} bytes (LONGRUN_MAX_BODY_SIZE)",
+                                max_body
+                            ),
+                        ));
+                        break;
+                    }
                     if let Err(e) = writer.write(&bytes).await {
                         failure = Some(EngineError::from(e).into());
                         break;
@@ -222,6 +243,9 @@ impl ImportsApi {
             .map_err(|e| Problem::new(500, "internal", e.to_string()))?;
         let scan = match (failure, scan) {
             (Some(p), _) => Err(p),
+            (None, Err(e @ records::RecordsError::TooMany(_))) => {
+                Err(Problem::new(413, "payload-too-large", e.to_string()))
+            }
             (None, Err(e)) => Err(Problem::bad_request(format!(
                 "the import body is not valid: {e}"
             ))),
@@ -443,7 +467,7 @@ impl ImportsApi {
                     )),
                     other => other.into(),
                 })?;
-            if job.operation != "import" {
+            if job.operation != "import" || !super::wire::owns(req, &job.owner) {
                 return Err(Problem::not_found(format!(
                     "no import task with reference `{}`",
                     task_reference.0
@@ -488,7 +512,11 @@ impl ImportsApi {
                 .state
                 .engine
                 .store()
-                .list_tools(after.0.as_deref(), limit as u64)
+                .list_tools(
+                    &super::wire::caller(req).unwrap_or_default(),
+                    after.0.as_deref(),
+                    limit as u64,
+                )
                 .await
                 .map_err(EngineError::from)?;
             let base = base_url(req, self.state.public_url.as_deref());
@@ -535,7 +563,7 @@ impl ImportsApi {
                 .state
                 .engine
                 .store()
-                .get_tool(&tool_id)
+                .get_tool(&super::wire::caller(req).unwrap_or_default(), &tool_id)
                 .await
                 .map_err(EngineError::from)?
                 .ok_or_else(|| Problem::not_found(format!("no tool `{}`", tool_id.0)))?;

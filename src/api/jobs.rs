@@ -110,6 +110,7 @@ fn parse_time(name: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, P
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn filter(
+    req: &Request,
     status: &[String],
     operation: &Option<String>,
     correlation_id: &Option<String>,
@@ -135,6 +136,7 @@ pub(crate) fn filter(
         created_before: parse_time("createdBefore", created_before)?,
         finished_after: parse_time("finishedAfter", finished_after)?,
         finished_before: parse_time("finishedBefore", finished_before)?,
+        owner: Some(super::wire::caller(req).unwrap_or_default()),
     })
 }
 
@@ -161,6 +163,7 @@ impl JobsApi {
     ) -> Result<FilesView, Problem> {
         let id = id_of(id)?;
         let enc = negotiate(req)?;
+        super::access::job_for(&self.state, req, id).await?;
         let (job, files) = self.state.engine.get_with_files(id).await?;
         if job.status != JobStatus::Success {
             return Err(Problem::new(
@@ -200,6 +203,7 @@ impl JobsApi {
 
     /// The job document with ETag and, while it runs, Retry-After.
     async fn job_rep<const S: u16>(&self, req: &Request, id: Uuid) -> ApiResult<JobDoc, S> {
+        super::access::job_for(&self.state, req, id).await?;
         let (job, files) = self.state.engine.get_with_files(id).await?;
         self.job_rep_of(req, &job, &files)
     }
@@ -260,6 +264,7 @@ impl JobsApi {
             let prefer = Prefer::of(req);
             let mut rep = match prefer.wait {
                 Some(n) => {
+                    super::access::job_for(&self.state, req, id).await?;
                     let seen = inm.iter().find(|t| t.as_str() != "*").map(String::as_str);
                     let (job, files) = self
                         .state
@@ -380,6 +385,7 @@ impl JobsApi {
         let run = async {
             let enc = negotiate(req)?;
             let f = filter(
+                req,
                 &status,
                 &operation,
                 &correlation_id,
@@ -495,6 +501,7 @@ impl JobsApi {
         let run = async {
             let id = id_of(&id)?;
             negotiate(req)?;
+            super::access::job_for(&self.state, req, id).await?;
             let status = match self.state.engine.cancel(id).await? {
                 Cancelled::Done(_) => 200,
                 Cancelled::Pending(_) => 202,
@@ -517,6 +524,7 @@ impl JobsApi {
         let run = async {
             let id = id_of(&id)?;
             negotiate(req)?;
+            super::access::job_for(&self.state, req, id).await?;
             self.state.engine.restart(id).await?;
             self.job_rep::<200>(req, id).await
         };
@@ -536,6 +544,7 @@ impl JobsApi {
         let run = async {
             let id = id_of(&id)?;
             let enc = negotiate(req)?;
+            super::access::job_for(&self.state, req, id).await?;
             let job = self.state.engine.delete(id).await?;
             let base = self.base(req);
             Ok(Rep::new(
@@ -579,6 +588,7 @@ impl JobsApi {
         let run = async {
             let enc = negotiate(req)?;
             let f = filter(
+                req,
                 &status,
                 &operation,
                 &correlation_id,
@@ -610,6 +620,7 @@ impl JobsApi {
         let run = async {
             let id = id_of(&id)?;
             let enc = negotiate(req)?;
+            super::access::job_for(&self.state, req, id).await?;
             let msgs = self.state.engine.messages(id).await?;
             let base = self.base(req);
             let me = job_href(&base, id);
@@ -652,7 +663,7 @@ impl JobsApi {
         let run = async {
             let id = id_of(&id)?;
             let enc = negotiate(req)?;
-            let job = self.state.engine.get(id).await?;
+            let job = super::access::job_for(&self.state, req, id).await?;
             let base = self.base(req);
             let me = job_href(&base, id);
             let m = Some(enc.media());

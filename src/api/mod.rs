@@ -1,6 +1,7 @@
 //! The HTTP edge: parse, negotiate JSON/XML, answer with problem documents. Calls the engine's
 //! use-cases only; never sees a database entity.
 
+pub mod access;
 mod comparisons;
 pub mod compat;
 pub mod docs;
@@ -34,6 +35,46 @@ pub struct AppState {
     pub max_depth: usize,
     /// Key of share-link signatures.
     pub share_key: Vec<u8>,
+    /// Per-key submission rates.
+    pub gate: access::Gate,
+    /// The limits on what a request may carry.
+    pub limits: Limits,
+}
+
+/// Limits on request bodies and inputs (each configurable; see the README's settings).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body, in bytes.
+    pub max_body_size: u64,
+    /// Most records an import may hold.
+    pub max_import_records: u64,
+    /// Most parts a multipart form may have.
+    pub max_parts: usize,
+}
+
+/// A body announced larger than the limit is refused before it is read (bodies without a length
+/// are counted as they are read by the handlers that stream them).
+fn body_too_large(state: &AppState, req: &poem::Request) -> Option<Response> {
+    let len: u64 = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (len > state.limits.max_body_size).then(|| {
+        Problem::new(
+            413,
+            "payload-too-large",
+            format!(
+                "the body has {len} bytes; the limit is {} (LONGRUN_MAX_BODY_SIZE)",
+                state.limits.max_body_size
+            ),
+        )
+        .for_req(req)
+        .into_response()
+    })
 }
 
 /// Groups of the OpenAPI document.
@@ -196,8 +237,13 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                         Err(e) => problem_of(e, enc_req),
                     }
                 };
-                let answer = if let Some(answer) = compat::bgrs::intercept(&bgrs_state, &req).await
-                {
+                let mut req = req;
+                let admitted = access::admit(&bgrs_state, &mut req).await;
+                let answer = if let Err(refusal) = admitted {
+                    refusal
+                } else if let Some(too_large) = body_too_large(&bgrs_state, &req) {
+                    too_large
+                } else if let Some(answer) = compat::bgrs::intercept(&bgrs_state, &req).await {
                     answer
                 } else if req.method() == poem::http::Method::POST
                     && req.headers().contains_key("idempotency-key")

@@ -80,10 +80,9 @@ impl EventsApi {
             .map_err(|_| Problem::not_found(format!("no job with id `{}`", id.0)).for_req(req))?;
         let engine = self.state.engine.clone();
         // Fail with a problem document now, not inside the stream.
-        engine
-            .get(id)
+        super::access::job_for(&self.state, req, id)
             .await
-            .map_err(|e| Problem::from(e).for_req(req))?;
+            .map_err(|p| p.for_req(req))?;
         let base = base_url(req, self.state.public_url.as_deref());
         let mut sent: i64 = last_event_id
             .0

@@ -120,29 +120,22 @@ pub fn correlation_id(req: &Request, fallback: Option<String>) -> Option<String>
         .filter(|s| !s.is_empty())
 }
 
-/// Lower-case hex of some bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+pub use crate::domain::hex;
+
+/// The caller's tenant (see `access`), or None for a caller without a key who holds a signed
+/// link.
+pub fn caller(req: &Request) -> Option<String> {
+    req.extensions()
+        .get::<super::access::Caller>()
+        .map(|c| c.tenant.clone())
 }
 
-/// The caller's identity: a digest of its bearer credential, or None for an anonymous caller.
-/// (The credential itself is never stored.)
-pub fn caller(req: &Request) -> Option<String> {
-    use sha2::{Digest, Sha256};
-    // A background request runs with the identity of whoever submitted it.
-    if let Some(run_as) = req.extensions().get::<super::compat::bgrs::RunAs>() {
-        return run_as.0.clone();
-    }
-    let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = auth
-        .strip_prefix("Bearer ")
-        .or_else(|| auth.strip_prefix("bearer "))?
-        .trim();
-    if token.is_empty() {
-        return None;
-    }
-    let digest = Sha256::digest(token.as_bytes());
-    Some(format!("bearer:{}", hex(&digest[..12])))
+/// Whether the caller may see an object of tenant `owner` (others get a 404, never a 403).
+pub fn owns(req: &Request, owner: &Option<String>) -> bool {
+    let owner = owner
+        .as_deref()
+        .unwrap_or(crate::domain::access::OPEN_TENANT);
+    caller(req).as_deref() == Some(owner)
 }
 
 /// What a client asked for with `Prefer` (RFC 7240).
@@ -322,12 +315,18 @@ impl ApiResponse for Problem {
         MetaResponses {
             responses: vec![
                 r(400, "The request is malformed or invalid"),
+                r(
+                    401,
+                    "An API key is needed, or the one given is unknown or revoked",
+                ),
+                r(403, "The key's scope does not allow this"),
                 r(404, "No such resource"),
                 r(406, "Neither JSON nor XML is acceptable to the client"),
                 r(409, "The resource is not in a state that allows this"),
                 r(410, "The resource was deleted"),
                 r(413, "The body is too large"),
                 r(415, "The body's content type is not accepted"),
+                r(429, "The key's submission rate is used up; see Retry-After"),
                 r(503, "Storage is not available right now"),
             ],
         }

@@ -1,5 +1,6 @@
 //! Pure types and rules of the service: no I/O lives here.
 
+pub mod access;
 mod job;
 pub mod signals;
 mod status;
@@ -22,12 +23,18 @@ pub struct JobFilter {
     pub created_before: Option<chrono::DateTime<chrono::Utc>>,
     pub finished_after: Option<chrono::DateTime<chrono::Utc>>,
     pub finished_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// The tenant whose jobs (or catalog) are meant. Set by the service from the caller or the
+    /// running job, never read from input, so it is not part of the stored form.
+    pub owner: Option<String>,
 }
 
 impl JobFilter {
-    /// True when no filter is set (bulk purge refuses that).
+    /// True when no filter is set (bulk purge refuses that); the tenant does not count.
     pub fn is_empty(&self) -> bool {
-        self == &JobFilter::default()
+        JobFilter {
+            owner: None,
+            ..self.clone()
+        } == JobFilter::default()
     }
 
     /// The stored form (the audit collection's parameter names).
@@ -76,6 +83,7 @@ impl JobFilter {
             created_before: time("createdBefore")?,
             finished_after: time("finishedAfter")?,
             finished_before: time("finishedBefore")?,
+            owner: None,
         })
     }
 }
@@ -113,6 +121,16 @@ impl Cursor {
             backwards,
         })
     }
+}
+
+/// Lower-case hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 #[cfg(test)]

@@ -425,22 +425,27 @@ pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
 
 /// The signature of a share link to `job` until `expires` (Unix seconds): base64url of
 /// HMAC-SHA256 over "{job}.{expires}".
-pub fn share_sig(key: &[u8], job: Uuid, expires: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(share_mac(key, job, expires).finalize().into_bytes())
+pub fn share_sig(key: &[u8], object: Uuid, tenant: &str, expires: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        share_mac(key, object, tenant, expires)
+            .finalize()
+            .into_bytes(),
+    )
 }
 
 /// Whether `sig` is the share signature of `job` until `expires` (compared in constant time).
-pub fn share_valid(key: &[u8], job: Uuid, expires: i64, sig: &str) -> bool {
+pub fn share_valid(key: &[u8], object: Uuid, tenant: &str, expires: i64, sig: &str) -> bool {
     match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig) {
-        Ok(raw) => share_mac(key, job, expires).verify_slice(&raw).is_ok(),
+        Ok(raw) => share_mac(key, object, tenant, expires)
+            .verify_slice(&raw)
+            .is_ok(),
         Err(_) => false,
     }
 }
 
-fn share_mac(key: &[u8], job: Uuid, expires: i64) -> Hmac<Sha256> {
+fn share_mac(key: &[u8], object: Uuid, tenant: &str, expires: i64) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(format!("{job}.{expires}").as_bytes());
+    mac.update(format!("{object}.{tenant}.{expires}").as_bytes());
     mac
 }
 
@@ -535,12 +540,13 @@ mod tests {
     #[test]
     fn share_links() {
         let (key, job) = (b"k".as_slice(), Uuid::now_v7());
-        let sig = share_sig(key, job, 100);
-        assert!(share_valid(key, job, 100, &sig));
-        assert!(!share_valid(key, job, 101, &sig));
-        assert!(!share_valid(b"other", job, 100, &sig));
-        assert!(!share_valid(key, job, 100, &format!("x{sig}")));
-        assert!(!share_valid(key, job, 100, "!!"));
+        let sig = share_sig(key, job, "a", 100);
+        assert!(share_valid(key, job, "a", 100, &sig));
+        assert!(!share_valid(key, job, "b", 100, &sig));
+        assert!(!share_valid(key, job, "a", 101, &sig));
+        assert!(!share_valid(b"other", job, "a", 100, &sig));
+        assert!(!share_valid(key, job, "a", 100, &format!("x{sig}")));
+        assert!(!share_valid(key, job, "a", 100, "!!"));
     }
 
     #[test]

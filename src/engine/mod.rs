@@ -233,6 +233,11 @@ impl Engine {
         }
     }
 
+    /// A job, tombstones included.
+    pub async fn find(&self, id: Uuid) -> Result<Option<Job>> {
+        Ok(self.store.get_job(id).await?)
+    }
+
     /// A job that is not a tombstone.
     pub async fn get(&self, id: Uuid) -> Result<Job> {
         match self.store.get_job(id).await? {
@@ -446,17 +451,22 @@ impl Engine {
         Ok(())
     }
 
-    /// An output file (and whether it is gone).
-    pub async fn file(&self, id: Uuid) -> Result<(OutputFile, Job)> {
+    /// An output file with its job, whether or not it is gone.
+    pub async fn file_record(&self, id: Uuid) -> Result<(OutputFile, Job)> {
         let f = self
             .store
             .file(id)
             .await?
             .ok_or(EngineError::NotFound(id))?;
-        let job = match self.store.get_job(f.job_id).await? {
-            Some(j) => j,
-            None => return Err(EngineError::NotFound(id)),
-        };
+        match self.store.get_job(f.job_id).await? {
+            Some(j) => Ok((f, j)),
+            None => Err(EngineError::NotFound(id)),
+        }
+    }
+
+    /// An output file (and whether it is gone).
+    pub async fn file(&self, id: Uuid) -> Result<(OutputFile, Job)> {
+        let (f, job) = self.file_record(id).await?;
         if f.consumed || job.status == JobStatus::Deleted {
             return Err(EngineError::Gone(id));
         }

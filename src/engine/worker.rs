@@ -100,6 +100,9 @@ impl Engine {
                     host,
                     token.clone(),
                     fence.clone(),
+                    job.owner
+                        .clone()
+                        .unwrap_or_else(|| crate::domain::access::OPEN_TENANT.into()),
                     self.cfg.progress_throttle,
                 );
                 let r = op.run(&mut ctx).await;

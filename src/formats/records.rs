@@ -31,6 +31,9 @@ pub enum RecordsError {
     /// Reading failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// More records than allowed.
+    #[error("the import has more than {0} records (LONGRUN_MAX_IMPORT_RECORDS)")]
+    TooMany(u64),
 }
 
 /// What a scan found besides the records.

@@ -117,6 +117,7 @@ pub struct Context {
     host: Arc<dyn Host>,
     cancel: CancellationToken,
     fence: Fence,
+    owner: String,
     last_flush: Option<Instant>,
     throttle: Duration,
     pending: Report,
@@ -129,6 +130,7 @@ impl Context {
         host: Arc<dyn Host>,
         cancel: CancellationToken,
         fence: Fence,
+        owner: String,
         throttle: Duration,
     ) -> Context {
         Context {
@@ -136,6 +138,7 @@ impl Context {
             host,
             cancel,
             fence,
+            owner,
             last_flush: None,
             throttle,
             pending: Report::default(),
@@ -145,6 +148,11 @@ impl Context {
     /// The validated input of the submission.
     pub fn input(&self) -> &Value {
         &self.input
+    }
+
+    /// The tenant the job belongs to; what it reads and writes is that tenant's.
+    pub fn owner(&self) -> &str {
+        &self.owner
     }
 
     /// The token that fires when the job must stop.

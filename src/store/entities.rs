@@ -118,8 +118,10 @@ pub mod tools {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "tools")]
+    #[sea_orm(table_name = "catalog")]
     pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant: String,
         #[sea_orm(primary_key, auto_increment = false)]
         pub tool_id: String,
         pub tool_name: String,
@@ -213,6 +215,28 @@ pub mod idempotency {
         pub content_type: Option<String>,
         pub body: Option<String>,
         pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod api_keys {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "api_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub tenant: String,
+        pub scope: String,
+        pub digest: String,
+        pub prefix: String,
+        pub created_at: i64,
+        pub revoked_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

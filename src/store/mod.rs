@@ -5,12 +5,14 @@ mod changes;
 mod claim;
 mod entities;
 mod idempotency;
+mod keys;
 mod listen;
 mod outbox;
 mod tools;
 
 pub use changes::{Changes, Subscription};
 pub use idempotency::{KeptAnswer, Reservation};
+pub use keys::KeyRecord;
 pub use listen::Signal;
 pub use outbox::DeliveryState;
 
@@ -683,6 +685,9 @@ fn condition(f: &JobFilter) -> Condition {
     let mut c = Condition::all();
     if !f.statuses.is_empty() {
         c = c.add(jobs::Column::Status.is_in(f.statuses.iter().map(|s| s.as_str())));
+    }
+    if let Some(owner) = &f.owner {
+        c = c.add(jobs::Column::Owner.eq(owner.clone()));
     }
     if let Some(op) = &f.operation {
         c = c.add(jobs::Column::Operation.eq(op.clone()));

@@ -36,6 +36,12 @@ impl Store {
             txn.rollback().await?;
             return Ok(false);
         }
+        // The catalog entries belong to the job's tenant.
+        let tenant = jobs::Entity::find_by_id(job_id.clone())
+            .one(&txn)
+            .await?
+            .and_then(|j| j.owner)
+            .unwrap_or_else(|| crate::domain::access::OPEN_TENANT.to_string());
         let mut tool_rows = Vec::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         for w in batch {
@@ -52,6 +58,7 @@ impl Store {
                         reason: Set(None),
                     });
                     tool_rows.push(tools::ActiveModel {
+                        tenant: Set(tenant.clone()),
                         tool_id: Set(tool.tool_id.clone()),
                         tool_name: Set(tool.tool_name.clone()),
                         category: Set(tool.category.clone()),
@@ -85,7 +92,7 @@ impl Store {
         if !tool_rows.is_empty() {
             tools::Entity::insert_many(tool_rows)
                 .on_conflict(
-                    OnConflict::column(tools::Column::ToolId)
+                    OnConflict::columns([tools::Column::Tenant, tools::Column::ToolId])
                         .update_columns([
                             tools::Column::ToolName,
                             tools::Column::Category,
@@ -167,9 +174,14 @@ impl Store {
             .collect()
     }
 
-    /// A page of the catalog ordered by `tool_id`, starting after `after`.
-    pub async fn list_tools(&self, after: Option<&str>, limit: u64) -> Result<Vec<ToolRow>> {
-        let mut q = tools::Entity::find();
+    /// A page of a tenant's catalog ordered by `tool_id`, starting after `after`.
+    pub async fn list_tools(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<ToolRow>> {
+        let mut q = tools::Entity::find().filter(tools::Column::Tenant.eq(tenant));
         if let Some(a) = after {
             q = q.filter(tools::Column::ToolId.gt(a));
         }
@@ -182,18 +194,21 @@ impl Store {
             .collect()
     }
 
-    /// One tool.
-    pub async fn get_tool(&self, tool_id: &str) -> Result<Option<ToolRow>> {
-        tools::Entity::find_by_id(tool_id.to_string())
+    /// One tool of a tenant's catalog.
+    pub async fn get_tool(&self, tenant: &str, tool_id: &str) -> Result<Option<ToolRow>> {
+        tools::Entity::find_by_id((tenant.to_string(), tool_id.to_string()))
             .one(self.conn())
             .await?
             .map(to_tool)
             .transpose()
     }
 
-    /// Number of tools in the catalog.
-    pub async fn count_tools(&self) -> Result<u64> {
-        Ok(tools::Entity::find().count(self.conn()).await?)
+    /// Number of tools in a tenant's catalog.
+    pub async fn count_tools(&self, tenant: &str) -> Result<u64> {
+        Ok(tools::Entity::find()
+            .filter(tools::Column::Tenant.eq(tenant))
+            .count(self.conn())
+            .await?)
     }
 }
 

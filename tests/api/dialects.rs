@@ -290,6 +290,11 @@ async fn background_requests() {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // The catalog was imported while the service ran open (tenant `default`); from now on
+        // keys are needed.
+        let alice = app.key("default", "submit").await;
+        let bob = app.key("other", "submit").await;
+        let (alice, bob) = (alice.as_str(), bob.as_str());
         for (path, accept, ct) in [
             ("/api/tools?format=csv", "*/*", "text/csv"),
             ("/api/tools", "application/json", "application/json"),
@@ -299,6 +304,7 @@ async fn background_requests() {
                 .http
                 .get(app.url(path))
                 .header("accept", accept)
+                .bearer_auth(alice)
                 .send()
                 .await
                 .unwrap();
@@ -310,7 +316,7 @@ async fn background_requests() {
                 .http
                 .get(app.url(&format!("{path}{sep}bgrs=yes")))
                 .header("accept", accept)
-                .bearer_auth("alice-key")
+                .bearer_auth(alice)
                 .send()
                 .await
                 .unwrap();
@@ -330,7 +336,7 @@ async fn background_requests() {
             // Seed 001's fields, polled until finished.
             let mut doc = Value::Null;
             for _ in 0..300 {
-                let r = get_with(&app, &status_href, Some("alice-key")).await;
+                let r = get_with(&app, &status_href, Some(alice)).await;
                 let text = r.text().await.unwrap();
                 let v: Value =
                     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
@@ -351,26 +357,24 @@ async fn background_requests() {
             assert_eq!(created.len(), 19, "{created}");
             assert!(doc["id"].as_str().unwrap().parse::<i64>().is_ok());
             let result_href = doc["result"].as_str().unwrap().to_string();
-            let r = get_with(&app, &result_href, Some("alice-key")).await;
+            let r = get_with(&app, &result_href, Some(alice)).await;
             assert_eq!(r.status(), 200);
             assert_eq!(r.headers()["content-type"].to_str().unwrap(), sync_ct);
             assert_eq!(r.bytes().await.unwrap(), sync_body, "{path} byte for byte");
-            let details: Value =
-                get_with(&app, &format!("{status_href}/details"), Some("alice-key"))
-                    .await
-                    .json()
-                    .await
-                    .unwrap();
+            let details: Value = get_with(&app, &format!("{status_href}/details"), Some(alice))
+                .await
+                .json()
+                .await
+                .unwrap();
             assert!(details
                 .as_array()
                 .unwrap()
                 .iter()
                 .all(|d| d["rid"] == rid && d["dt"].is_string()));
             // Nobody else reads it.
-            for key in [Some("bob-key"), None] {
-                assert_eq!(get_with(&app, &result_href, key).await.status(), 404);
-                assert_eq!(get_with(&app, &status_href, key).await.status(), 404);
-            }
+            assert_eq!(get_with(&app, &result_href, Some(bob)).await.status(), 404);
+            assert_eq!(get_with(&app, &status_href, Some(bob)).await.status(), 404);
+            assert_eq!(get_with(&app, &result_href, None).await.status(), 401);
         }
 
         // Prefer: respond-async does the same; a share link works for anyone until it expires.
@@ -378,7 +382,7 @@ async fn background_requests() {
             .http
             .get(app.url("/api/v1/operations"))
             .header("prefer", "respond-async")
-            .bearer_auth("alice-key")
+            .bearer_auth(alice)
             .send()
             .await
             .unwrap();
@@ -388,7 +392,7 @@ async fn background_requests() {
         let done = {
             let mut j = Value::Null;
             for _ in 0..300 {
-                let r = get_with(&app, &job_href, Some("alice-key")).await;
+                let r = get_with(&app, &job_href, Some(alice)).await;
                 j = r.json().await.unwrap();
                 if j["jobStatus"] == "SUCCESS" {
                     break;
@@ -398,14 +402,14 @@ async fn background_requests() {
             j
         };
         assert_eq!(done["operation"], "request");
-        let share = |key: &'static str, ttl: u32| {
+        let share = |key: &str, ttl: u32| {
             app.http
                 .post(format!("{job_href}/share?ttl={ttl}"))
                 .bearer_auth(key)
                 .send()
         };
-        assert_eq!(share("bob-key", 60).await.unwrap().status(), 404);
-        let s: Value = share("alice-key", 2).await.unwrap().json().await.unwrap();
+        assert_eq!(share(bob, 60).await.unwrap().status(), 404);
+        let s: Value = share(alice, 2).await.unwrap().json().await.unwrap();
         let href = s["href"].as_str().unwrap().to_string();
         let r = get_with(&app, &href, None).await;
         assert_eq!(r.status(), 200);

@@ -218,6 +218,18 @@ impl TestApp {
         }
     }
 
+    /// Make an API key for `tenant` with `scope` (read, submit or admin); the service stops
+    /// running open once one exists.
+    pub async fn key(&self, tenant: &str, scope: &str) -> String {
+        let (secret, digest, prefix) = longrun::domain::access::new_key();
+        self.engine
+            .store()
+            .insert_key(tenant, scope, &digest, &prefix)
+            .await
+            .unwrap();
+        secret
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -389,10 +401,11 @@ pub fn rels(doc: &Value) -> Vec<String> {
 
 /// A problem document check.
 pub async fn assert_problem(r: reqwest::Response, status: u16, detail_has: &str) -> Value {
-    assert_eq!(r.status().as_u16(), status);
+    let got = r.status().as_u16();
     let ct = r.headers()["content-type"].to_str().unwrap().to_string();
-    assert!(ct.starts_with("application/problem+"), "content type {ct}");
     let text = r.text().await.unwrap();
+    assert_eq!(got, status, "{text}");
+    assert!(ct.starts_with("application/problem+"), "content type {ct}");
     if ct.contains("json") {
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["status"], status);

@@ -2,6 +2,7 @@
 //! from `Location`. Every test runs on SQLite, and on PostgreSQL when
 //! `LONGRUN_TEST_POSTGRES_URL` is set.
 
+mod access;
 mod collection;
 mod comparisons;
 mod crash;

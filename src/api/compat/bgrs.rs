@@ -27,7 +27,7 @@ use crate::operations::request::{Answer, InProcess};
 
 /// The identity an in-process request runs with (read by `wire::caller`).
 #[derive(Debug, Clone)]
-pub struct RunAs(pub Option<String>);
+pub struct RunAs(pub String);
 
 /// Calls the service's own endpoint in-process (set once the endpoint is built). It holds the
 /// endpoint weakly: the endpoint owns the engine, which owns this client.
@@ -62,7 +62,9 @@ impl InProcess for SelfClient {
             req = req.header(k.as_str(), v.as_str());
         }
         let mut req = req.finish();
-        req.extensions_mut().insert(RunAs(owner));
+        req.extensions_mut().insert(RunAs(
+            owner.unwrap_or_else(|| crate::domain::access::OPEN_TENANT.to_string()),
+        ));
         let resp = match ep.call(req).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
@@ -116,19 +118,26 @@ fn answer_enc(req: &Request) -> Enc {
     }
 }
 
+/// Whether a request asks to run in the background: a GET under /api/ with `bgrs=yes` or
+/// `Prefer: respond-async`.
+pub fn wants_background(req: &Request) -> bool {
+    if req.method() != poem::http::Method::GET || !req.uri().path().starts_with("/api/") {
+        return false;
+    }
+    let query = req.uri().query().unwrap_or("");
+    url::form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "bgrs" && is_bgrs(&v))
+        || Prefer::of(req).respond_async
+}
+
 /// If `req` asks to run in the background, store it as a `request` job and answer at once.
 pub async fn intercept(state: &AppState, req: &Request) -> Option<Response> {
-    if req.method() != poem::http::Method::GET || !req.uri().path().starts_with("/api/") {
+    if req.extensions().get::<RunAs>().is_some() || !wants_background(req) {
         return None;
     }
     let query = req.uri().query().unwrap_or("");
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
-    let flagged = pairs.iter().any(|(k, v)| k == "bgrs" && is_bgrs(v));
-    if !flagged && !Prefer::of(req).respond_async {
-        return None;
-    }
     let rest: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| k != "bgrs").collect();
     let mut uri = req.uri().path().to_string();
     if !rest.is_empty() {
@@ -238,10 +247,24 @@ pub struct BgrsDetail {
 /// A share link.
 #[derive(Debug, Clone, Object)]
 pub struct ShareDoc {
-    /// The signed link to the result.
-    pub href: String,
-    /// When it stops working.
+    /// The signed link to a background request's result (`/bgrs/{id}/result`); only for
+    /// background requests.
+    pub href: Option<String>,
+    /// Signed download links of the job's files.
+    pub files: Vec<SharedFileDoc>,
+    /// When the links stop working.
     pub expires: DateTime<Utc>,
+}
+
+/// A signed download link of one output file.
+#[derive(Debug, Clone, Object)]
+pub struct SharedFileDoc {
+    /// File id.
+    pub id: Uuid,
+    /// File name.
+    pub name: String,
+    /// The signed `/downloads/{id}` link.
+    pub href: String,
 }
 
 fn dt(t: DateTime<Utc>) -> String {
@@ -291,7 +314,11 @@ impl BgrsApi {
             return Err(missing());
         }
         if let (Some(exp), Some(sig)) = (expires, sig) {
-            if share_valid(&self.state.share_key, job.id, exp, sig) {
+            let tenant = job
+                .owner
+                .as_deref()
+                .unwrap_or(crate::domain::access::OPEN_TENANT);
+            if share_valid(&self.state.share_key, job.id, tenant, exp, sig) {
                 if Utc::now().timestamp() > exp {
                     return Err(Problem::new(410, "gone", "this share link has expired"));
                 }
@@ -299,7 +326,7 @@ impl BgrsApi {
             }
             return Err(missing());
         }
-        if job.owner != caller(req) {
+        if !crate::api::wire::owns(req, &job.owner) {
             return Err(missing());
         }
         Ok(job)
@@ -446,11 +473,13 @@ impl BgrsApi {
         run.await.map_err(|p: Problem| p.for_req(req))
     }
 
-    /// Share a background request's result
+    /// Share a job's results by signed links
     ///
-    /// A signed link to `/bgrs/{id}/result` (and its status and details) that works for anyone
-    /// until it expires (`ttl` seconds, default 3600, at most 7 days), then answers 410. Only the
-    /// owner may make one.
+    /// Signed links that work for anyone, without a key, until they expire (`ttl` seconds,
+    /// default 3600, at most 7 days), then answer 410: a download link per output file and, for
+    /// a background request, a link to `/bgrs/{id}/result` (and its status and details). Each
+    /// link is an HMAC over the object's id, the tenant and the expiry. Only the owner may make
+    /// them.
     #[oai(
         path = "/api/v1/jobs/:id/share",
         method = "post",
@@ -460,7 +489,7 @@ impl BgrsApi {
         &self,
         req: &Request,
         id: Path<String>,
-        /// Seconds the link works (1–604800).
+        /// Seconds the links work (1–604800).
         ttl: Query<Option<i64>>,
     ) -> Result<Json<ShareDoc>, Problem> {
         let run = async {
@@ -471,25 +500,46 @@ impl BgrsApi {
             let uid: Uuid = id
                 .parse()
                 .map_err(|_| Problem::not_found(format!("no job with id `{}`", id.0)))?;
-            let job = self.state.engine.get(uid).await?;
-            if job.owner != caller(req) {
-                return Err(Problem::not_found(format!("no job with id `{}`", id.0)));
-            }
-            if job.operation != "request" {
+            let job = crate::api::access::job_for(&self.state, req, uid).await?;
+            let (_, files) = self.state.engine.get_with_files(job.id).await?;
+            if job.operation != "request" && files.iter().all(|f| f.consumed) {
                 return Err(Problem::new(
                     409,
-                    "not-shareable",
-                    "only background requests (bgrs) can be shared",
+                    "nothing-to-share",
+                    format!(
+                        "job {} is {} and has no files to share yet",
+                        job.id, job.status
+                    ),
                 ));
             }
+            let tenant = job
+                .owner
+                .as_deref()
+                .unwrap_or(crate::domain::access::OPEN_TENANT);
             let expires = Utc::now().timestamp() + ttl;
-            let sig = share_sig(&self.state.share_key, job.id, expires);
+            let key = &self.state.share_key;
             let base = base_url(req, self.state.public_url.as_deref());
             Ok(Json(ShareDoc {
-                href: format!(
-                    "{base}/bgrs/{}/result?expires={expires}&sig={sig}",
-                    job.id.simple()
-                ),
+                href: (job.operation == "request").then(|| {
+                    format!(
+                        "{base}/bgrs/{}/result?expires={expires}&sig={}",
+                        job.id.simple(),
+                        share_sig(key, job.id, tenant, expires)
+                    )
+                }),
+                files: files
+                    .iter()
+                    .filter(|f| !f.consumed)
+                    .map(|f| SharedFileDoc {
+                        id: f.id,
+                        name: f.name.clone(),
+                        href: format!(
+                            "{}?expires={expires}&sig={}",
+                            crate::domain::file_href(&base, f.id),
+                            share_sig(key, f.id, tenant, expires)
+                        ),
+                    })
+                    .collect(),
                 expires: DateTime::from_timestamp(expires, 0).unwrap_or_default(),
             }))
         };

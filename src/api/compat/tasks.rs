@@ -207,7 +207,15 @@ impl TasksApi {
             let page = self
                 .state
                 .engine
-                .list(&Default::default(), true, None, limit)
+                .list(
+                    &crate::domain::JobFilter {
+                        owner: Some(crate::api::wire::caller(req).unwrap_or_default()),
+                        ..Default::default()
+                    },
+                    true,
+                    None,
+                    limit,
+                )
                 .await?;
             let ext = if enc == Enc::Xml { ".xml" } else { ".json" };
             Ok(TasksAnswer::Many(
@@ -255,7 +263,11 @@ impl TasksApi {
                 .await
                 .map_err(EngineError::from)?
             {
-                Some(j) if j.status != JobStatus::Deleted => j,
+                Some(j)
+                    if j.status != JobStatus::Deleted && crate::api::wire::owns(req, &j.owner) =>
+                {
+                    j
+                }
                 _ => return Err(missing()),
             };
             if cancel.0 == Some(true) {

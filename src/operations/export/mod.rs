@@ -324,8 +324,10 @@ impl Operation for ExportOperation {
     }
 
     async fn run(&self, ctx: &mut Context) -> Result<Value, OpError> {
-        let spec =
+        let mut spec =
             ExportSpec::from_input(ctx.input()).map_err(|e| OpError::failed("bad-input", e))?;
+        // An export reads only its own tenant's jobs or catalog.
+        spec.filter.owner = Some(ctx.owner().to_string());
         let storage = |e: String| OpError::failed("storage", e);
         ctx.stage(1, 2, "Counting rows").await?;
         let total = self
