@@ -661,6 +661,10 @@ impl ComparisonsApi {
                     (400, "bad-request")
                 } else if kind.ends_with("job-input-unavailable") {
                     (502, "input-unavailable")
+                } else if kind.ends_with("job-input-timeout") {
+                    (504, "input-timeout")
+                } else if kind.ends_with("job-input-too-large") {
+                    (413, "payload-too-large")
                 } else {
                     (500, "job-failed")
                 };

@@ -327,7 +327,9 @@ impl ApiResponse for Problem {
                 r(413, "The body is too large"),
                 r(415, "The body's content type is not accepted"),
                 r(429, "The key's submission rate is used up; see Retry-After"),
+                r(502, "An input given by URI could not be fetched"),
                 r(503, "Storage is not available right now"),
+                r(504, "An input given by URI was not fetched in time"),
             ],
         }
     }

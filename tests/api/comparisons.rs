@@ -244,10 +244,17 @@ async fn sync_limit_falls_back_to_the_job() {
 async fn inputs_by_uri() {
     use poem::{handler, web::Path, Route};
     #[handler]
-    fn doc(Path(name): Path<String>) -> poem::Response {
+    async fn doc(Path(name): Path<String>) -> poem::Response {
         match name.as_str() {
             "a.xml" => poem::Response::builder().body(A_XML),
             "b.xml" => poem::Response::builder().body(B_XML),
+            "slow.xml" => {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                poem::Response::builder().body(B_XML)
+            }
+            "big.xml" => {
+                poem::Response::builder().body(format!("<a>{}</a>", "<b/>".repeat(30_000)))
+            }
             _ => poem::Response::builder()
                 .status(poem::http::StatusCode::NOT_FOUND)
                 .finish(),
@@ -261,7 +268,32 @@ async fn inputs_by_uri() {
             .run(Route::new().at("/:name", doc))
             .await;
     });
-    let app = TestApp::spawn_with(backends()[0], 1, compare_args).await;
+    let app = TestApp::spawn_with(backends()[0], 1, |a| {
+        compare_args(a);
+        a.fetch_timeout = Some("1s".into());
+        a.max_input_size = Some("64KiB".into());
+    })
+    .await;
+    // The limits on fetched inputs: their time and their size.
+    let r = post_compare(
+        &app,
+        json!({"inputA": {"uri": format!("{base}/a.xml")}, "inputB": {"uri": format!("{base}/slow.xml")}}),
+    )
+    .await;
+    let p = assert_problem(r, 504, "inputB").await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("LONGRUN_FETCH_TIMEOUT"),
+        "{p}"
+    );
+    let r = post_compare(
+        &app,
+        json!({"inputA": {"uri": format!("{base}/big.xml")}, "inputB": {"uri": format!("{base}/b.xml")}}),
+    )
+    .await;
+    assert_problem(r, 413, "inputA").await;
     let r = post_compare(
         &app,
         json!({"inputA": {"uri": format!("{base}/a.xml")}, "inputB": {"uri": format!("{base}/b.xml")}}),

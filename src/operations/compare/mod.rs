@@ -296,12 +296,19 @@ impl CompareOperation {
     async fn fetch(&self, name: &str, uri: &str) -> Result<Vec<u8>, OpError> {
         let unavailable =
             |why: String| OpError::failed("input-unavailable", format!("{name}: {uri}: {why}"));
-        let mut resp = self
-            .client
-            .get(uri)
-            .send()
-            .await
-            .map_err(|e| unavailable(crate::net::error_chain(&e)))?;
+        let failed = |e: reqwest::Error| {
+            if e.is_timeout() {
+                OpError::failed(
+                    "input-timeout",
+                    format!(
+                        "{name}: {uri}: not fetched within the time limit (LONGRUN_FETCH_TIMEOUT)"
+                    ),
+                )
+            } else {
+                unavailable(crate::net::error_chain(&e))
+            }
+        };
+        let mut resp = self.client.get(uri).send().await.map_err(failed)?;
         if !resp.status().is_success() {
             return Err(unavailable(format!(
                 "answered HTTP {}",
@@ -315,11 +322,7 @@ impl CompareOperation {
             return Err(too_large(name, self.max_input_size));
         }
         let mut out = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| unavailable(crate::net::error_chain(&e)))?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(failed)? {
             out.extend_from_slice(&chunk);
             if out.len() as u64 > self.max_input_size {
                 return Err(too_large(name, self.max_input_size));
@@ -351,7 +354,7 @@ impl CompareOperation {
 
 fn too_large(name: &str, max: u64) -> OpError {
     OpError::failed(
-        "bad-input",
+        "input-too-large",
         format!("{name}: larger than the limit of {max} bytes (LONGRUN_MAX_INPUT_SIZE)"),
     )
 }
