@@ -10,7 +10,10 @@
 //! `LONGRUN_BENCH_IMPORT` (records imported, default 1,000,000), `LONGRUN_BENCH_JOBS` (jobs stored
 //! for the audit list, default 1,000,000), `LONGRUN_BENCH_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`; the PostgreSQL half is skipped when it cannot be
-//! reached). Prints one markdown table per backend.
+//! reached), `LONGRUN_BENCH_RUNS` (runs of each measurement, default 3; the table shows the median
+//! and the min–max), `LONGRUN_BENCH_ONLY` (a comma list of sections: submissions, polls, noop,
+//! audit, import, compare), `LONGRUN_BENCH_BACKENDS` (sqlite, postgres). Prints one markdown table
+//! per backend.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -345,76 +348,174 @@ async fn fresh_postgres(admin: &str) -> Option<String> {
     Some(url.to_string())
 }
 
+/// The median and the spread (min–max) of some figures.
+fn spread(v: &[f64], digits: usize) -> String {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let med = v[v.len() / 2];
+    if v.len() == 1 {
+        format!("{med:.digits$}")
+    } else {
+        format!(
+            "{med:.digits$} ({:.digits$}–{:.digits$})",
+            v[0],
+            v[v.len() - 1]
+        )
+    }
+}
+
+/// Whether the section `name` runs (`LONGRUN_BENCH_ONLY`, a comma list; all by default).
+fn wanted(name: &str) -> bool {
+    std::env::var("LONGRUN_BENCH_ONLY")
+        .map(|v| v.split(',').any(|s| s.trim() == name))
+        .unwrap_or(true)
+}
+
 async fn run_backend(
     name: &str,
     db: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = String>>>,
     bare: &str,
 ) {
     let secs = env_num("LONGRUN_BENCH_SECONDS", 5);
+    let runs = env_num("LONGRUN_BENCH_RUNS", 3).max(1) as usize;
     let n_import = env_num("LONGRUN_BENCH_IMPORT", 1_000_000);
     let n_jobs = env_num("LONGRUN_BENCH_JOBS", 1_000_000);
-    let dir = tempfile::tempdir().unwrap();
-    println!("\n### {name}\n");
+    println!("\n### {name} (median of {runs} runs, min–max in brackets)\n");
     println!("| measurement | figure |\n|---|---|");
 
-    let server = Server::start(&db().await, dir.path()).await;
-    let subs = submissions(&server.base, secs).await;
-    println!("| durable submissions, 16 clients | {subs:.0} /s |");
-    let http = reqwest::Client::new();
-    let r = http
-        .post(format!("{}/api/v1/jobs", server.base))
-        .header("prefer", "wait=30")
-        .json(&json!({"operation": "noop"}))
-        .send()
-        .await
-        .unwrap();
-    let job_href = r.headers()["location"].to_str().unwrap().to_string();
-    let (rps, p50, p99) = poll_load(&job_href, 64, secs).await;
-    let (brps, bp50, bp99) = poll_load(bare, 64, secs).await;
-    println!("| status polls, 64 connections | {rps:.0} /s, p50 {p50:.2} ms, p99 {p99:.2} ms |");
-    println!("| the same against a bare poem server | {brps:.0} /s, p50 {bp50:.2} ms, p99 {bp99:.2} ms |");
-    println!(
-        "| polls as a share of bare poem | {:.0} % |",
-        100.0 * rps / brps.max(1.0)
-    );
-    let (l50, l99) = noop_latency(&server.base, 300).await;
-    println!(
-        "| no-op job, submit to SUCCESS (`Prefer: wait`) | p50 {l50:.2} ms, p99 {l99:.2} ms |"
-    );
-    drop(server);
+    if wanted("submissions") || wanted("polls") || wanted("noop") {
+        let (mut subs, mut polls, mut bares, mut share) = (vec![], vec![], vec![], vec![]);
+        let (mut p50s, mut p99s, mut bp50s, mut bp99s) = (vec![], vec![], vec![], vec![]);
+        let (mut l50s, mut l99s) = (vec![], vec![]);
+        for _ in 0..runs {
+            let dir = tempfile::tempdir().unwrap();
+            let server = Server::start(&db().await, dir.path()).await;
+            if wanted("submissions") {
+                subs.push(submissions(&server.base, secs).await);
+            }
+            if wanted("polls") {
+                let http = reqwest::Client::new();
+                let r = http
+                    .post(format!("{}/api/v1/jobs", server.base))
+                    .header("prefer", "wait=30")
+                    .json(&json!({"operation": "noop"}))
+                    .send()
+                    .await
+                    .unwrap();
+                let job_href = r.headers()["location"].to_str().unwrap().to_string();
+                let (rps, p50, p99) = poll_load(&job_href, 64, secs).await;
+                let (brps, bp50, bp99) = poll_load(bare, 64, secs).await;
+                polls.push(rps);
+                p50s.push(p50);
+                p99s.push(p99);
+                bares.push(brps);
+                bp50s.push(bp50);
+                bp99s.push(bp99);
+                share.push(100.0 * rps / brps.max(1.0));
+            }
+            if wanted("noop") {
+                let (l50, l99) = noop_latency(&server.base, 300).await;
+                l50s.push(l50);
+                l99s.push(l99);
+            }
+        }
+        if !subs.is_empty() {
+            println!(
+                "| durable submissions, 16 clients | {} /s |",
+                spread(&subs, 0)
+            );
+        }
+        if !polls.is_empty() {
+            println!(
+                "| status polls, 64 connections | {} /s, p50 {} ms, p99 {} ms |",
+                spread(&polls, 0),
+                spread(&p50s, 2),
+                spread(&p99s, 2)
+            );
+            println!(
+                "| the same against a bare poem server | {} /s, p50 {} ms, p99 {} ms |",
+                spread(&bares, 0),
+                spread(&bp50s, 2),
+                spread(&bp99s, 2)
+            );
+            println!(
+                "| polls as a share of bare poem | {} % |",
+                spread(&share, 0)
+            );
+        }
+        if !l50s.is_empty() {
+            println!(
+                "| no-op job, submit to SUCCESS (`Prefer: wait`) | p50 {} ms, p99 {} ms |",
+                spread(&l50s, 2),
+                spread(&l99s, 2)
+            );
+        }
+    }
 
-    let dir2 = tempfile::tempdir().unwrap();
-    let url = db().await;
-    // A first start makes the schema; the jobs are stored before the measured server starts.
-    drop(Server::start(&url, dir2.path()).await);
-    let t = Instant::now();
-    seed_jobs(&url, n_jobs).await;
-    let seeded = t.elapsed().as_secs_f64();
-    let server = Server::start(&url, dir2.path()).await;
-    let (arps, a50, a99) = audit(&server.base, secs).await;
-    println!("| audit list (status filter, limit 100), {n_jobs} jobs stored, 8 clients | {arps:.0} /s, p50 {a50:.2} ms, p99 {a99:.2} ms (seeded in {seeded:.1} s) |");
-    drop(server);
-
-    let dir3 = tempfile::tempdir().unwrap();
-    let server = Server::start(&db().await, dir3.path()).await;
-    let took = import(&server.base, n_import).await;
-    println!(
-        "| import of {n_import} tool records | {took:.1} s, server peak RSS {:.0} MiB |",
-        server.peak_rss_mib()
-    );
-    drop(server);
-
-    for xml in [true, false] {
-        let dir4 = tempfile::tempdir().unwrap();
-        let server = Server::start(&db().await, dir4.path()).await;
-        let took = compare(&server.base, xml).await;
+    if wanted("audit") {
+        let dir2 = tempfile::tempdir().unwrap();
+        let url = db().await;
+        // A first start makes the schema; the jobs are stored before the measured server starts.
+        drop(Server::start(&url, dir2.path()).await);
+        let t = Instant::now();
+        seed_jobs(&url, n_jobs).await;
+        let seeded = t.elapsed().as_secs_f64();
+        let server = Server::start(&url, dir2.path()).await;
+        let (mut r, mut p50, mut p99) = (vec![], vec![], vec![]);
+        for _ in 0..runs {
+            let (a, b, c) = audit(&server.base, secs).await;
+            r.push(a);
+            p50.push(b);
+            p99.push(c);
+        }
         println!(
-            "| comparison of two ~10 MB {} documents (sync, over HTTP) | {:.2} s, server peak RSS {:.0} MiB |",
-            if xml { "XML" } else { "JSON" },
-            took,
-            server.peak_rss_mib()
+            "| audit list (status filter, limit 100), {n_jobs} jobs stored, 8 clients | {} /s, p50 {} ms, p99 {} ms (seeded in {seeded:.1} s) |",
+            spread(&r, 0),
+            spread(&p50, 2),
+            spread(&p99, 2)
+        );
+        drop(server);
+    }
+
+    if wanted("import") {
+        let (mut took, mut rss) = (vec![], vec![]);
+        for _ in 0..runs {
+            let dir3 = tempfile::tempdir().unwrap();
+            let server = Server::start(&db().await, dir3.path()).await;
+            took.push(import(&server.base, n_import).await);
+            rss.push(server.peak_rss_mib());
+        }
+        println!(
+            "| import of {n_import} tool records | {} s, server peak RSS {} MiB |",
+            spread(&took, 1),
+            spread(&rss, 0)
         );
     }
+
+    if wanted("compare") {
+        for xml in [true, false] {
+            let (mut took, mut rss) = (vec![], vec![]);
+            for _ in 0..runs {
+                let dir4 = tempfile::tempdir().unwrap();
+                let server = Server::start(&db().await, dir4.path()).await;
+                took.push(compare(&server.base, xml).await);
+                rss.push(server.peak_rss_mib());
+            }
+            println!(
+                "| comparison of two ~10 MB {} documents (sync, over HTTP) | {} s, server peak RSS {} MiB |",
+                if xml { "XML" } else { "JSON" },
+                spread(&took, 2),
+                spread(&rss, 0)
+            );
+        }
+    }
+}
+
+/// Whether the backend `name` runs (`LONGRUN_BENCH_BACKENDS`: sqlite, postgres; both by default).
+fn backend_wanted(name: &str) -> bool {
+    std::env::var("LONGRUN_BENCH_BACKENDS")
+        .map(|v| v.split(',').any(|s| s.trim() == name))
+        .unwrap_or(true)
 }
 
 #[tokio::main]
@@ -422,15 +523,20 @@ async fn main() {
     let bare = bare_poem().await;
     let sqlite_dir = tempfile::tempdir().unwrap();
     let base = sqlite_dir.path().to_path_buf();
-    run_backend(
-        "SQLite + local directory",
-        move || {
-            let p = base.join(format!("{}.db", uuid::Uuid::now_v7().simple()));
-            Box::pin(async move { format!("sqlite://{}?mode=rwc", p.display()) })
-        },
-        &bare,
-    )
-    .await;
+    if backend_wanted("sqlite") {
+        run_backend(
+            "SQLite + local directory",
+            move || {
+                let p = base.join(format!("{}.db", uuid::Uuid::now_v7().simple()));
+                Box::pin(async move { format!("sqlite://{}?mode=rwc", p.display()) })
+            },
+            &bare,
+        )
+        .await;
+    }
+    if !backend_wanted("postgres") {
+        return;
+    }
     let admin = std::env::var("LONGRUN_BENCH_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     if fresh_postgres(&admin).await.is_none() {

@@ -207,3 +207,21 @@ pub async fn job_for(
         _ => Err(Problem::not_found(format!("no job with id `{id}`"))),
     }
 }
+
+/// Like `job_for`, from the engine's shared snapshot (the job with its files).
+pub async fn snapshot_for(
+    state: &AppState,
+    req: &Request,
+    id: uuid::Uuid,
+) -> Result<crate::store::Snapshot, Problem> {
+    match state.engine.snapshot(id).await? {
+        Some(s) if super::wire::owns(req, &s.0.owner) => {
+            if s.0.status == crate::domain::JobStatus::Deleted {
+                Err(crate::engine::EngineError::Gone(id).into())
+            } else {
+                Ok(s)
+            }
+        }
+        _ => Err(Problem::not_found(format!("no job with id `{id}`"))),
+    }
+}

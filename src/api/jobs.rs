@@ -203,9 +203,8 @@ impl JobsApi {
 
     /// The job document with ETag and, while it runs, Retry-After.
     async fn job_rep<const S: u16>(&self, req: &Request, id: Uuid) -> ApiResult<JobDoc, S> {
-        super::access::job_for(&self.state, req, id).await?;
-        let (job, files) = self.state.engine.get_with_files(id).await?;
-        self.job_rep_of(req, &job, &files)
+        let snap = super::access::snapshot_for(&self.state, req, id).await?;
+        self.job_rep_of(req, &snap.0, &snap.1)
     }
 
     fn job_rep_of<const S: u16>(

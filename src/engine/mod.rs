@@ -82,6 +82,9 @@ impl Default for EngineConfig {
     }
 }
 
+/// How long a job snapshot may be served without hearing of a write.
+pub const SNAPSHOT_AGE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A submission, before it is a job.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -236,6 +239,29 @@ impl Engine {
     /// A job, tombstones included.
     pub async fn find(&self, id: Uuid) -> Result<Option<Job>> {
         Ok(self.store.get_job(id).await?)
+    }
+
+    /// A job (tombstones included) with its files when it is SUCCESS, shared with other readers
+    /// of the same job until it changes: polls of one job cost no database read each. A write
+    /// through this process drops it at once; one this process does not hear of (another
+    /// instance without LISTEN) shows after at most `SNAPSHOT_AGE`.
+    pub async fn snapshot(&self, id: Uuid) -> Result<Option<crate::store::Snapshot>> {
+        let changes = self.store.changes();
+        if let Some(s) = changes.recalled(id, SNAPSHOT_AGE) {
+            return Ok(Some(s));
+        }
+        let mark = changes.mark(id);
+        let Some(job) = self.store.get_job(id).await? else {
+            return Ok(None);
+        };
+        let files = if job.status == JobStatus::Success {
+            self.store.files(id).await?
+        } else {
+            Vec::new()
+        };
+        let snap = Arc::new((job, files));
+        changes.remember(id, mark, snap.clone());
+        Ok(Some(snap))
     }
 
     /// A job that is not a tombstone.
@@ -490,6 +516,7 @@ impl Engine {
     /// After the first complete download of a read-once file: forget it and remove its object.
     pub async fn consume(&self, file: &OutputFile) -> Result<()> {
         if self.store.consume_file(file.id).await? {
+            self.store.changes().touch(file.job_id);
             self.blobs.delete(&file.object_key).await?;
             self.store
                 .append_message(

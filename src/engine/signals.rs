@@ -276,6 +276,7 @@ impl Engine {
                     Signal::Changed(id) => me.store.changes().touch(id),
                     Signal::Missed => {
                         me.wake.notify_waiters();
+                        me.store.changes().forget_all();
                         for id in me.store.changes().watched() {
                             me.store.changes().touch(id);
                         }

@@ -3,25 +3,87 @@
 //! asking the database.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
-/// The hub of job watches, plus the outbox doorbell.
-#[derive(Default)]
+/// A job as last read, with its files, shared by readers until it changes.
+pub type Snapshot = Arc<(crate::domain::Job, Vec<crate::domain::OutputFile>)>;
+
+const STRIPES: usize = 256;
+const MEMO_MAX: usize = 50_000;
+
+/// The hub of job watches, a short memo of job reads, plus the outbox doorbell.
 pub struct Changes {
     watches: Mutex<HashMap<Uuid, (watch::Sender<u64>, usize)>>,
+    /// Recent reads of jobs, dropped on every write of the job (and after a short age, for
+    /// writes this process does not hear of).
+    memo: Mutex<HashMap<Uuid, (Instant, Snapshot)>>,
+    /// Write counters by stripe of job id: a read is kept only if no write of its stripe
+    /// happened while it was being made.
+    writes: Vec<AtomicU64>,
     /// Rung when deliveries were written.
     pub outbox: Notify,
 }
 
+impl Default for Changes {
+    fn default() -> Self {
+        Changes {
+            watches: Mutex::default(),
+            memo: Mutex::default(),
+            writes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            outbox: Notify::new(),
+        }
+    }
+}
+
+fn stripe(id: Uuid) -> usize {
+    (id.as_u128() as usize) % STRIPES
+}
+
 impl Changes {
-    /// Signal that job `id` changed (a no-op when nobody watches it).
+    /// Signal that job `id` changed: wake its watchers and drop its memo.
     pub fn touch(&self, id: Uuid) {
+        self.writes[stripe(id)].fetch_add(1, Ordering::SeqCst);
+        self.memo.lock().unwrap().remove(&id);
         if let Some((tx, _)) = self.watches.lock().unwrap().get(&id) {
             tx.send_modify(|v| *v += 1);
         }
+    }
+
+    /// Forget every memo (when this process may have missed writes).
+    pub fn forget_all(&self) {
+        for w in &self.writes {
+            w.fetch_add(1, Ordering::SeqCst);
+        }
+        self.memo.lock().unwrap().clear();
+    }
+
+    /// A read of `id` made less than `max_age` ago with no write since.
+    pub fn recalled(&self, id: Uuid, max_age: Duration) -> Option<Snapshot> {
+        let memo = self.memo.lock().unwrap();
+        let (at, snap) = memo.get(&id)?;
+        (at.elapsed() < max_age).then(|| snap.clone())
+    }
+
+    /// The write mark to take before reading `id` from the database.
+    pub fn mark(&self, id: Uuid) -> u64 {
+        self.writes[stripe(id)].load(Ordering::SeqCst)
+    }
+
+    /// Keep a read made after `mark`, unless a write came in between.
+    pub fn remember(&self, id: Uuid, mark: u64, snap: Snapshot) {
+        let mut memo = self.memo.lock().unwrap();
+        if self.writes[stripe(id)].load(Ordering::SeqCst) != mark {
+            return;
+        }
+        if memo.len() >= MEMO_MAX {
+            memo.clear();
+        }
+        memo.insert(id, (Instant::now(), snap));
     }
 
     /// Start watching a job; the watch ends when the subscription is dropped.

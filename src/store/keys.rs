@@ -9,6 +9,9 @@ use sea_orm::{
 use super::entities::api_keys;
 use super::{from_ms, ms, Result, Store};
 
+/// How long "no keys exist" is believed before it is read again.
+pub const OPEN_RECHECK: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// A stored key (never the secret itself).
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyRecord {
@@ -53,6 +56,7 @@ impl Store {
         let m = api_keys::Entity::insert(m)
             .exec_with_returning(self.conn())
             .await?;
+        *self.keys_known.lock().unwrap() = Some((true, std::time::Instant::now()));
         Ok(record(m))
     }
 
@@ -66,13 +70,23 @@ impl Store {
             .map(record))
     }
 
-    /// Whether any live key exists (without one the service runs open).
+    /// Whether any live key exists (without one the service runs open). Once keys exist the
+    /// answer is kept (revoking every key does not reopen the service before a restart); while
+    /// none exist it is read again at most every `OPEN_RECHECK`, so a key made by another process
+    /// closes the service within that time (one made through this store, at once).
     pub async fn any_keys(&self) -> Result<bool> {
-        Ok(api_keys::Entity::find()
+        if let Some((known, at)) = *self.keys_known.lock().unwrap() {
+            if known || at.elapsed() < OPEN_RECHECK {
+                return Ok(known);
+            }
+        }
+        let any = api_keys::Entity::find()
             .filter(api_keys::Column::RevokedAt.is_null())
             .count(self.conn())
             .await?
-            > 0)
+            > 0;
+        *self.keys_known.lock().unwrap() = Some((any, std::time::Instant::now()));
+        Ok(any)
     }
 
     /// Every key, oldest first.

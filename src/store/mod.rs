@@ -8,9 +8,10 @@ mod idempotency;
 mod keys;
 mod listen;
 mod outbox;
+mod submit;
 mod tools;
 
-pub use changes::{Changes, Subscription};
+pub use changes::{Changes, Snapshot, Subscription};
 pub use idempotency::{KeptAnswer, Reservation};
 pub use keys::KeyRecord;
 pub use listen::Signal;
@@ -99,6 +100,10 @@ pub struct Store {
     backend: Backend,
     changes: std::sync::Arc<Changes>,
     url: String,
+    /// Whether live keys exist, and when that was last read.
+    keys_known: std::sync::Arc<std::sync::Mutex<Option<(bool, std::time::Instant)>>>,
+    /// The group-commit writer of submissions.
+    submissions: Option<submit::Queue>,
 }
 
 impl Store {
@@ -126,12 +131,16 @@ impl Store {
             Backend::Sqlite
         };
         let db = Database::connect(opts).await?;
-        Ok(Store {
+        let mut store = Store {
             db,
             backend,
             changes: Default::default(),
             url: url.to_string(),
-        })
+            keys_known: Default::default(),
+            submissions: None,
+        };
+        store.submissions = Some(submit::start(store.clone()));
+        Ok(store)
     }
 
     /// Apply every pending migration. On PostgreSQL several instances may start at once: an
@@ -196,28 +205,6 @@ impl Store {
     }
 
     // ----- jobs -------------------------------------------------------------------------
-
-    /// Store a new job and its first message in one transaction; gives it the next task number
-    /// (written into `job`).
-    pub async fn insert_job(&self, job: &mut Job, message: &str) -> Result<()> {
-        let txn = self.db.begin().await?;
-        job.task_id = next_in_sequence(&txn, "task").await?;
-        jobs::Entity::insert(to_active(job)).exec(&txn).await?;
-        self.announce(&txn, listen::payloads(job.id, true, false))
-            .await?;
-        insert_message(
-            &txn,
-            job.id,
-            Level::Info,
-            "state",
-            message,
-            job.attempt,
-            job.created,
-        )
-        .await?;
-        txn.commit().await?;
-        Ok(())
-    }
 
     /// A job by its task number (seed 003).
     pub async fn job_by_task_id(&self, task_id: i64) -> Result<Option<Job>> {
@@ -549,6 +536,7 @@ impl Store {
             .await?;
         jobs::Entity::delete_by_id(sid).exec(&txn).await?;
         txn.commit().await?;
+        self.changes.touch(id);
         Ok(())
     }
 
@@ -605,6 +593,7 @@ impl Store {
         })
         .exec(&self.db)
         .await?;
+        self.changes.touch(f.job_id);
         Ok(())
     }
 
@@ -647,6 +636,7 @@ impl Store {
             .filter(job_files::Column::JobId.eq(job_id.to_string()))
             .exec(&self.db)
             .await?;
+        self.changes.touch(job_id);
         Ok(())
     }
 
@@ -708,33 +698,6 @@ fn condition(f: &JobFilter) -> Condition {
         c = c.add(jobs::Column::FinishedAt.lt(ms(t)));
     }
     c
-}
-
-/// The next number of a named sequence, inside the caller's transaction.
-async fn next_in_sequence(db: &impl ConnectionTrait, name: &str) -> Result<i64> {
-    use entities::sequences;
-    sequences::Entity::insert(sequences::ActiveModel {
-        name: Set(name.to_string()),
-        value: Set(0),
-    })
-    .on_conflict_do_nothing()
-    .exec_without_returning(db)
-    .await?;
-    sequences::Entity::update_many()
-        .col_expr(
-            sequences::Column::Value,
-            Expr::col(sequences::Column::Value).add(1),
-        )
-        .filter(sequences::Column::Name.eq(name))
-        .exec(db)
-        .await?;
-    let v: Option<i64> = sequences::Entity::find_by_id(name.to_string())
-        .select_only()
-        .column(sequences::Column::Value)
-        .into_tuple()
-        .one(db)
-        .await?;
-    v.ok_or_else(|| StoreError::Corrupt(format!("sequence {name} vanished")))
 }
 
 async fn insert_message(
