@@ -20,6 +20,12 @@ enum Command {
     Openapi,
     /// Print the secret deliveries are signed with (made and kept in the database if not set).
     WebhookSecret(ServeArgs),
+    /// Submit work (an import or a comparison) to a running service.
+    Submit(longrun::client::SubmitCmd),
+    /// List, watch, cancel, delete or restart jobs of a running service.
+    Jobs(longrun::client::JobsCmd),
+    /// Download a file a job produced.
+    Download(longrun::client::DownloadCmd),
 }
 
 async fn terminate() {
@@ -41,7 +47,7 @@ async fn terminate() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli: Cli = longrun::client::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -70,6 +76,9 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", app.webhook_secret);
             Ok(())
         }
+        Command::Submit(c) => std::process::exit(longrun::client::submit(c).await),
+        Command::Jobs(c) => std::process::exit(longrun::client::jobs(c).await),
+        Command::Download(c) => std::process::exit(longrun::client::download(c).await),
         Command::Openapi => {
             let args = ServeArgs {
                 database_url: Some("sqlite::memory:".into()),
@@ -77,7 +86,8 @@ async fn main() -> anyhow::Result<()> {
                 ..Default::default()
             };
             let app = longrun::App::build(Config::resolve(&args)?, Vec::new()).await?;
-            print!("{}", longrun::api::openapi(app.state.clone()).spec_yaml());
+            let api = longrun::api::openapi(app.state.clone());
+            print!("{}", longrun::api::spec_documents(&api).1);
             Ok(())
         }
     }

@@ -2,10 +2,12 @@
 //! from `Location`. Every test runs on SQLite, and on PostgreSQL when
 //! `LONGRUN_TEST_POSTGRES_URL` is set.
 
+mod cli;
 mod collection;
 mod comparisons;
 mod crash;
 mod dialects;
+mod examples;
 mod helpers;
 mod imports;
 mod lifecycle;
