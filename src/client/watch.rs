@@ -67,6 +67,7 @@ impl Display {
         self.update(job);
         if let Display::Bar(bar) = self {
             bar.abandon();
+            eprintln!();
         }
     }
 }
@@ -80,6 +81,7 @@ pub async fn follow(c: &Client, url: &str) -> Result<Value, Exit> {
         Err(_) => {
             if let Display::Bar(bar) = &display {
                 bar.abandon();
+                eprintln!();
             }
         }
     }
