@@ -1,6 +1,7 @@
 //! A library user's own operation, registered beside the built-in ones.
 //!
-//! Run it with `cargo run --example custom_operation`, then:
+//! Run it with `cargo run --example custom_operation` (it takes the flags and `LONGRUN_*`
+//! variables of `longrun serve`), then:
 //!
 //! ```sh
 //! curl -si -X POST localhost:8080/api/v1/jobs -H 'content-type: application/json' \
@@ -15,6 +16,13 @@ use async_trait::async_trait;
 use longrun::config::{Config, ServeArgs};
 use longrun::operations::{Context, OpError, Operation};
 use serde_json::{json, Value};
+
+/// The settings of `longrun serve`.
+#[derive(clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
 
 /// Counts words in a text, one stage per pass, and writes the counts as a JSON file.
 struct WordCount;
@@ -72,7 +80,8 @@ impl Operation for WordCount {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().init();
-    let config = Config::resolve(&ServeArgs::default())?;
+    let args = <Args as clap::Parser>::parse();
+    let config = Config::resolve(&args.serve)?;
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     let app = longrun::App::build(config, vec![Arc::new(WordCount)]).await?;
     app.run(listener, async {

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod blobs;
+pub mod client;
 pub mod compare;
 pub mod config;
 pub mod domain;

@@ -25,6 +25,12 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Submit work (an import or a comparison) to a running service.
+    Submit(longrun::client::SubmitCmd),
+    /// List, watch, cancel, delete or restart jobs of a running service.
+    Jobs(longrun::client::JobsCmd),
+    /// Download a file a job produced.
+    Download(longrun::client::DownloadCmd),
 }
 
 #[derive(Subcommand)]
@@ -126,7 +132,7 @@ async fn terminate() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli: Cli = longrun::client::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -156,6 +162,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { action } => keys(action).await,
+        Command::Submit(c) => std::process::exit(longrun::client::submit(c).await),
+        Command::Jobs(c) => std::process::exit(longrun::client::jobs(c).await),
+        Command::Download(c) => std::process::exit(longrun::client::download(c).await),
         Command::Openapi => {
             let args = ServeArgs {
                 database_url: Some("sqlite::memory:".into()),
@@ -163,7 +172,8 @@ async fn main() -> anyhow::Result<()> {
                 ..Default::default()
             };
             let app = longrun::App::build(Config::resolve(&args)?, Vec::new()).await?;
-            print!("{}", longrun::api::openapi(app.state.clone()).spec_yaml());
+            let api = longrun::api::openapi(app.state.clone());
+            print!("{}", longrun::api::spec_documents(&api).1);
             Ok(())
         }
     }

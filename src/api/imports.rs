@@ -555,6 +555,9 @@ impl ImportsApi {
     }
 
     /// One tool of the catalog
+    ///
+    /// The tool with this `tool_id` as the last import left it, in JSON or XML; 404 when
+    /// no import has stored it.
     #[oai(path = "/api/tools/:tool_id", method = "get", operation_id = "getTool")]
     async fn tool(&self, req: &Request, tool_id: Path<String>) -> ApiResult<Value> {
         let run = async {

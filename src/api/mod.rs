@@ -150,6 +150,35 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
     )
 }
 
+/// The OpenAPI document as served, in JSON and YAML. poem-openapi writes a described field of a
+/// named type as `allOf: [{$ref}, {description}]`; the second member repeats the field's own
+/// description and makes code generators give up on the type, so it is left out.
+pub fn spec_documents(api: &OpenApiService<Apis, ()>) -> (String, String) {
+    fn plain_refs(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::Array(all)) = m.get_mut("allOf") {
+                    if all.len() > 1 && all[0].get("$ref").is_some() {
+                        all.retain(|s| {
+                            s.as_object()
+                                .is_none_or(|o| o.keys().any(|k| k != "description"))
+                        });
+                    }
+                }
+                m.values_mut().for_each(plain_refs);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(plain_refs),
+            _ => {}
+        }
+    }
+    let mut doc: serde_json::Value = serde_json::from_str(&api.spec()).expect("the spec is JSON");
+    plain_refs(&mut doc);
+    (
+        serde_json::to_string_pretty(&doc).expect("the spec serializes"),
+        serde_yaml::to_string(&doc).expect("the spec serializes"),
+    )
+}
+
 /// The whole HTTP application.
 pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let metrics_state = state.clone();
@@ -157,8 +186,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let bgrs_state = state.clone();
     let count_state = state.clone();
     let api = openapi(state);
-    let spec_json = api.spec();
-    let spec_yaml = api.spec_yaml();
+    let (spec_json, spec_yaml) = spec_documents(&api);
     let docs = api.swagger_ui();
     Route::new()
         .at(

@@ -3,10 +3,12 @@
 //! `LONGRUN_TEST_POSTGRES_URL` is set.
 
 mod access;
+mod cli;
 mod collection;
 mod comparisons;
 mod crash;
 mod dialects;
+mod examples;
 mod helpers;
 mod imports;
 mod lifecycle;

@@ -399,6 +399,9 @@ impl BgrsApi {
     }
 
     /// The log of a background request (seed 001)
+    ///
+    /// `[{id, rid, dt, details}]`: the request's messages, oldest first, visible to its owner
+    /// or to the holder of a share link.
     #[oai(
         path = "/bgrs/:rid/details",
         method = "get",
