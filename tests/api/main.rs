@@ -14,3 +14,4 @@ mod openapi;
 mod problems;
 mod scaleout;
 mod signals;
+mod ui;

@@ -1,0 +1,346 @@
+// The dashboard at /ui, driven in headless Chromium against the real binary on loopback.
+//
+//   node tests/browser/ui.mjs            (after `cargo build`; .ci/run does this after cargo test)
+//
+// LONGRUN_BIN (default target/debug/longrun), CHROMIUM (default /usr/bin/chromium) and
+// UI_SCREENSHOT (default target/ui-screenshot.png) change the defaults. Any failed check exits 1.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const bin = process.env.LONGRUN_BIN || path.join(repo, "target/debug/longrun");
+const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
+const screenshot = process.env.UI_SCREENSHOT || path.join(repo, "target/ui-screenshot.png");
+const narrowShot = screenshot.replace(/\.png$/, "-360.png");
+const KEY = "ui-test-key-7f3a";
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "longrun-ui-"));
+const cleanups = [];
+const step = (text) => console.log(`ui: ${text}`);
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The service on a free loopback port, with a fresh SQLite database and object directory. */
+async function startService() {
+  const port = await freePort();
+  const log = fs.openSync(path.join(tmp, "service.log"), "w");
+  const child = spawn(bin, ["serve"], {
+    env: {
+      ...process.env,
+      LONGRUN_BIND: `127.0.0.1:${port}`,
+      LONGRUN_DATABASE_URL: `sqlite://${tmp}/ui.db?mode=rwc`,
+      LONGRUN_STORE_URL: `file://${tmp}/objects`,
+      // One worker: a job that holds it keeps the next one QUEUED, so Cancel is always in time.
+      LONGRUN_WORKERS: "1",
+      // The holding job fetches its input from a server of this test on loopback.
+      LONGRUN_CALLBACK_ALLOW_PRIVATE: "true",
+      LONGRUN_SHUTDOWN_GRACE: "2s",
+      RUST_LOG: "warn",
+    },
+    stdio: ["ignore", log, log],
+  });
+  let exited = null;
+  child.on("exit", (code, signal) => { exited = { code, signal }; });
+  cleanups.push(async () => {
+    if (exited) return;
+    child.kill("SIGTERM");
+    for (let i = 0; i < 100 && !exited; i += 1) await sleep(50);
+    if (!exited) child.kill("SIGKILL");
+  });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i += 1) {
+    if (exited) throw new Error(`longrun exited at start (${JSON.stringify(exited)})`);
+    try {
+      const r = await fetch(`${base}/readyz`);
+      if (r.ok) return base;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error("longrun did not become ready");
+}
+
+/** A loopback server whose `/held.json` answers only when `release()` is called. */
+async function startHoldServer() {
+  let release;
+  const released = new Promise((r) => { release = r; });
+  let arrived;
+  const requested = new Promise((r) => { arrived = r; });
+  const server = http.createServer(async (req, res) => {
+    if (req.url === "/held.json") {
+      arrived();
+      await released;
+    }
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ held: req.url === "/held.json" }));
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  cleanups.push(() => new Promise((r) => { release(); server.close(() => r()); server.closeAllConnections?.(); }));
+  return { base: `http://127.0.0.1:${server.address().port}`, requested, release };
+}
+
+/** Long-poll a job (`Prefer: wait`, `If-None-Match`) until it has no `monitor` link. */
+async function waitEnd(href) {
+  let etag = "";
+  for (let i = 0; i < 20; i += 1) {
+    const headers = { accept: "application/json", prefer: "wait=30", authorization: `Bearer ${KEY}` };
+    if (etag) headers["if-none-match"] = etag;
+    const r = await fetch(href, { headers });
+    if (r.status === 304) continue;
+    assert.equal(r.status, 200);
+    etag = r.headers.get("etag");
+    const job = await r.json();
+    if (!job.links.some((l) => l.rel === "monitor")) return job;
+  }
+  throw new Error(`${href} did not end`);
+}
+
+function writeFile(name, value) {
+  const p = path.join(tmp, name);
+  fs.writeFileSync(p, JSON.stringify(value, null, 2));
+  return p;
+}
+
+async function main() {
+  assert.ok(fs.existsSync(bin), `${bin} is missing: build the service first (cargo build)`);
+  assert.ok(fs.existsSync(chromiumPath), `${chromiumPath} is missing (apt-get install chromium)`);
+  const base = await startService();
+  step(`service at ${base}`);
+  const hold = await startHoldServer();
+
+  const context = await chromium.launchPersistentContext(path.join(tmp, "profile"), {
+    executablePath: chromiumPath,
+    headless: true,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+    acceptDownloads: true,
+    viewport: { width: 1400, height: 1000 },
+  });
+  cleanups.unshift(() => context.close());
+
+  // What the page asks for: only the service, and the API always with the key once it is set.
+  const offsite = [];
+  const apiCalls = [];
+  const pageErrors = [];
+  context.on("request", (req) => {
+    const u = new URL(req.url());
+    if (u.protocol === "blob:" || u.protocol === "data:") return;
+    if (u.origin !== base) offsite.push(req.url());
+    if (u.pathname.startsWith("/api/") || u.pathname.startsWith("/downloads/")) {
+      apiCalls.push(req.allHeaders().then((h) => ({ url: req.url(), auth: h.authorization, accept: h.accept })));
+    }
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  page.on("pageerror", (e) => pageErrors.push(`page error: ${e.message}`));
+  // Failed answers are checked below from the network side; the console only repeats them.
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) pageErrors.push(`console: ${m.text()}`);
+  });
+  const failedAnswers = [];
+  page.on("response", (r) => { if (r.status() >= 400) failedAnswers.push(`${r.request().method()} ${r.url()} ${r.status()}`); });
+  page.setDefaultTimeout(30000);
+
+  step("open /ui");
+  await page.goto(`${base}/ui`);
+  assert.equal(new URL(page.url()).pathname, "/ui/");
+  await page.getByRole("heading", { name: "Jobs" }).waitFor();
+  const docs = page.getByRole("link", { name: "API docs" });
+  assert.equal(new URL(await docs.getAttribute("href"), page.url()).href, `${base}/docs`);
+  const spec = page.getByRole("link", { name: "OpenAPI (JSON)" });
+  assert.equal(new URL(await spec.getAttribute("href"), page.url()).href, `${base}/openapi.json`);
+
+  step("set the API key");
+  await page.getByLabel("API key").fill(KEY);
+  await page.getByRole("button", { name: "Use key", exact: true }).click();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("longrun.apiKey")), KEY);
+  const keyCallsFrom = apiCalls.length;
+
+  // --- a comparison through the form, followed live to SUCCESS, and its result downloaded
+  step("submit a comparison of two JSON files");
+  const a1 = writeFile("a.json", { tools: [{ id: 1, name: "scraper" }, { id: 2, name: "converter" }], version: 1 });
+  const b1 = writeFile("b.json", { tools: [{ id: 1, name: "scraper" }, { id: 2, name: "currency converter" }], version: 2 });
+  await page.getByLabel("Document A (old)").setInputFiles(a1);
+  await page.getByLabel("Document B (new)").setInputFiles(b1);
+  await page.getByRole("button", { name: "Compare", exact: true }).click();
+  await page.locator("#job-heading", { hasText: "compare" }).waitFor();
+  const detail = page.locator("#job-detail");
+  const bar = detail.getByRole("progressbar", { name: "Job progress" });
+  await detail.locator("#job-status", { hasText: "SUCCESS" }).waitFor();
+  await page.waitForFunction(() => document.querySelector("#job-progress")?.getAttribute("aria-valuenow") === "100");
+  assert.equal(await bar.getAttribute("aria-valuemin"), "0");
+  assert.equal(await bar.getAttribute("aria-valuemax"), "100");
+  assert.match(await bar.getAttribute("aria-valuetext"), /^100 %/);
+  const firstJobHash = decodeURIComponent(new URL(page.url()).hash.replace(/^#job=/, ""));
+  assert.match(firstJobHash, /\/api\/v1\/jobs\/[0-9a-f-]{36}$/);
+  // The stream was read with fetch, with the key and Last-Event-ID support.
+  const calls = await Promise.all(apiCalls);
+  const streams = calls.filter((c) => c.url.endsWith("/events"));
+  assert.ok(streams.length >= 1, "the job's events link was followed");
+  assert.ok(streams.every((c) => c.accept === "text/event-stream"), JSON.stringify(streams));
+  // The timeline shows the job's messages up to its end.
+  await detail.locator("#job-messages li", { hasText: "SUCCESS" }).first().waitFor();
+
+  step("download the result");
+  const fileLink = detail.getByRole("link", { name: "Download patch.json" });
+  const href = new URL(await fileLink.getAttribute("href"), page.url()).href;
+  const [download] = await Promise.all([page.waitForEvent("download"), fileLink.click()]);
+  assert.equal(download.suggestedFilename(), "patch.json");
+  const got = fs.readFileSync(await download.path());
+  const direct = Buffer.from(await (await fetch(href, { headers: { authorization: `Bearer ${KEY}` } })).arrayBuffer());
+  assert.ok(got.length > 0 && got.equals(direct), "the downloaded bytes are the file's bytes");
+  const patch = JSON.parse(got.toString("utf8"));
+  assert.ok(Array.isArray(patch) && patch.length >= 2, got.toString("utf8"));
+  assert.ok(patch.some((op) => op.path === "/version" && op.value === 2), got.toString("utf8"));
+  assert.ok(patch.some((op) => op.path === "/tools/1/name" && op.value === "currency converter"), got.toString("utf8"));
+
+  // --- a second comparison, queued behind a job that holds the one worker, cancelled from the page
+  step("hold the worker with a comparison that waits for its input");
+  const held = await fetch(`${base}/api/v1/comparisons`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${KEY}` },
+    body: JSON.stringify({ inputA: { uri: `${hold.base}/held.json` }, inputB: { uri: `${hold.base}/other.json` }, async: {} }),
+  });
+  assert.equal(held.status, 201, await held.clone().text());
+  const heldJob = held.headers.get("location");
+  await hold.requested;
+
+  step("submit a second comparison and cancel it");
+  const a2 = writeFile("a2.json", [1, 2, 3]);
+  const b2 = writeFile("b2.json", [1, 2, 4]);
+  await page.getByLabel("Document A (old)").setInputFiles(a2);
+  await page.getByLabel("Document B (new)").setInputFiles(b2);
+  await page.getByRole("button", { name: "Compare", exact: true }).click();
+  await page.waitForFunction((first) => location.hash && decodeURIComponent(location.hash.slice(5)) !== first, firstJobHash);
+  await detail.locator("#job-status", { hasText: "QUEUED" }).waitFor();
+  assert.equal(await detail.getByRole("button", { name: "Restart", exact: true }).count(), 0, "no restart link while queued");
+  await detail.getByRole("button", { name: "Cancel", exact: true }).click();
+  await detail.locator("#job-status", { hasText: "CANCELLED" }).waitFor();
+  await detail.getByRole("button", { name: "Restart", exact: true }).waitFor();
+  assert.equal(await detail.getByRole("button", { name: "Cancel", exact: true }).count(), 0, "no cancel link once cancelled");
+  await detail.locator("#job-messages li", { hasText: "CANCELLED" }).first().waitFor();
+
+  hold.release();
+  step("the held job ends once its input arrives");
+  assert.equal((await waitEnd(heldJob)).jobStatus, "SUCCESS");
+
+  // --- the collection: filters and the list rows
+  step("filter the collection by status");
+  await page.getByRole("checkbox", { name: "Cancelled" }).check();
+  await page.getByRole("button", { name: "Apply filters", exact: true }).click();
+  await page.locator("#list-count", { hasText: "1 matching job;" }).waitFor();
+  assert.equal(await page.locator("#job-list li[data-job]").count(), 1);
+  await page.locator("#job-list li", { hasText: "CANCELLED" }).waitFor();
+  await page.getByRole("button", { name: "Clear", exact: true }).click();
+  await page.locator("#list-count", { hasText: "3 matching jobs;" }).waitFor();
+  await page.getByLabel("Page size").fill("1");
+  await page.getByRole("button", { name: "Apply filters", exact: true }).click();
+  await page.locator("#list-count", { hasText: "3 matching jobs; 1 on this page" }).waitFor();
+  await page.getByRole("button", { name: "Next page", exact: true }).click();
+  await page.getByRole("button", { name: "Previous page", exact: true }).waitFor({ state: "visible" });
+  await page.waitForFunction(() => !document.querySelector("#page-prev").disabled);
+  await page.getByLabel("Page size").fill("20");
+  await page.getByRole("button", { name: "Apply filters", exact: true }).click();
+  await page.locator("#list-count", { hasText: "3 matching jobs; 3 on this page" }).waitFor();
+
+  // --- a problem document, shown readably
+  step("a bad submission shows its problem document");
+  await page.getByLabel(/Records as JSON/).fill("{\"data\": [ ");
+  await page.getByRole("button", { name: "Import", exact: true }).click();
+  const problem = page.getByRole("alert");
+  await problem.locator(".problem-title", { hasText: "Bad Request (HTTP 400)" }).waitFor();
+  assert.match(await problem.innerText(), /JSON/);
+  await problem.getByRole("button", { name: "Dismiss", exact: true }).click();
+  assert.deepEqual(failedAnswers, [`POST ${base}/api/v1/imports 400`], "failed answers");
+
+  // --- every API request carried the key
+  const all = await Promise.all(apiCalls);
+  const withKey = all.slice(keyCallsFrom);
+  assert.ok(withKey.length >= 10, `${withKey.length} API requests`);
+  const bad = withKey.filter((c) => c.auth !== `Bearer ${KEY}`);
+  assert.deepEqual(bad, [], "requests without the key");
+
+  // --- the key survives a reload (sessionStorage); the open job comes back from the address
+  step("reload");
+  await page.reload();
+  assert.equal(await page.getByLabel("API key").inputValue(), KEY);
+  await detail.locator("#job-status", { hasText: "CANCELLED" }).waitFor();
+
+  await page.screenshot({ path: screenshot, fullPage: true });
+
+  // --- 360 px wide: nothing sticks out sideways
+  step("360 px wide");
+  await page.setViewportSize({ width: 360, height: 800 });
+  await page.waitForFunction(() => window.innerWidth === 360);
+  const overflow = await page.evaluate(() => {
+    const doc = document.documentElement;
+    const wide = [...document.querySelectorAll("body *")]
+      .filter((el) => el.getBoundingClientRect().right > doc.clientWidth + 0.5)
+      .map((el) => `${el.tagName.toLowerCase()}#${el.id}.${el.className}`);
+    return { scroll: doc.scrollWidth, client: doc.clientWidth, wide: wide.slice(0, 10) };
+  });
+  assert.ok(overflow.scroll <= overflow.client, `horizontal overflow at 360 px: ${JSON.stringify(overflow)}`);
+  assert.deepEqual(overflow.wide, [], "elements wider than 360 px");
+  await page.screenshot({ path: narrowShot, fullPage: true });
+
+  // --- keyboard: the controls are reachable and the focus is visible
+  step("keyboard");
+  await page.setViewportSize({ width: 1400, height: 1000 });
+  await page.reload();
+  await page.getByRole("heading", { name: "Jobs" }).waitFor();
+  await page.keyboard.press("Tab");
+  const first = await page.evaluate(() => {
+    const el = document.activeElement;
+    return { text: el.textContent, outline: getComputedStyle(el).outlineStyle };
+  });
+  assert.equal(first.text, "Skip to the jobs");
+  assert.notEqual(first.outline, "none", "focus is visible");
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll("input, select, textarea")]
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label"))
+      .map((el) => el.id || el.name));
+  assert.deepEqual(unlabelled, [], "controls without a label");
+
+  assert.deepEqual(offsite, [], "requests that left the service");
+  assert.deepEqual(pageErrors, [], "errors on the page");
+  step(`screenshots: ${screenshot}, ${narrowShot}`);
+}
+
+let failed = false;
+try {
+  await main();
+  console.log("ui: all checks passed");
+} catch (e) {
+  failed = true;
+  console.error(`ui: FAILED: ${e.stack || e}`);
+  const log = path.join(tmp, "service.log");
+  if (fs.existsSync(log)) console.error(`--- service log (last lines)\n${fs.readFileSync(log, "utf8").split("\n").slice(-40).join("\n")}`);
+} finally {
+  for (const c of cleanups) {
+    try { await c(); } catch { /* already gone */ }
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
