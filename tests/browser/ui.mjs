@@ -40,10 +40,11 @@ function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** The service on a free loopback port, with a fresh SQLite database and object directory. */
-async function startService() {
-  const port = await freePort();
-  const log = fs.openSync(path.join(tmp, "service.log"), "w");
+/** The service on a loopback port (a free one unless given), on the test's SQLite database and
+ *  object directory; `stop()` ends it with SIGTERM (graceful) and waits for it. */
+async function startService(port) {
+  port = port || (await freePort());
+  const log = fs.openSync(path.join(tmp, "service.log"), "a");
   const child = spawn(bin, ["serve"], {
     env: {
       ...process.env,
@@ -54,25 +55,28 @@ async function startService() {
       LONGRUN_WORKERS: "1",
       // The holding job fetches its input from a server of this test on loopback.
       LONGRUN_CALLBACK_ALLOW_PRIVATE: "true",
-      LONGRUN_SHUTDOWN_GRACE: "2s",
+      LONGRUN_SHUTDOWN_GRACE: "1s",
       RUST_LOG: "warn",
     },
     stdio: ["ignore", log, log],
   });
   let exited = null;
-  child.on("exit", (code, signal) => { exited = { code, signal }; });
-  cleanups.push(async () => {
-    if (exited) return;
+  const exit = new Promise((resolve) => child.on("exit", (code, signal) => { exited = { code, signal }; resolve(exited); }));
+  const stop = async () => {
+    if (exited) return exited;
     child.kill("SIGTERM");
-    for (let i = 0; i < 100 && !exited; i += 1) await sleep(50);
-    if (!exited) child.kill("SIGKILL");
-  });
+    const t = setTimeout(() => child.kill("SIGKILL"), 20000);
+    const how = await exit;
+    clearTimeout(t);
+    return how;
+  };
+  cleanups.push(stop);
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i += 1) {
     if (exited) throw new Error(`longrun exited at start (${JSON.stringify(exited)})`);
     try {
       const r = await fetch(`${base}/readyz`);
-      if (r.ok) return base;
+      if (r.ok) return { base, port, stop };
     } catch {
       // not listening yet
     }
@@ -81,23 +85,50 @@ async function startService() {
   throw new Error("longrun did not become ready");
 }
 
-/** A loopback server whose `/held.json` answers only when `release()` is called. */
+/** A loopback server whose `/held/{name}.json` answers only once `release(name)` is called:
+ *  a comparison fetching it holds the service's one worker for as long as the test wants. */
 async function startHoldServer() {
-  let release;
-  const released = new Promise((r) => { release = r; });
-  let arrived;
-  const requested = new Promise((r) => { arrived = r; });
+  const holds = new Map();
+  const hold = (name) => {
+    if (!holds.has(name)) {
+      const h = {};
+      h.released = new Promise((r) => { h.release = r; });
+      h.requested = new Promise((r) => { h.arrived = r; });
+      holds.set(name, h);
+    }
+    return holds.get(name);
+  };
   const server = http.createServer(async (req, res) => {
-    if (req.url === "/held.json") {
-      arrived();
-      await released;
+    const m = /^\/held\/(\w+)\.json$/.exec(req.url);
+    if (m) {
+      const h = hold(m[1]);
+      h.arrived();
+      await h.released;
     }
     res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ held: req.url === "/held.json" }));
+    res.end(JSON.stringify({ url: req.url }));
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  cleanups.push(() => new Promise((r) => { release(); server.close(() => r()); server.closeAllConnections?.(); }));
-  return { base: `http://127.0.0.1:${server.address().port}`, requested, release };
+  cleanups.push(() => new Promise((r) => {
+    for (const h of holds.values()) h.release();
+    server.close(() => r());
+    server.closeAllConnections?.();
+  }));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  return {
+    /** Submit a comparison that waits for `name`; resolves with its job once the worker holds it. */
+    async submit(serviceBase, name) {
+      const r = await fetch(`${serviceBase}/api/v1/comparisons`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${KEY}` },
+        body: JSON.stringify({ inputA: { uri: `${base}/held/${name}.json` }, inputB: { uri: `${base}/other.json` }, async: {} }),
+      });
+      assert.equal(r.status, 201, await r.clone().text());
+      await hold(name).requested;
+      return r.headers.get("location");
+    },
+    release: (name) => hold(name).release(),
+  };
 }
 
 /** Long-poll a job (`Prefer: wait`, `If-None-Match`) until it has no `monitor` link. */
@@ -125,7 +156,8 @@ function writeFile(name, value) {
 async function main() {
   assert.ok(fs.existsSync(bin), `${bin} is missing: build the service first (cargo build)`);
   assert.ok(fs.existsSync(chromiumPath), `${chromiumPath} is missing (apt-get install chromium)`);
-  const base = await startService();
+  let service = await startService();
+  const { base } = service;
   step(`service at ${base}`);
   const hold = await startHoldServer();
 
@@ -150,7 +182,7 @@ async function main() {
     if (u.protocol === "blob:" || u.protocol === "data:") return;
     if (u.origin !== base) offsite.push(req.url());
     if (u.pathname.startsWith("/api/") || u.pathname.startsWith("/downloads/")) {
-      apiCalls.push(req.allHeaders().then((h) => ({ url: req.url(), auth: h.authorization, accept: h.accept })));
+      apiCalls.push(req.allHeaders().then((h) => ({ url: req.url(), auth: h.authorization, accept: h.accept, lastEventId: h["last-event-id"] })));
     }
   });
   const page = context.pages()[0] || (await context.newPage());
@@ -179,25 +211,41 @@ async function main() {
   const keyCallsFrom = apiCalls.length;
 
   // --- a comparison through the form, followed live to SUCCESS, and its result downloaded
-  step("submit a comparison of two JSON files");
+  step("hold the worker, submit a comparison of two JSON files behind it");
+  await hold.submit(base, "one");
   const a1 = writeFile("a.json", { tools: [{ id: 1, name: "scraper" }, { id: 2, name: "converter" }], version: 1 });
   const b1 = writeFile("b.json", { tools: [{ id: 1, name: "scraper" }, { id: 2, name: "currency converter" }], version: 2 });
   await page.getByLabel("Document A (old)").setInputFiles(a1);
   await page.getByLabel("Document B (new)").setInputFiles(b1);
   await page.getByRole("button", { name: "Compare", exact: true }).click();
-  await page.locator("#job-heading", { hasText: "compare" }).waitFor();
+  await page.locator("#job-heading", { hasText: "compare #2" }).waitFor();
   const detail = page.locator("#job-detail");
   const bar = detail.getByRole("progressbar", { name: "Job progress" });
+  await detail.locator("#job-status", { hasText: "QUEUED" }).waitFor();
+  await detail.locator("#job-live", { hasText: "Live" }).waitFor();
+  assert.equal(await bar.getAttribute("aria-valuenow"), "0");
+  // Every value the bar takes from here on comes from the job's event stream.
+  await page.evaluate(() => {
+    window.barValues = [];
+    new MutationObserver((changes) => {
+      for (const c of changes) if (c.target.id === "job-progress") window.barValues.push(Number(c.target.getAttribute("aria-valuenow")));
+    }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ["aria-valuenow"] });
+  });
+  step("release the worker; watch the bar reach 100 %");
+  hold.release("one");
   await detail.locator("#job-status", { hasText: "SUCCESS" }).waitFor();
   await page.waitForFunction(() => document.querySelector("#job-progress")?.getAttribute("aria-valuenow") === "100");
+  const values = await page.evaluate(() => window.barValues);
+  assert.equal(values.at(-1), 100, `bar values ${values}`);
+  assert.ok(values.every((v, i) => i === 0 || v >= values[i - 1]), `the bar only moves forward: ${values}`);
   assert.equal(await bar.getAttribute("aria-valuemin"), "0");
   assert.equal(await bar.getAttribute("aria-valuemax"), "100");
   assert.match(await bar.getAttribute("aria-valuetext"), /^100 %/);
   const firstJobHash = decodeURIComponent(new URL(page.url()).hash.replace(/^#job=/, ""));
   assert.match(firstJobHash, /\/api\/v1\/jobs\/[0-9a-f-]{36}$/);
-  // The stream was read with fetch, with the key and Last-Event-ID support.
+  // The stream was read with fetch (so it carried the key; checked below with every request).
   const calls = await Promise.all(apiCalls);
-  const streams = calls.filter((c) => c.url.endsWith("/events"));
+  const streams = calls.filter((c) => c.url === `${firstJobHash}/events`);
   assert.ok(streams.length >= 1, "the job's events link was followed");
   assert.ok(streams.every((c) => c.accept === "text/event-stream"), JSON.stringify(streams));
   // The timeline shows the job's messages up to its end.
@@ -217,15 +265,8 @@ async function main() {
   assert.ok(patch.some((op) => op.path === "/tools/1/name" && op.value === "currency converter"), got.toString("utf8"));
 
   // --- a second comparison, queued behind a job that holds the one worker, cancelled from the page
-  step("hold the worker with a comparison that waits for its input");
-  const held = await fetch(`${base}/api/v1/comparisons`, {
-    method: "POST",
-    headers: { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${KEY}` },
-    body: JSON.stringify({ inputA: { uri: `${hold.base}/held.json` }, inputB: { uri: `${hold.base}/other.json` }, async: {} }),
-  });
-  assert.equal(held.status, 201, await held.clone().text());
-  const heldJob = held.headers.get("location");
-  await hold.requested;
+  step("hold the worker again");
+  const heldJob = await hold.submit(base, "two");
 
   step("submit a second comparison and cancel it");
   const a2 = writeFile("a2.json", [1, 2, 3]);
@@ -242,10 +283,6 @@ async function main() {
   assert.equal(await detail.getByRole("button", { name: "Cancel", exact: true }).count(), 0, "no cancel link once cancelled");
   await detail.locator("#job-messages li", { hasText: "CANCELLED" }).first().waitFor();
 
-  hold.release();
-  step("the held job ends once its input arrives");
-  assert.equal((await waitEnd(heldJob)).jobStatus, "SUCCESS");
-
   // --- the collection: filters and the list rows
   step("filter the collection by status");
   await page.getByRole("checkbox", { name: "Cancelled" }).check();
@@ -254,16 +291,16 @@ async function main() {
   assert.equal(await page.locator("#job-list li[data-job]").count(), 1);
   await page.locator("#job-list li", { hasText: "CANCELLED" }).waitFor();
   await page.getByRole("button", { name: "Clear", exact: true }).click();
-  await page.locator("#list-count", { hasText: "3 matching jobs;" }).waitFor();
+  await page.locator("#list-count", { hasText: "4 matching jobs;" }).waitFor();
   await page.getByLabel("Page size").fill("1");
   await page.getByRole("button", { name: "Apply filters", exact: true }).click();
-  await page.locator("#list-count", { hasText: "3 matching jobs; 1 on this page" }).waitFor();
+  await page.locator("#list-count", { hasText: "4 matching jobs; 1 on this page" }).waitFor();
   await page.getByRole("button", { name: "Next page", exact: true }).click();
   await page.getByRole("button", { name: "Previous page", exact: true }).waitFor({ state: "visible" });
   await page.waitForFunction(() => !document.querySelector("#page-prev").disabled);
   await page.getByLabel("Page size").fill("20");
   await page.getByRole("button", { name: "Apply filters", exact: true }).click();
-  await page.locator("#list-count", { hasText: "3 matching jobs; 3 on this page" }).waitFor();
+  await page.locator("#list-count", { hasText: "4 matching jobs; 4 on this page" }).waitFor();
 
   // --- a problem document, shown readably
   step("a bad submission shows its problem document");
@@ -274,6 +311,28 @@ async function main() {
   assert.match(await problem.innerText(), /JSON/);
   await problem.getByRole("button", { name: "Dismiss", exact: true }).click();
   assert.deepEqual(failedAnswers, [`POST ${base}/api/v1/imports 400`], "failed answers");
+
+  // --- the event stream survives a restart of the service: it resumes with Last-Event-ID
+  step("follow the held job, restart the service under it");
+  await page.getByRole("button", { name: "compare #3", exact: true }).click();
+  await page.locator("#job-heading", { hasText: "compare #3" }).waitFor();
+  await detail.locator("#job-status", { hasText: "PROCESSING" }).waitFor();
+  await detail.locator("#job-live", { hasText: "Live" }).waitFor();
+  const before = (await Promise.all(apiCalls)).length;
+  const how = await service.stop();
+  assert.equal(how.code, 0, `graceful stop: ${JSON.stringify(how)}`);
+  await detail.locator("#job-live", { hasText: "reconnecting" }).waitFor();
+  service = await startService(service.port);
+  hold.release("two");
+  step("the held job ends once its input arrives; the page sees it on the resumed stream");
+  assert.equal((await waitEnd(heldJob)).jobStatus, "SUCCESS");
+  await detail.locator("#job-status", { hasText: "SUCCESS" }).waitFor();
+  await page.waitForFunction(() => document.querySelector("#job-progress")?.getAttribute("aria-valuenow") === "100");
+  const resumed = (await Promise.all(apiCalls)).slice(before).filter((c) => c.url === `${heldJob}/events`);
+  assert.ok(resumed.length >= 1 && resumed.every((c) => /^\d+$/.test(c.lastEventId || "")), `resumed with Last-Event-ID: ${JSON.stringify(resumed)}`);
+  assert.equal((await (await fetch(heldJob, { headers: { accept: "application/json" } })).json()).attempt, 2);
+  await detail.getByRole("link", { name: "Download patch.json" }).waitFor();
+  await detail.locator("#job-messages li", { hasText: "SUCCESS" }).first().waitFor();
 
   // --- every API request carried the key
   const all = await Promise.all(apiCalls);
@@ -286,7 +345,8 @@ async function main() {
   step("reload");
   await page.reload();
   assert.equal(await page.getByLabel("API key").inputValue(), KEY);
-  await detail.locator("#job-status", { hasText: "CANCELLED" }).waitFor();
+  await page.locator("#job-heading", { hasText: "compare #3" }).waitFor();
+  await detail.locator("#job-status", { hasText: "SUCCESS" }).waitFor();
 
   await page.screenshot({ path: screenshot, fullPage: true });
 

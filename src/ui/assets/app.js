@@ -119,6 +119,7 @@ function watch(job, listener) {
     entry.stream = new JobStream(events.href, {
       onJob: (j) => { for (const l of [...entry.listeners]) l.onJob?.(j); },
       onState: (s, problem) => {
+        entry.state = [s, problem];
         for (const l of [...entry.listeners]) l.onState?.(s, problem);
         if ((s === "ended" || s === "failed") && state.streams.get(job.jobId) === entry) state.streams.delete(job.jobId);
       },
@@ -127,6 +128,8 @@ function watch(job, listener) {
     w = entry;
   }
   w.listeners.add(listener);
+  // A stream shared with the list may be live already: say so to the newcomer.
+  if (w.state) listener.onState?.(...w.state);
   return () => {
     w.listeners.delete(listener);
     if (w.listeners.size === 0) {
@@ -162,11 +165,12 @@ function listUrlFromForm() {
 
 async function loadList(url = state.listUrl) {
   if (!url) return;
+  // The newest request wins; a later refresh reads the page asked for last.
   const seq = ++state.listSeq;
+  state.listUrl = url;
   try {
     const { body } = await getJson(url);
     if (seq !== state.listSeq) return;
-    state.listUrl = url;
     renderList(body);
   } catch (e) {
     if (seq === state.listSeq) showProblem(e);
