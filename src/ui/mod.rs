@@ -95,9 +95,11 @@ pub fn endpoint() -> impl Endpoint<Output = Response> {
         }
         let name = if rest.is_empty() { "index.html" } else { rest };
         let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
-            return Err(Problem::not_found(format!("the dashboard has no file `{name}`"))
-                .for_req(&req)
-                .into());
+            return Err(
+                Problem::not_found(format!("the dashboard has no file `{name}`"))
+                    .for_req(&req)
+                    .into(),
+            );
         };
         let (asset, etag) = (&ASSETS[i], &etags()[i]);
         let fresh = req

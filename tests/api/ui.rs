@@ -154,7 +154,12 @@ async fn the_dashboard_and_its_assets_are_served_from_the_binary() {
     assert!(!css.contains("url(") && !css.contains("@import"));
 
     // Unknown files and other methods are problem documents.
-    let r = app.http.get(app.url("/ui/nothing.js")).send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/ui/nothing.js"))
+        .send()
+        .await
+        .unwrap();
     let p = assert_problem(r, 404, "nothing.js").await;
     assert_eq!(p["type"], "urn:longrun:problem:not-found");
     let r = app.http.post(app.url("/ui/")).send().await.unwrap();
