@@ -182,7 +182,11 @@ async function main() {
     if (u.protocol === "blob:" || u.protocol === "data:") return;
     if (u.origin !== base) offsite.push(req.url());
     if (u.pathname.startsWith("/api/") || u.pathname.startsWith("/downloads/")) {
-      apiCalls.push(req.allHeaders().then((h) => ({ url: req.url(), auth: h.authorization, accept: h.accept, lastEventId: h["last-event-id"] })));
+      // A request still open when the browser closes has no headers to give: it is left out.
+      apiCalls.push(req.allHeaders().then(
+        (h) => ({ url: req.url(), auth: h.authorization, accept: h.accept, lastEventId: h["last-event-id"] }),
+        () => null,
+      ));
     }
   });
   const page = context.pages()[0] || (await context.newPage());
@@ -244,7 +248,7 @@ async function main() {
   const firstJobHash = decodeURIComponent(new URL(page.url()).hash.replace(/^#job=/, ""));
   assert.match(firstJobHash, /\/api\/v1\/jobs\/[0-9a-f-]{36}$/);
   // The stream was read with fetch (so it carried the key; checked below with every request).
-  const calls = await Promise.all(apiCalls);
+  const calls = (await Promise.all(apiCalls)).filter(Boolean);
   const streams = calls.filter((c) => c.url === `${firstJobHash}/events`);
   assert.ok(streams.length >= 1, "the job's events link was followed");
   assert.ok(streams.every((c) => c.accept === "text/event-stream"), JSON.stringify(streams));
@@ -318,7 +322,7 @@ async function main() {
   await page.locator("#job-heading", { hasText: "compare #3" }).waitFor();
   await detail.locator("#job-status", { hasText: "PROCESSING" }).waitFor();
   await detail.locator("#job-live", { hasText: "Live" }).waitFor();
-  const before = (await Promise.all(apiCalls)).length;
+  const before = (await Promise.all(apiCalls)).filter(Boolean).length;
   const how = await service.stop();
   assert.equal(how.code, 0, `graceful stop: ${JSON.stringify(how)}`);
   await detail.locator("#job-live", { hasText: "reconnecting" }).waitFor();
@@ -328,14 +332,22 @@ async function main() {
   assert.equal((await waitEnd(heldJob)).jobStatus, "SUCCESS");
   await detail.locator("#job-status", { hasText: "SUCCESS" }).waitFor();
   await page.waitForFunction(() => document.querySelector("#job-progress")?.getAttribute("aria-valuenow") === "100");
-  const resumed = (await Promise.all(apiCalls)).slice(before).filter((c) => c.url === `${heldJob}/events`);
+  const resumed = (await Promise.all(apiCalls)).filter(Boolean).slice(before).filter((c) => c.url === `${heldJob}/events`);
   assert.ok(resumed.length >= 1 && resumed.every((c) => /^\d+$/.test(c.lastEventId || "")), `resumed with Last-Event-ID: ${JSON.stringify(resumed)}`);
   assert.equal((await (await fetch(heldJob, { headers: { accept: "application/json" } })).json()).attempt, 2);
   await detail.getByRole("link", { name: "Download patch.json" }).waitFor();
   await detail.locator("#job-messages li", { hasText: "SUCCESS" }).first().waitFor();
 
+  // --- an import pasted as JSON
+  step("import pasted records");
+  await page.getByLabel(/Records as JSON/).fill(JSON.stringify({ data: [{ tool_id: "T1", tool_name: "Scraper", category: "Data", url: "https://example.com/t1" }] }));
+  await page.getByRole("button", { name: "Import", exact: true }).click();
+  await page.locator("#job-heading", { hasText: "import #5" }).waitFor();
+  await detail.locator("#job-status", { hasText: "SUCCESS" }).waitFor();
+  assert.match(await detail.locator("pre").innerText(), /"importedRecords": 1/);
+
   // --- every API request carried the key
-  const all = await Promise.all(apiCalls);
+  const all = (await Promise.all(apiCalls)).filter(Boolean);
   const withKey = all.slice(keyCallsFrom);
   assert.ok(withKey.length >= 10, `${withKey.length} API requests`);
   const bad = withKey.filter((c) => c.auth !== `Bearer ${KEY}`);
@@ -345,7 +357,7 @@ async function main() {
   step("reload");
   await page.reload();
   assert.equal(await page.getByLabel("API key").inputValue(), KEY);
-  await page.locator("#job-heading", { hasText: "compare #3" }).waitFor();
+  await page.locator("#job-heading", { hasText: "import #5" }).waitFor();
   await detail.locator("#job-status", { hasText: "SUCCESS" }).waitFor();
 
   await page.screenshot({ path: screenshot, fullPage: true });
