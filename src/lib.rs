@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod net;
 pub mod operations;
 pub mod store;
+pub mod ui;
 
 use std::sync::Arc;
 

@@ -250,6 +250,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             }),
         )
         .nest("/docs", docs)
+        .nest("/ui", crate::ui::endpoint())
         .nest("/", api)
         .around(move |ep, req| {
             let bgrs_state = bgrs_state.clone();

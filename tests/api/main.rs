@@ -17,3 +17,4 @@ mod openapi;
 mod problems;
 mod scaleout;
 mod signals;
+mod ui;

@@ -1,0 +1,630 @@
+// The dashboard. It speaks only the public HTTP API: it reads the entry point (`GET /`) and follows
+// its links (jobs, operations, imports, comparisons), then each job's own links.
+
+import { apiKey, setApiKey, send, getJson, link, links, Problem } from "./api.js";
+import { JobStream, END_STATES } from "./events.js";
+
+const $ = (selector) => document.querySelector(selector);
+
+/** A DOM element with attributes (`on…` are listeners) and children (text is never HTML). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+const state = {
+  root: null, // the entry point document
+  listUrl: null, // the collection page shown
+  listSeq: 0,
+  listWatches: [], // unsubscribe functions of the list rows' streams
+  streams: new Map(), // jobId -> { stream, listeners }
+  open: null, // the job shown in detail
+  refreshTimer: null,
+};
+
+// At most this many list rows follow their job live (browsers allow six connections per server;
+// the open job's stream and ordinary requests need the rest).
+const LIST_STREAMS = 3;
+
+// ---------------------------------------------------------------- problems
+
+function showProblem(err) {
+  if (err?.name === "AbortError") return;
+  const p = err instanceof Problem ? err : new Problem({ title: "Unexpected error", detail: String(err?.message || err) });
+  const box = $("#problem");
+  box.replaceChildren(
+    h("p", { class: "problem-title" }, p.status ? `${p.title} (HTTP ${p.status})` : p.title),
+    p.detail ? h("p", {}, p.detail) : null,
+    p.type ? h("p", { class: "hint" }, `Problem type: ${p.type}`) : null,
+    h("button", { type: "button", onclick: () => { box.hidden = true; } }, "Dismiss"),
+  );
+  box.hidden = false;
+}
+
+function clearProblem() {
+  $("#problem").hidden = true;
+}
+
+// ---------------------------------------------------------------- formatting
+
+const fmtTime = (t) => (t ? new Date(t).toLocaleString() : "");
+const timeEl = (t) => (t ? h("time", { datetime: t }, fmtTime(t)) : "—");
+
+function fmtSize(n) {
+  if (n === undefined || n === null) return "";
+  const units = ["bytes", "KiB", "MiB", "GiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+  return i === 0 ? `${n} bytes` : `${n.toFixed(1)} ${units[i]}`;
+}
+
+function stageText(job) {
+  const stage = job.totalNumberOfStages ? `Stage ${job.currentStage} of ${job.totalNumberOfStages}` : "";
+  return [stage, job.phaseDescription].filter(Boolean).join(" — ");
+}
+
+/** Progress over the whole job: finished stages plus the share of the current one. */
+function overall(job) {
+  if (job.jobStatus === "SUCCESS") return 100;
+  const n = job.totalNumberOfStages || 0;
+  const s = job.currentStage || 0;
+  if (!n || !s) return 0;
+  const inStage = job.progress?.percent ?? 0;
+  return Math.max(0, Math.min(100, Math.floor(((s - 1 + inStage / 100) / n) * 100)));
+}
+
+function progressText(job) {
+  const p = job.progress || {};
+  const parts = [`${overall(job)} %`];
+  if (p.total !== undefined) parts.push(`this stage: ${p.amount} of ${p.total}${p.unit ? ` ${p.unit}` : ""}`);
+  else if (p.amount) parts.push(`this stage: ${p.amount}${p.unit ? ` ${p.unit}` : ""}`);
+  return parts.join(" · ");
+}
+
+function statusBadge(status, attrs = {}) {
+  return h("span", { class: `badge s-${status.toLowerCase()}`, ...attrs }, status);
+}
+
+function progressBar(label) {
+  return h("div", { class: "bar", role: "progressbar", "aria-label": label, "aria-valuemin": "0", "aria-valuemax": "100" }, h("div", { class: "fill" }));
+}
+
+function setProgress(bar, job) {
+  const v = overall(job);
+  bar.setAttribute("aria-valuenow", String(v));
+  bar.setAttribute("aria-valuetext", `${v} %${stageText(job) ? `, ${stageText(job)}` : ""}`);
+  bar.dataset.status = job.jobStatus;
+  bar.firstChild.style.width = `${v}%`;
+}
+
+// ---------------------------------------------------------------- live streams
+
+/** Follow a job's `events` link; streams are shared between the list row and the detail view. */
+function watch(job, listener) {
+  const events = link(job, "events");
+  if (!events) return () => {};
+  let w = state.streams.get(job.jobId);
+  if (!w) {
+    const entry = { listeners: new Set() };
+    entry.stream = new JobStream(events.href, {
+      onJob: (j) => { for (const l of [...entry.listeners]) l.onJob?.(j); },
+      onState: (s, problem) => {
+        entry.state = [s, problem];
+        for (const l of [...entry.listeners]) l.onState?.(s, problem);
+        if ((s === "ended" || s === "failed") && state.streams.get(job.jobId) === entry) state.streams.delete(job.jobId);
+      },
+    });
+    state.streams.set(job.jobId, entry);
+    w = entry;
+  }
+  w.listeners.add(listener);
+  // A stream shared with the list may be live already: say so to the newcomer.
+  if (w.state) listener.onState?.(...w.state);
+  return () => {
+    w.listeners.delete(listener);
+    if (w.listeners.size === 0) {
+      w.stream.stop();
+      if (state.streams.get(job.jobId) === w) state.streams.delete(job.jobId);
+    }
+  };
+}
+
+// ---------------------------------------------------------------- the collection
+
+function listUrlFromForm() {
+  const jobs = link(state.root, "jobs");
+  if (!jobs) throw new Problem({ title: "No jobs link", detail: "The entry point has no `jobs` link." });
+  const form = new FormData($("#filter-form"));
+  const q = new URLSearchParams();
+  for (const s of form.getAll("status")) q.append("status", s);
+  for (const name of ["operation", "correlationId", "sort", "limit"]) {
+    const v = String(form.get(name) || "").trim();
+    if (v) q.set(name, v);
+  }
+  for (const name of ["createdAfter", "createdBefore", "finishedAfter", "finishedBefore"]) {
+    const v = form.get(name);
+    if (!v) continue;
+    const d = new Date(v);
+    if (Number.isNaN(d.getTime())) throw new Problem({ title: "Not a time", detail: `${name}: ${v}` });
+    q.set(name, d.toISOString());
+  }
+  const url = new URL(jobs.href);
+  url.search = q.toString();
+  return url.href;
+}
+
+async function loadList(url = state.listUrl) {
+  if (!url) return;
+  // The newest request wins; a later refresh reads the page asked for last.
+  const seq = ++state.listSeq;
+  state.listUrl = url;
+  try {
+    const { body } = await getJson(url);
+    if (seq !== state.listSeq) return;
+    renderList(body);
+  } catch (e) {
+    if (seq === state.listSeq) showProblem(e);
+  }
+}
+
+function scheduleListRefresh() {
+  clearTimeout(state.refreshTimer);
+  state.refreshTimer = setTimeout(() => loadList(), 300);
+}
+
+function renderList(page) {
+  for (const stop of state.listWatches) stop();
+  state.listWatches = [];
+  const n = page.count;
+  $("#list-count").textContent = n !== undefined
+    ? `${n} matching job${n === 1 ? "" : "s"}; ${page.jobs.length} on this page.`
+    : `${page.jobs.length} job${page.jobs.length === 1 ? "" : "s"} on this page.`;
+  const ul = $("#job-list");
+  ul.replaceChildren(...page.jobs.map((job) => h("li", { "data-job": job.jobId }, jobRow(job))));
+  if (page.jobs.length === 0) ul.append(h("li", { class: "hint" }, "No jobs match these filters."));
+  state.pageLinks = { prev: link(page, "prev"), next: link(page, "next") };
+  $("#page-prev").disabled = !state.pageLinks.prev;
+  $("#page-next").disabled = !state.pageLinks.next;
+  let live = 0;
+  for (const job of page.jobs) {
+    if (live >= LIST_STREAMS || !link(job, "events")) continue;
+    live += 1;
+    state.listWatches.push(watch(job, { onJob: updateRow }));
+  }
+}
+
+function jobRow(job) {
+  const self = link(job, "self")?.href;
+  const current = state.open && state.open.jobId === job.jobId;
+  const bar = progressBar(`Progress of ${job.operation} job ${job.taskId}`);
+  setProgress(bar, job);
+  return h("div", { class: `job-row${current ? " current" : ""}` },
+    h("div", { class: "row-head" },
+      h("button", { type: "button", class: "linkish", "aria-current": current ? "true" : null, onclick: () => self && openJob(self) },
+        `${job.operation} #${job.taskId}`),
+      statusBadge(job.jobStatus)),
+    h("p", { class: "phase" }, stageText(job) || "\u00a0"),
+    bar,
+    h("p", { class: "hint" }, "Created ", timeEl(job.createdTime), ` · ${job.jobId}`));
+}
+
+function updateRow(job) {
+  const li = $(`#job-list li[data-job="${CSS.escape(job.jobId)}"]`);
+  if (!li) return;
+  const focused = li.contains(document.activeElement);
+  li.replaceChildren(jobRow(job));
+  if (focused) li.querySelector("button").focus();
+}
+
+// ---------------------------------------------------------------- one job
+
+function closeDetail() {
+  const o = state.open;
+  if (o) o.unwatch();
+  state.open = null;
+}
+
+async function openJob(href, { focus = true } = {}) {
+  closeDetail();
+  const o = { href, jobId: null, job: null, unwatch: () => {}, watching: false, els: null, msgKey: "", filesKey: "", actionsKey: "", msgBusy: false, msgAgain: false };
+  state.open = o;
+  history.replaceState(null, "", `#job=${encodeURIComponent(href)}`);
+  try {
+    const { body } = await getJson(href);
+    if (state.open !== o) return;
+    showJob(o, body);
+    for (const li of document.querySelectorAll("#job-list li[data-job]")) {
+      const row = li.firstChild;
+      const mine = li.dataset.job === body.jobId;
+      row?.classList.toggle("current", mine);
+      const btn = li.querySelector("button");
+      if (mine) btn?.setAttribute("aria-current", "true"); else btn?.removeAttribute("aria-current");
+    }
+    if (focus) $("#job-heading").focus();
+  } catch (e) {
+    if (state.open === o) showProblem(e);
+  }
+}
+
+function skeleton() {
+  const els = {
+    status: h("span", { id: "job-status", "aria-live": "polite" }),
+    stage: h("span", { class: "stage" }),
+    bar: progressBar("Job progress"),
+    progress: h("p", { class: "hint", id: "job-progress-text" }),
+    live: h("p", { class: "hint", id: "job-live", "aria-live": "polite" }),
+    actions: h("div", { class: "row actions" }),
+    facts: h("dl", { class: "facts" }),
+    error: h("section", { class: "error", hidden: true, "aria-labelledby": "job-error-h" }),
+    summary: h("section", { hidden: true, "aria-labelledby": "job-summary-h" }),
+    files: h("section", { hidden: true, "aria-labelledby": "job-files-h" }),
+    messages: h("ol", { class: "timeline", id: "job-messages" }),
+  };
+  els.bar.id = "job-progress";
+  $("#job-body").replaceChildren(
+    h("p", { class: "status-line" }, els.status, " ", els.stage),
+    els.bar, els.progress, els.live, els.actions, els.facts, els.error, els.summary, els.files,
+    h("section", { "aria-labelledby": "job-messages-h" }, h("h3", { id: "job-messages-h" }, "Messages"), els.messages),
+  );
+  $("#job-empty").hidden = true;
+  $("#job-body").hidden = false;
+  return els;
+}
+
+/** Show a job document (first read, a live event, or the answer to an action). */
+function showJob(o, job) {
+  if (!o.els) o.els = skeleton();
+  o.jobId = job.jobId;
+  o.job = job;
+  const els = o.els;
+  $("#job-heading").textContent = `Job: ${job.operation} #${job.taskId}`;
+  els.status.replaceChildren(statusBadge(job.jobStatus));
+  els.stage.textContent = stageText(job);
+  setProgress(els.bar, job);
+  els.progress.textContent = progressText(job);
+  renderActions(o, job);
+  renderFacts(els.facts, job);
+  renderError(els.error, job.error);
+  renderSummary(els.summary, job.summary);
+  updateRow(job);
+
+  if (link(job, "events") && !o.watching) {
+    o.watching = true;
+    o.unwatch = watch(job, {
+      onJob: (j) => { if (state.open === o) showJob(o, j); },
+      onState: (s, problem) => { if (state.open === o) liveState(o, s, problem); },
+    });
+  } else if (!link(job, "events")) {
+    els.live.textContent = END_STATES.has(job.jobStatus) ? "The job has ended." : "";
+  }
+  if (END_STATES.has(job.jobStatus) && o.watching) {
+    o.watching = false;
+    o.unwatch();
+    o.unwatch = () => {};
+    scheduleListRefresh();
+  }
+  const msgKey = `${job.jobStatus}|${job.currentStage}|${job.attempt}|${job.phaseDescription || ""}`;
+  if (msgKey !== o.msgKey && job.jobStatus !== "DELETED") {
+    o.msgKey = msgKey;
+    refreshMessages(o);
+  }
+  const filesKey = links(job, "file").map((l) => l.href).join(" ") + (link(job, "datafileset")?.href || "");
+  if (filesKey !== o.filesKey) {
+    o.filesKey = filesKey;
+    renderFiles(o, job);
+  }
+}
+
+function liveState(o, s, problem) {
+  const text = {
+    live: "Live: following the job's events.",
+    reconnecting: "The event stream dropped; reconnecting from the last event…",
+    ended: "The job has ended.",
+    failed: "The event stream was refused.",
+    stopped: "",
+  }[s];
+  o.els.live.textContent = text ?? "";
+  if (s === "failed" && problem) showProblem(problem);
+}
+
+const ACTIONS = [
+  ["cancel", "Cancel"],
+  ["operator:restart", "Restart"],
+  ["delete", "Delete"],
+];
+
+function renderActions(o, job) {
+  const present = ACTIONS.filter(([rel]) => link(job, rel));
+  const key = present.map(([rel]) => rel).join(" ");
+  if (key === o.actionsKey) return;
+  o.actionsKey = key;
+  const hadFocus = o.els.actions.contains(document.activeElement);
+  o.els.actions.replaceChildren(...present.map(([rel, label]) => {
+    const l = link(job, rel);
+    const btn = h("button", { type: "button", class: rel === "delete" ? "danger" : "", "data-rel": rel }, label);
+    btn.addEventListener("click", () => act(o, rel, l, btn));
+    return btn;
+  }));
+  if (hadFocus) (o.els.actions.querySelector("button") || $("#job-heading")).focus();
+}
+
+function confirmDelete(job) {
+  const dialog = $("#confirm");
+  $("#confirm-text").textContent = `Delete ${job.operation} job #${job.taskId} and its files? It is cancelled first if it runs.`;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
+}
+
+async function act(o, rel, l, btn) {
+  if (rel === "delete" && !(await confirmDelete(o.job))) return;
+  btn.disabled = true;
+  try {
+    const { body } = await getJson(l.href, { method: l.method || "POST" });
+    clearProblem();
+    if (state.open === o) {
+      showJob(o, body);
+      if (body.jobStatus === "DELETED") {
+        o.els.live.textContent = "The job was deleted; its id now answers 410 Gone.";
+        o.els.messages.replaceChildren();
+        history.replaceState(null, "", "#");
+      }
+    }
+    scheduleListRefresh();
+  } catch (e) {
+    showProblem(e);
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+function renderFacts(dl, job) {
+  const rows = [
+    ["Job id", job.jobId],
+    ["Operation", job.operation],
+    ["Task number", job.taskId],
+    ["Correlation id", job.correlationId],
+    ["Attempt", job.attempt],
+    ["Created", timeEl(job.createdTime)],
+    ["Started", timeEl(job.startTime)],
+    ["Finished", timeEl(job.finishedTime)],
+  ];
+  if (job.output) rows.push(["Output", `${job.output.contentType}, ${fmtSize(job.output.size)}`]);
+  dl.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v ?? "—")]));
+}
+
+function renderError(section, error) {
+  section.hidden = !error;
+  if (!error) return;
+  section.replaceChildren(
+    h("h3", { id: "job-error-h" }, "Error"),
+    h("p", { class: "problem-title" }, error.title || "The job failed"),
+    error.detail ? h("p", {}, error.detail) : null,
+    error.type ? h("p", { class: "hint" }, `Problem type: ${error.type}`) : null,
+  );
+}
+
+function renderSummary(section, summary) {
+  section.hidden = !summary;
+  if (!summary) return;
+  section.replaceChildren(h("h3", { id: "job-summary-h" }, "Summary"), h("pre", { tabindex: "0" }, JSON.stringify(summary, null, 2)));
+}
+
+async function renderFiles(o, job) {
+  const section = o.els.files;
+  const set = link(job, "datafileset");
+  let files = links(job, "file").map((l) => ({ href: l.href, name: l.href.split("/").pop(), contentType: l.type }));
+  if (set) {
+    try {
+      const { body } = await getJson(set.href);
+      files = body.files;
+    } catch (e) {
+      if (state.open === o) showProblem(e);
+    }
+  }
+  if (state.open !== o) return;
+  section.hidden = files.length === 0;
+  section.replaceChildren(
+    h("h3", { id: "job-files-h" }, "Files"),
+    h("ul", { class: "files" }, files.map((f) =>
+      h("li", {},
+        h("a", { href: f.href, download: f.name, onclick: (ev) => download(ev, f) }, `Download ${f.name}`),
+        h("span", { class: "hint" }, [f.contentType, fmtSize(f.size), f.rows !== undefined ? `${f.rows} rows` : null].filter(Boolean).join(", "))))),
+  );
+}
+
+/** With a key, a plain link would go without it: fetch the file with the header instead. */
+async function download(ev, file) {
+  if (!apiKey()) return;
+  ev.preventDefault();
+  try {
+    const response = await send(file.href, { accept: "" });
+    const url = URL.createObjectURL(await response.blob());
+    const a = h("a", { href: url, download: file.name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  } catch (e) {
+    showProblem(e);
+  }
+}
+
+async function refreshMessages(o) {
+  if (o.msgBusy) { o.msgAgain = true; return; }
+  const l = link(o.job, "operator:messages");
+  if (!l) return;
+  o.msgBusy = true;
+  try {
+    const { body } = await getJson(l.href);
+    if (state.open !== o || o.job.jobStatus === "DELETED") return;
+    o.els.messages.replaceChildren(...body.messages.map((m) =>
+      h("li", { class: `msg l-${String(m.level).toLowerCase()}` },
+        h("span", { class: "msg-meta" }, timeEl(m.time), ` · ${m.level} · ${m.kind} · attempt ${m.attempt}`),
+        h("span", { class: "msg-text" }, m.text))));
+  } catch (e) {
+    if (state.open === o && e.status !== 410) showProblem(e);
+  } finally {
+    o.msgBusy = false;
+    if (o.msgAgain) { o.msgAgain = false; refreshMessages(o); }
+  }
+}
+
+// ---------------------------------------------------------------- submissions
+
+function bodyType(file) {
+  const name = file.name.toLowerCase();
+  if (name.endsWith(".xml") || file.type.includes("xml")) return "application/xml";
+  if (name.endsWith(".ndjson") || name.endsWith(".jsonl") || file.type === "application/x-ndjson") return "application/x-ndjson";
+  return "application/json";
+}
+
+/** POST a submission, then open the new job from the answer's Location. */
+async function submitTo(rel, body, contentType, button) {
+  const target = link(state.root, rel);
+  if (!target) { showProblem(new Problem({ title: `No ${rel} link`, detail: `The entry point has no \`${rel}\` link.` })); return; }
+  button.disabled = true;
+  try {
+    const headers = contentType ? { "Content-Type": contentType } : {};
+    const response = await send(target.href, { method: "POST", body, headers });
+    const location = response.headers.get("Location");
+    const job = await response.json();
+    clearProblem();
+    await openJob(location ? new URL(location, target.href).href : link(job, "self").href);
+    scheduleListRefresh();
+  } catch (e) {
+    showProblem(e);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function onCompare(ev) {
+  ev.preventDefault();
+  const a = $("#compare-a").files[0];
+  const b = $("#compare-b").files[0];
+  if (!a || !b) {
+    showProblem(new Problem({ title: "Two documents are needed", detail: "Choose a file for document A and one for document B." }));
+    return;
+  }
+  const form = new FormData();
+  form.append("inputA", a, a.name);
+  form.append("inputB", b, b.name);
+  form.append("async", "true");
+  const format = $("#compare-format").value;
+  if (format) form.append("format", format);
+  const keys = $("#compare-keys").value.trim();
+  if (keys) {
+    form.append("keyAttributes", keys);
+    form.append("keyFields", keys);
+  }
+  submitTo("comparisons", form, null, ev.submitter || ev.target.querySelector("button"));
+}
+
+function onImport(ev) {
+  ev.preventDefault();
+  const file = $("#import-file").files[0];
+  const text = $("#import-text").value.trim();
+  const button = ev.submitter || ev.target.querySelector("button");
+  if (file && text) {
+    showProblem(new Problem({ title: "Two sets of records", detail: "Give the records as text or as a file, not both." }));
+  } else if (file) {
+    submitTo("imports", file, bodyType(file), button);
+  } else if (text) {
+    submitTo("imports", text, text.startsWith("<") ? "application/xml" : "application/json", button);
+  } else {
+    showProblem(new Problem({ title: "No records", detail: "Paste records as JSON, or choose a file." }));
+  }
+}
+
+// ---------------------------------------------------------------- key and start
+
+function showKeyState() {
+  $("#key-state").textContent = apiKey()
+    ? "Requests carry this key as Authorization: Bearer (kept for this tab only)."
+    : "No key: requests are sent without Authorization.";
+}
+
+async function loadOperations() {
+  const ops = link(state.root, "operations");
+  if (!ops) return;
+  const { body } = await getJson(ops.href);
+  const select = $("#f-operation");
+  const chosen = select.value;
+  select.replaceChildren(h("option", { value: "" }, "Any"), ...body.operations.map((op) => h("option", { value: op.name }, op.name)));
+  select.value = chosen;
+}
+
+async function start() {
+  try {
+    const { body } = await getJson(new URL("../", location.href).href);
+    state.root = body;
+    clearProblem();
+  } catch (e) {
+    showProblem(e);
+    return;
+  }
+  loadOperations().catch(showProblem);
+  try {
+    await loadList(listUrlFromForm());
+  } catch (e) {
+    showProblem(e);
+  }
+  const m = /^#job=(.+)$/.exec(location.hash);
+  if (m) openJob(decodeURIComponent(m[1]), { focus: false });
+}
+
+function reloadAll() {
+  if (!state.root) { start(); return; }
+  const open = state.open?.href;
+  // Streams opened with the old key are closed; the list and the job open new ones.
+  for (const entry of state.streams.values()) entry.stream.stop();
+  state.streams.clear();
+  loadList();
+  if (open) openJob(open, { focus: false });
+}
+
+function init() {
+  const keyInput = $("#api-key");
+  keyInput.value = apiKey();
+  showKeyState();
+  $("#key-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    setApiKey(keyInput.value.trim());
+    showKeyState();
+    reloadAll();
+  });
+  $("#key-forget").addEventListener("click", () => {
+    setApiKey("");
+    keyInput.value = "";
+    showKeyState();
+    reloadAll();
+  });
+  $("#filter-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    try { loadList(listUrlFromForm()); } catch (e) { showProblem(e); }
+  });
+  $("#filter-form").addEventListener("reset", () => {
+    setTimeout(() => { try { loadList(listUrlFromForm()); } catch (e) { showProblem(e); } });
+  });
+  $("#list-refresh").addEventListener("click", () => loadList());
+  $("#page-prev").addEventListener("click", () => state.pageLinks?.prev && loadList(state.pageLinks.prev.href));
+  $("#page-next").addEventListener("click", () => state.pageLinks?.next && loadList(state.pageLinks.next.href));
+  $("#compare-form").addEventListener("submit", onCompare);
+  $("#import-form").addEventListener("submit", onImport);
+  start();
+}
+
+init();

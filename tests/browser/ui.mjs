@@ -1,0 +1,418 @@
+// The dashboard at /ui, driven in headless Chromium against the real binary on loopback.
+//
+//   node tests/browser/ui.mjs            (after `cargo build`; .ci/run does this after cargo test)
+//
+// LONGRUN_BIN (default target/debug/longrun), CHROMIUM (default /usr/bin/chromium) and
+// UI_SCREENSHOT (default target/ui-screenshot.png) change the defaults. Any failed check exits 1.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const bin = process.env.LONGRUN_BIN || path.join(repo, "target/debug/longrun");
+const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
+const screenshot = process.env.UI_SCREENSHOT || path.join(repo, "target/ui-screenshot.png");
+const narrowShot = screenshot.replace(/\.png$/, "-360.png");
+const KEY = "ui-test-key-7f3a";
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "longrun-ui-"));
+const cleanups = [];
+const step = (text) => console.log(`ui: ${text}`);
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The service on a loopback port (a free one unless given), on the test's SQLite database and
+ *  object directory; `stop()` ends it with SIGTERM (graceful) and waits for it. */
+async function startService(port) {
+  port = port || (await freePort());
+  const log = fs.openSync(path.join(tmp, "service.log"), "a");
+  const child = spawn(bin, ["serve"], {
+    env: {
+      ...process.env,
+      LONGRUN_BIND: `127.0.0.1:${port}`,
+      LONGRUN_DATABASE_URL: `sqlite://${tmp}/ui.db?mode=rwc`,
+      LONGRUN_STORE_URL: `file://${tmp}/objects`,
+      // One worker: a job that holds it keeps the next one QUEUED, so Cancel is always in time.
+      LONGRUN_WORKERS: "1",
+      // The holding job fetches its input from a server of this test on loopback.
+      LONGRUN_CALLBACK_ALLOW_PRIVATE: "true",
+      LONGRUN_SHUTDOWN_GRACE: "1s",
+      RUST_LOG: "warn",
+    },
+    stdio: ["ignore", log, log],
+  });
+  let exited = null;
+  const exit = new Promise((resolve) => child.on("exit", (code, signal) => { exited = { code, signal }; resolve(exited); }));
+  const stop = async () => {
+    if (exited) return exited;
+    child.kill("SIGTERM");
+    const t = setTimeout(() => child.kill("SIGKILL"), 20000);
+    const how = await exit;
+    clearTimeout(t);
+    return how;
+  };
+  cleanups.push(stop);
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i += 1) {
+    if (exited) throw new Error(`longrun exited at start (${JSON.stringify(exited)})`);
+    try {
+      const r = await fetch(`${base}/readyz`);
+      if (r.ok) return { base, port, stop };
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error("longrun did not become ready");
+}
+
+/** A loopback server whose `/held/{name}.json` answers only once `release(name)` is called:
+ *  a comparison fetching it holds the service's one worker for as long as the test wants. */
+async function startHoldServer() {
+  const holds = new Map();
+  const hold = (name) => {
+    if (!holds.has(name)) {
+      const h = {};
+      h.released = new Promise((r) => { h.release = r; });
+      h.requested = new Promise((r) => { h.arrived = r; });
+      holds.set(name, h);
+    }
+    return holds.get(name);
+  };
+  const server = http.createServer(async (req, res) => {
+    const m = /^\/held\/(\w+)\.json$/.exec(req.url);
+    if (m) {
+      const h = hold(m[1]);
+      h.arrived();
+      await h.released;
+    }
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ url: req.url }));
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  cleanups.push(() => new Promise((r) => {
+    for (const h of holds.values()) h.release();
+    server.close(() => r());
+    server.closeAllConnections?.();
+  }));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  return {
+    /** Submit a comparison that waits for `name`; resolves with its job once the worker holds it. */
+    async submit(serviceBase, name) {
+      const r = await fetch(`${serviceBase}/api/v1/comparisons`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${KEY}` },
+        body: JSON.stringify({ inputA: { uri: `${base}/held/${name}.json` }, inputB: { uri: `${base}/other.json` }, async: {} }),
+      });
+      assert.equal(r.status, 201, await r.clone().text());
+      await hold(name).requested;
+      return r.headers.get("location");
+    },
+    release: (name) => hold(name).release(),
+  };
+}
+
+/** Long-poll a job (`Prefer: wait`, `If-None-Match`) until it has no `monitor` link. */
+async function waitEnd(href) {
+  let etag = "";
+  for (let i = 0; i < 20; i += 1) {
+    const headers = { accept: "application/json", prefer: "wait=30", authorization: `Bearer ${KEY}` };
+    if (etag) headers["if-none-match"] = etag;
+    const r = await fetch(href, { headers });
+    if (r.status === 304) continue;
+    assert.equal(r.status, 200);
+    etag = r.headers.get("etag");
+    const job = await r.json();
+    if (!job.links.some((l) => l.rel === "monitor")) return job;
+  }
+  throw new Error(`${href} did not end`);
+}
+
+function writeFile(name, value) {
+  const p = path.join(tmp, name);
+  fs.writeFileSync(p, JSON.stringify(value, null, 2));
+  return p;
+}
+
+async function main() {
+  assert.ok(fs.existsSync(bin), `${bin} is missing: build the service first (cargo build)`);
+  assert.ok(fs.existsSync(chromiumPath), `${chromiumPath} is missing (apt-get install chromium)`);
+  let service = await startService();
+  const { base } = service;
+  step(`service at ${base}`);
+  const hold = await startHoldServer();
+
+  const context = await chromium.launchPersistentContext(path.join(tmp, "profile"), {
+    executablePath: chromiumPath,
+    headless: true,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+    acceptDownloads: true,
+    viewport: { width: 1400, height: 1000 },
+  });
+  cleanups.unshift(() => context.close());
+
+  // What the page asks for: only the service, and the API always with the key once it is set.
+  const offsite = [];
+  const apiCalls = [];
+  const pageErrors = [];
+  context.on("request", (req) => {
+    const u = new URL(req.url());
+    if (u.protocol === "blob:" || u.protocol === "data:") return;
+    if (u.origin !== base) offsite.push(req.url());
+    if (u.pathname.startsWith("/api/") || u.pathname.startsWith("/downloads/")) {
+      // A request still open when the browser closes has no headers to give: it is left out.
+      apiCalls.push(req.allHeaders().then(
+        (h) => ({ url: req.url(), auth: h.authorization, accept: h.accept, lastEventId: h["last-event-id"] }),
+        () => null,
+      ));
+    }
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  page.on("pageerror", (e) => pageErrors.push(`page error: ${e.message}`));
+  // Failed answers are checked below from the network side; the console only repeats them.
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) pageErrors.push(`console: ${m.text()}`);
+  });
+  const failedAnswers = [];
+  page.on("response", (r) => { if (r.status() >= 400) failedAnswers.push(`${r.request().method()} ${r.url()} ${r.status()}`); });
+  page.setDefaultTimeout(30000);
+
+  step("open /ui");
+  await page.goto(`${base}/ui`);
+  assert.equal(new URL(page.url()).pathname, "/ui/");
+  await page.getByRole("heading", { name: "Jobs" }).waitFor();
+  const docs = page.getByRole("link", { name: "API docs" });
+  assert.equal(new URL(await docs.getAttribute("href"), page.url()).href, `${base}/docs`);
+  const spec = page.getByRole("link", { name: "OpenAPI (JSON)" });
+  assert.equal(new URL(await spec.getAttribute("href"), page.url()).href, `${base}/openapi.json`);
+
+  step("set the API key");
+  await page.getByLabel("API key").fill(KEY);
+  await page.getByRole("button", { name: "Use key", exact: true }).click();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("longrun.apiKey")), KEY);
+  const keyCallsFrom = apiCalls.length;
+
+  // --- a comparison through the form, followed live to SUCCESS, and its result downloaded
+  step("hold the worker, submit a comparison of two JSON files behind it");
+  await hold.submit(base, "one");
+  const a1 = writeFile("a.json", { tools: [{ id: 1, name: "scraper" }, { id: 2, name: "converter" }], version: 1 });
+  const b1 = writeFile("b.json", { tools: [{ id: 1, name: "scraper" }, { id: 2, name: "currency converter" }], version: 2 });
+  await page.getByLabel("Document A (old)").setInputFiles(a1);
+  await page.getByLabel("Document B (new)").setInputFiles(b1);
+  await page.getByRole("button", { name: "Compare", exact: true }).click();
+  await page.locator("#job-heading", { hasText: "compare #2" }).waitFor();
+  const detail = page.locator("#job-detail");
+  const bar = detail.getByRole("progressbar", { name: "Job progress" });
+  await detail.locator("#job-status", { hasText: "QUEUED" }).waitFor();
+  await detail.locator("#job-live", { hasText: "Live" }).waitFor();
+  assert.equal(await bar.getAttribute("aria-valuenow"), "0");
+  // Every value the bar takes from here on comes from the job's event stream.
+  await page.evaluate(() => {
+    window.barValues = [];
+    new MutationObserver((changes) => {
+      for (const c of changes) if (c.target.id === "job-progress") window.barValues.push(Number(c.target.getAttribute("aria-valuenow")));
+    }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ["aria-valuenow"] });
+  });
+  step("release the worker; watch the bar reach 100 %");
+  hold.release("one");
+  await detail.locator("#job-status", { hasText: "SUCCESS" }).waitFor();
+  await page.waitForFunction(() => document.querySelector("#job-progress")?.getAttribute("aria-valuenow") === "100");
+  const values = await page.evaluate(() => window.barValues);
+  assert.equal(values.at(-1), 100, `bar values ${values}`);
+  assert.ok(values.every((v, i) => i === 0 || v >= values[i - 1]), `the bar only moves forward: ${values}`);
+  assert.equal(await bar.getAttribute("aria-valuemin"), "0");
+  assert.equal(await bar.getAttribute("aria-valuemax"), "100");
+  assert.match(await bar.getAttribute("aria-valuetext"), /^100 %/);
+  const firstJobHash = decodeURIComponent(new URL(page.url()).hash.replace(/^#job=/, ""));
+  assert.match(firstJobHash, /\/api\/v1\/jobs\/[0-9a-f-]{36}$/);
+  // The stream was read with fetch (so it carried the key; checked below with every request).
+  const calls = (await Promise.all(apiCalls)).filter(Boolean);
+  const streams = calls.filter((c) => c.url === `${firstJobHash}/events`);
+  assert.ok(streams.length >= 1, "the job's events link was followed");
+  assert.ok(streams.every((c) => c.accept === "text/event-stream"), JSON.stringify(streams));
+  // The timeline shows the job's messages up to its end.
+  await detail.locator("#job-messages li", { hasText: "SUCCESS" }).first().waitFor();
+
+  step("download the result");
+  const fileLink = detail.getByRole("link", { name: "Download patch.json" });
+  const href = new URL(await fileLink.getAttribute("href"), page.url()).href;
+  const [download] = await Promise.all([page.waitForEvent("download"), fileLink.click()]);
+  assert.equal(download.suggestedFilename(), "patch.json");
+  const got = fs.readFileSync(await download.path());
+  const direct = Buffer.from(await (await fetch(href, { headers: { authorization: `Bearer ${KEY}` } })).arrayBuffer());
+  assert.ok(got.length > 0 && got.equals(direct), "the downloaded bytes are the file's bytes");
+  const patch = JSON.parse(got.toString("utf8"));
+  assert.ok(Array.isArray(patch) && patch.length >= 2, got.toString("utf8"));
+  assert.ok(patch.some((op) => op.path === "/version" && op.value === 2), got.toString("utf8"));
+  assert.ok(patch.some((op) => op.path === "/tools/1/name" && op.value === "currency converter"), got.toString("utf8"));
+
+  // --- a second comparison, queued behind a job that holds the one worker, cancelled from the page
+  step("hold the worker again");
+  const heldJob = await hold.submit(base, "two");
+
+  step("submit a second comparison and cancel it");
+  const a2 = writeFile("a2.json", [1, 2, 3]);
+  const b2 = writeFile("b2.json", [1, 2, 4]);
+  await page.getByLabel("Document A (old)").setInputFiles(a2);
+  await page.getByLabel("Document B (new)").setInputFiles(b2);
+  await page.getByRole("button", { name: "Compare", exact: true }).click();
+  await page.waitForFunction((first) => location.hash && decodeURIComponent(location.hash.slice(5)) !== first, firstJobHash);
+  await detail.locator("#job-status", { hasText: "QUEUED" }).waitFor();
+  assert.equal(await detail.getByRole("button", { name: "Restart", exact: true }).count(), 0, "no restart link while queued");
+  await detail.getByRole("button", { name: "Cancel", exact: true }).click();
+  await detail.locator("#job-status", { hasText: "CANCELLED" }).waitFor();
+  await detail.getByRole("button", { name: "Restart", exact: true }).waitFor();
+  assert.equal(await detail.getByRole("button", { name: "Cancel", exact: true }).count(), 0, "no cancel link once cancelled");
+  await detail.locator("#job-messages li", { hasText: "CANCELLED" }).first().waitFor();
+
+  // --- the collection: filters and the list rows
+  step("filter the collection by status");
+  await page.getByRole("checkbox", { name: "Cancelled" }).check();
+  await page.getByRole("button", { name: "Apply filters", exact: true }).click();
+  await page.locator("#list-count", { hasText: "1 matching job;" }).waitFor();
+  assert.equal(await page.locator("#job-list li[data-job]").count(), 1);
+  await page.locator("#job-list li", { hasText: "CANCELLED" }).waitFor();
+  await page.getByRole("button", { name: "Clear", exact: true }).click();
+  await page.locator("#list-count", { hasText: "4 matching jobs;" }).waitFor();
+  await page.getByLabel("Page size").fill("1");
+  await page.getByRole("button", { name: "Apply filters", exact: true }).click();
+  await page.locator("#list-count", { hasText: "4 matching jobs; 1 on this page" }).waitFor();
+  await page.getByRole("button", { name: "Next page", exact: true }).click();
+  await page.getByRole("button", { name: "Previous page", exact: true }).waitFor({ state: "visible" });
+  await page.waitForFunction(() => !document.querySelector("#page-prev").disabled);
+  await page.getByLabel("Page size").fill("20");
+  await page.getByRole("button", { name: "Apply filters", exact: true }).click();
+  await page.locator("#list-count", { hasText: "4 matching jobs; 4 on this page" }).waitFor();
+
+  // --- a problem document, shown readably
+  step("a bad submission shows its problem document");
+  await page.getByLabel(/Records as JSON/).fill("{\"data\": [ ");
+  await page.getByRole("button", { name: "Import", exact: true }).click();
+  const problem = page.getByRole("alert");
+  await problem.locator(".problem-title", { hasText: "Bad Request (HTTP 400)" }).waitFor();
+  assert.match(await problem.innerText(), /JSON/);
+  await problem.getByRole("button", { name: "Dismiss", exact: true }).click();
+  assert.deepEqual(failedAnswers, [`POST ${base}/api/v1/imports 400`], "failed answers");
+
+  // --- the event stream survives a restart of the service: it resumes with Last-Event-ID
+  step("follow the held job, restart the service under it");
+  await page.getByRole("button", { name: "compare #3", exact: true }).click();
+  await page.locator("#job-heading", { hasText: "compare #3" }).waitFor();
+  await detail.locator("#job-status", { hasText: "PROCESSING" }).waitFor();
+  await detail.locator("#job-live", { hasText: "Live" }).waitFor();
+  const before = (await Promise.all(apiCalls)).filter(Boolean).length;
+  const how = await service.stop();
+  assert.equal(how.code, 0, `graceful stop: ${JSON.stringify(how)}`);
+  await detail.locator("#job-live", { hasText: "reconnecting" }).waitFor();
+  service = await startService(service.port);
+  hold.release("two");
+  step("the held job ends once its input arrives; the page sees it on the resumed stream");
+  assert.equal((await waitEnd(heldJob)).jobStatus, "SUCCESS");
+  await detail.locator("#job-status", { hasText: "SUCCESS" }).waitFor();
+  await page.waitForFunction(() => document.querySelector("#job-progress")?.getAttribute("aria-valuenow") === "100");
+  const resumed = (await Promise.all(apiCalls)).filter(Boolean).slice(before).filter((c) => c.url === `${heldJob}/events`);
+  assert.ok(resumed.length >= 1 && resumed.every((c) => /^\d+$/.test(c.lastEventId || "")), `resumed with Last-Event-ID: ${JSON.stringify(resumed)}`);
+  assert.equal((await (await fetch(heldJob, { headers: { accept: "application/json" } })).json()).attempt, 2);
+  await detail.getByRole("link", { name: "Download patch.json" }).waitFor();
+  await detail.locator("#job-messages li", { hasText: "SUCCESS" }).first().waitFor();
+
+  // --- an import pasted as JSON
+  step("import pasted records");
+  await page.getByLabel(/Records as JSON/).fill(JSON.stringify({ data: [{ tool_id: "T1", tool_name: "Scraper", category: "Data", url: "https://example.com/t1" }] }));
+  await page.getByRole("button", { name: "Import", exact: true }).click();
+  await page.locator("#job-heading", { hasText: "import #5" }).waitFor();
+  await detail.locator("#job-status", { hasText: "SUCCESS" }).waitFor();
+  assert.match(await detail.locator("pre").innerText(), /"importedRecords": 1/);
+
+  // --- every API request carried the key
+  const all = (await Promise.all(apiCalls)).filter(Boolean);
+  const withKey = all.slice(keyCallsFrom);
+  assert.ok(withKey.length >= 10, `${withKey.length} API requests`);
+  const bad = withKey.filter((c) => c.auth !== `Bearer ${KEY}`);
+  assert.deepEqual(bad, [], "requests without the key");
+
+  // --- the key survives a reload (sessionStorage); the open job comes back from the address
+  step("reload");
+  await page.reload();
+  assert.equal(await page.getByLabel("API key").inputValue(), KEY);
+  await page.locator("#job-heading", { hasText: "import #5" }).waitFor();
+  await detail.locator("#job-status", { hasText: "SUCCESS" }).waitFor();
+
+  await page.screenshot({ path: screenshot, fullPage: true });
+
+  // --- 360 px wide: nothing sticks out sideways
+  step("360 px wide");
+  await page.setViewportSize({ width: 360, height: 800 });
+  await page.waitForFunction(() => window.innerWidth === 360);
+  const overflow = await page.evaluate(() => {
+    const doc = document.documentElement;
+    const wide = [...document.querySelectorAll("body *")]
+      .filter((el) => el.getBoundingClientRect().right > doc.clientWidth + 0.5)
+      .map((el) => `${el.tagName.toLowerCase()}#${el.id}.${el.className}`);
+    return { scroll: doc.scrollWidth, client: doc.clientWidth, wide: wide.slice(0, 10) };
+  });
+  assert.ok(overflow.scroll <= overflow.client, `horizontal overflow at 360 px: ${JSON.stringify(overflow)}`);
+  assert.deepEqual(overflow.wide, [], "elements wider than 360 px");
+  await page.screenshot({ path: narrowShot, fullPage: true });
+
+  // --- keyboard: the controls are reachable and the focus is visible
+  step("keyboard");
+  await page.setViewportSize({ width: 1400, height: 1000 });
+  await page.reload();
+  await page.getByRole("heading", { name: "Jobs" }).waitFor();
+  await page.keyboard.press("Tab");
+  const first = await page.evaluate(() => {
+    const el = document.activeElement;
+    return { text: el.textContent, outline: getComputedStyle(el).outlineStyle };
+  });
+  assert.equal(first.text, "Skip to the jobs");
+  assert.notEqual(first.outline, "none", "focus is visible");
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll("input, select, textarea")]
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label"))
+      .map((el) => el.id || el.name));
+  assert.deepEqual(unlabelled, [], "controls without a label");
+
+  assert.deepEqual(offsite, [], "requests that left the service");
+  assert.deepEqual(pageErrors, [], "errors on the page");
+  step(`screenshots: ${screenshot}, ${narrowShot}`);
+}
+
+let failed = false;
+try {
+  await main();
+  console.log("ui: all checks passed");
+} catch (e) {
+  failed = true;
+  console.error(`ui: FAILED: ${e.stack || e}`);
+  const log = path.join(tmp, "service.log");
+  if (fs.existsSync(log)) console.error(`--- service log (last lines)\n${fs.readFileSync(log, "utf8").split("\n").slice(-40).join("\n")}`);
+} finally {
+  for (const c of cleanups) {
+    try { await c(); } catch { /* already gone */ }
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
