@@ -294,9 +294,9 @@ async fn seed_jobs(db: &str, n: u64) {
         )
     };
     let sql = format!(
-        "INSERT INTO jobs (id, reference, operation, status, created_at, started_at, finished_at, updated_at, correlation_id, input, total_stages, current_stage) \
+        "INSERT INTO jobs (id, reference, operation, status, created_at, started_at, finished_at, updated_at, correlation_id, input, total_stages, current_stage, owner) \
          SELECT {id}, 'R' || i, 'noop', CASE WHEN i % 10 = 0 THEN 'FAILED' ELSE 'SUCCESS' END, \
-         1700000000000 + i, 1700000000000 + i, 1700000000000 + i, 1700000000000 + i, 'c' || i, '{{}}', 1, 1 {gen}"
+         1700000000000 + i, 1700000000000 + i, 1700000000000 + i, 1700000000000 + i, 'c' || i, '{{}}', 1, 1, 'default' {gen}"
     );
     conn.execute_unprepared(&sql).await.unwrap();
     conn.close().await.ok();

@@ -38,10 +38,13 @@ enum Tools {
 }
 
 #[derive(DeriveIden)]
+#[derive(Clone)]
 enum Jobs {
     Table,
     Owner,
-    CreatedAt,
+    Id,
+    Status,
+    Operation,
 }
 
 #[async_trait::async_trait]
@@ -93,17 +96,20 @@ impl MigrationTrait for Migration {
             "UPDATE jobs SET owner = 'default' WHERE owner IS NULL OR owner LIKE 'bearer:%'",
         )
         .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_jobs_owner_created")
-                    .table(Jobs::Table)
-                    .col(Jobs::Owner)
-                    .col(Jobs::CreatedAt)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await
+        // The audit list of one tenant, by id, with or without its most used filters.
+        for (name, cols) in [
+            ("idx_jobs_owner_id", &[Jobs::Owner, Jobs::Id][..]),
+            ("idx_jobs_owner_status_id", &[Jobs::Owner, Jobs::Status, Jobs::Id][..]),
+            ("idx_jobs_owner_operation_id", &[Jobs::Owner, Jobs::Operation, Jobs::Id][..]),
+        ] {
+            let mut idx = Index::create();
+            idx.name(name).table(Jobs::Table).if_not_exists();
+            for c in cols {
+                idx.col(c.clone());
+            }
+            manager.create_index(idx.to_owned()).await?;
+        }
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

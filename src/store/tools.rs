@@ -54,7 +54,8 @@ impl Store {
                         idx: Set(*idx as i64),
                         status: Set("COMPLETED".into()),
                         tool_id: Set(Some(tool.tool_id.clone())),
-                        record: Set(tool_json(tool).to_string()),
+                        // The record itself is in the catalog; outcomes keep only failed ones.
+                        record: Set(String::new()),
                         reason: Set(None),
                     });
                     tool_rows.push(tools::ActiveModel {
