@@ -12,5 +12,6 @@ mod lifecycle;
 mod maintenance;
 mod openapi;
 mod problems;
+mod robustness;
 mod scaleout;
 mod signals;
