@@ -323,11 +323,10 @@ fn problem_of(
         if p.name == "format" {
             let mut req = poem::Request::builder().uri(uri.clone()).finish();
             *req.headers_mut() = headers;
-            let mut p = Problem::new(
-                406,
-                "not-acceptable",
-                format!("{}; use format=json or format=xml", p.reason),
-            )
+            let mut p = match wire::negotiate(&req) {
+                Err(p) => p,
+                Ok(_) => Problem::new(406, "not-acceptable", p.reason.clone()),
+            }
             .for_req(&req);
             p.enc = Some(wire::Enc::Json);
             return p.into_response();
