@@ -37,8 +37,7 @@ enum Tools {
     Table,
 }
 
-#[derive(DeriveIden)]
-#[derive(Clone)]
+#[derive(DeriveIden, Clone)]
 enum Jobs {
     Table,
     Owner,
@@ -99,8 +98,14 @@ impl MigrationTrait for Migration {
         // The audit list of one tenant, by id, with or without its most used filters.
         for (name, cols) in [
             ("idx_jobs_owner_id", &[Jobs::Owner, Jobs::Id][..]),
-            ("idx_jobs_owner_status_id", &[Jobs::Owner, Jobs::Status, Jobs::Id][..]),
-            ("idx_jobs_owner_operation_id", &[Jobs::Owner, Jobs::Operation, Jobs::Id][..]),
+            (
+                "idx_jobs_owner_status_id",
+                &[Jobs::Owner, Jobs::Status, Jobs::Id][..],
+            ),
+            (
+                "idx_jobs_owner_operation_id",
+                &[Jobs::Owner, Jobs::Operation, Jobs::Id][..],
+            ),
         ] {
             let mut idx = Index::create();
             idx.name(name).table(Jobs::Table).if_not_exists();

@@ -320,7 +320,7 @@ pub fn get_link(rel: &str, href: String, media: Option<&str>) -> LinkDoc {
 
 /// Asynchronous options of a submission (the `async` element).
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AsyncOptions {
     /// URL that receives a GET with `jobId`, `jobStatus` and `job` when the job ends.
     pub callback: Option<String>,
@@ -340,6 +340,7 @@ pub enum NotificationFormat {
 
 /// A notification event target.
 #[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
 pub struct NotificationOptions {
     /// http(s) URL that receives the POST.
     pub url: String,

@@ -6,9 +6,7 @@ use futures::StreamExt;
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Body, IntoResponse, Request, Response};
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::registry::{
-    MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
-};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::{ApiResponse, OpenApi};
 use uuid::Uuid;
 
@@ -26,13 +24,11 @@ impl IntoResponse for Download {
 
 impl ApiResponse for Download {
     fn meta() -> MetaResponses {
+        // Each file has its own content type (CSV, JSON, XML, a delta document, ...).
         let bin = || {
             vec![MetaMediaType {
-                content_type: "application/octet-stream",
-                schema: MetaSchemaRef::Inline(Box::new(MetaSchema {
-                    format: Some("binary"),
-                    ..MetaSchema::new("string")
-                })),
+                content_type: "*/*",
+                schema: <serde_json::Value as poem_openapi::types::Type>::schema_ref(),
             }]
         };
         MetaResponses {
@@ -44,11 +40,13 @@ impl ApiResponse for Download {
                     content: bin(),
                     headers: vec![],
                 },
+                // A byte range has the file's content type but is no whole document: no schema.
                 MetaResponse {
-                    description: "The requested byte range",
+                    description: "The requested byte range, with the file's content type and a \
+                                  `Content-Range`",
                     status: Some(206),
                     status_range: None,
-                    content: bin(),
+                    content: vec![],
                     headers: vec![],
                 },
                 MetaResponse {

@@ -7,7 +7,9 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiRequest, Enum, Object, OpenApi};
 
 use super::docs::{AsyncOptions, JobDoc};
-use super::wire::{correlation_id, negotiate, ApiResult, Problem, XmlBody, XmlShape};
+use super::wire::{
+    correlation_id, negotiate, time_text, Also, Problem, Rep, TimeText, XmlBody, XmlShape,
+};
 use super::{ApiTags, AppState};
 use crate::engine::NewJob;
 use crate::operations::export::{Dataset, ExportFormat, ExportSpec, DEFAULT_PART_SIZE};
@@ -39,10 +41,10 @@ pub struct ExportFilter {
     pub operation: Option<String>,
     pub correlation_id: Option<String>,
     /// RFC 3339 times.
-    pub created_after: Option<String>,
-    pub created_before: Option<String>,
-    pub finished_after: Option<String>,
-    pub finished_before: Option<String>,
+    pub created_after: Option<TimeText>,
+    pub created_before: Option<TimeText>,
+    pub finished_after: Option<TimeText>,
+    pub finished_before: Option<TimeText>,
 }
 
 /// An export request.
@@ -117,7 +119,7 @@ impl ExportsApi {
         /// `wait=N`: answer 200 with the ended job if it ends within N seconds.
         #[oai(name = "Prefer")]
         _prefer: poem_openapi::param::Header<Option<String>>,
-    ) -> ApiResult<JobDoc, 201> {
+    ) -> Result<Also<Rep<JobDoc, 201>, 200>, Problem> {
         let run = async {
             let enc = negotiate(req)?;
             let r = match body {
@@ -130,10 +132,10 @@ impl ExportsApi {
                 &f.status.unwrap_or_default(),
                 &f.operation,
                 &f.correlation_id,
-                &f.created_after,
-                &f.created_before,
-                &f.finished_after,
-                &f.finished_before,
+                &time_text(&f.created_after),
+                &time_text(&f.created_before),
+                &time_text(&f.finished_after),
+                &time_text(&f.finished_before),
             )?;
             let spec = ExportSpec {
                 dataset: match r.dataset {
@@ -170,6 +172,6 @@ impl ExportsApi {
                 .await?;
             super::jobs::created(&self.state, req, enc, job).await
         };
-        run.await.map_err(|p: Problem| p.for_req(req))
+        run.await.map(Also).map_err(|p: Problem| p.for_req(req))
     }
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::docs::{get_link, AsyncOptions, JobDoc, LinkDoc};
 use super::wire::{
-    base_url, correlation_id, negotiate, ApiResult, Problem, Rep, Streamed, JSON, NDJSON, XML,
+    base_url, correlation_id, negotiate, Also, ApiResult, Problem, Rep, Streamed, JSON, NDJSON, XML,
 };
 use super::{ApiTags, AppState};
 use crate::domain::signals::AsyncRequest;
@@ -42,11 +42,57 @@ pub struct ToolRecord {
     pub url: Option<String>,
 }
 
+/// One record of an import: an object, documented by `ToolRecord`. A record that does not fit
+/// `ToolRecord` fails on its own (it is reported with its reason); the import goes on.
+#[derive(Debug, Clone)]
+pub struct ImportRecord;
+
+impl Type for ImportRecord {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ImportRecord".into()
+    }
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        let mut schema = poem_openapi::registry::MetaSchema::new("object");
+        schema.description = Some(
+            "A tool record, as `ToolRecord` describes it. A record that does not fit fails on \
+             its own and is reported with its reason; the import goes on.",
+        );
+        poem_openapi::registry::MetaSchemaRef::Inline(Box::new(schema))
+    }
+    fn register(registry: &mut Registry) {
+        ToolRecord::register(registry);
+    }
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl poem_openapi::types::ParseFromJSON for ImportRecord {
+    fn parse_from_json(_: Option<Value>) -> poem_openapi::types::ParseResult<Self> {
+        Ok(ImportRecord)
+    }
+}
+
+impl poem_openapi::types::ToJSON for ImportRecord {
+    fn to_json(&self) -> Option<Value> {
+        None
+    }
+}
+
 /// An import request: the records under `data`.
 #[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
 pub struct ImportRequest {
     /// The records.
-    pub data: Vec<ToolRecord>,
+    pub data: Vec<ImportRecord>,
     /// Asynchronous options.
     #[oai(rename = "async")]
     pub async_options: Option<AsyncOptions>,
@@ -57,7 +103,7 @@ pub struct ImportRequest {
 pub enum ImportBody {
     Json(Streamed<ImportRequest, JSON>),
     Xml(Streamed<ImportRequest, XML>),
-    Ndjson(Streamed<ToolRecord, NDJSON>),
+    Ndjson(Streamed<ImportRecord, NDJSON>),
 }
 
 /// Seed 000's answer: its own field names plus `jobId` and `links`.
@@ -129,6 +175,15 @@ impl poem_openapi::ApiResponse for ToolsAnswer {
     fn register(registry: &mut Registry) {
         <Rep<ToolsDoc> as poem_openapi::ApiResponse>::register(registry);
     }
+}
+
+/// `format` of the catalog: `json`, `xml` or `csv` (overrides Accept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum CatalogEncoding {
+    Json,
+    Xml,
+    Csv,
 }
 
 /// True when the client asked for CSV (`format=csv`, or `text/csv` before JSON and XML).
@@ -263,11 +318,17 @@ impl ImportsApi {
             .finish()
             .await
             .map_err(|e| Problem::from(EngineError::from(e)))?;
-        let options =
-            match AsyncRequest::from_value(scan.envelope.get("async").unwrap_or(&Value::Null)) {
-                Ok(a) => super::signals::job_options(&self.state, req, a).await,
-                Err(e) => Err(Problem::bad_request(e)),
-            };
+        let asked = match scan.envelope.get("async") {
+            None => Ok(AsyncRequest::default()),
+            Some(Value::Null) => {
+                Err("`async` must be an object; leave it out instead of null".into())
+            }
+            Some(a) => AsyncRequest::from_value(a),
+        };
+        let options = match asked {
+            Ok(a) => super::signals::job_options(&self.state, req, a).await,
+            Err(e) => Err(Problem::bad_request(e)),
+        };
         let options = match options {
             Ok(o) => o,
             Err(p) => {
@@ -403,13 +464,17 @@ impl ImportsApi {
         method = "post",
         operation_id = "submitImport"
     )]
-    async fn submit(&self, req: &Request, body: ImportBody) -> ApiResult<JobDoc, 201> {
+    async fn submit(
+        &self,
+        req: &Request,
+        body: ImportBody,
+    ) -> Result<Also<Rep<JobDoc, 201>, 200>, Problem> {
         let run = async {
             let enc = negotiate(req)?;
             let job = self.accept_import(req, body).await?;
             super::jobs::created(&self.state, req, enc, job).await
         };
-        run.await.map_err(|p: Problem| p.for_req(req))
+        run.await.map(Also).map_err(|p: Problem| p.for_req(req))
     }
 
     /// Start a tools import (seed 000)
@@ -488,12 +553,13 @@ impl ImportsApi {
         &self,
         req: &Request,
         /// Page size, 1 to 1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<i64>>,
         /// Start after this tool_id (from the `next` link).
         after: Query<Option<String>>,
         /// `json`, `xml` or `csv` (overrides Accept).
         #[oai(name = "format")]
-        _format: Query<Option<String>>,
+        _format: Query<Option<CatalogEncoding>>,
     ) -> Result<ToolsAnswer, Problem> {
         let run = async {
             let csv = wants_csv(req);

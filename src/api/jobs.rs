@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use super::docs::*;
 use super::wire::{
-    base_url, correlation_id, negotiate, ApiResult, Prefer, Problem, Rep, XmlBody, XmlShape,
+    base_url, correlation_id, negotiate, time_text, Also, ApiResult, Encoding, Prefer, Problem,
+    Rep, StatusText, TimeText, XmlBody, XmlShape,
 };
 use super::{ApiTags, AppState};
 use crate::domain::{job_href, retry_after_secs, Cursor, JobFilter, JobStatus};
@@ -21,7 +22,7 @@ use crate::engine::Cancelled;
 
 /// A submission of any registered operation.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubmitRequest {
     /// The operation's name (see `/api/v1/operations`).
     pub operation: String,
@@ -121,7 +122,7 @@ pub(crate) fn filter(
 ) -> Result<JobFilter, Problem> {
     let mut statuses = Vec::new();
     for s in status.iter().flat_map(|s| s.split(',')) {
-        let st: JobStatus = s.trim().parse().map_err(|_| {
+        let st: JobStatus = s.trim_matches(' ').parse().map_err(|_| {
             Problem::bad_request(format!(
                 "unknown status `{s}`; use QUEUED, STARTED, PROCESSING, SAVING, SUCCESS, FAILED or CANCELLED"
             ))
@@ -239,7 +240,7 @@ impl JobsApi {
         id: Path<String>,
         /// `json` or `xml` (overrides Accept).
         #[oai(name = "format")]
-        _format: Query<Option<String>>,
+        _format: Query<Option<Encoding>>,
         /// An ETag from an earlier answer.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
@@ -247,7 +248,7 @@ impl JobsApi {
         /// from its state now) or N seconds pass; answered with `Preference-Applied`.
         #[oai(name = "Prefer")]
         _prefer: Header<Option<String>>,
-    ) -> ApiResult<JobDoc> {
+    ) -> Result<Also<Rep<JobDoc>, 304>, Problem> {
         let id = id_of(&id).map_err(|p| p.for_req(req))?;
         let inm = if_none_match
             .0
@@ -289,7 +290,7 @@ impl JobsApi {
             }
             Ok(rep)
         };
-        run.await.map_err(|p: Problem| p.for_req(req))
+        run.await.map(Also).map_err(|p: Problem| p.for_req(req))
     }
 
     /// Submit a job of any registered operation
@@ -305,7 +306,7 @@ impl JobsApi {
         /// within N seconds, else 201 as usual.
         #[oai(name = "Prefer")]
         _prefer: Header<Option<String>>,
-    ) -> ApiResult<JobDoc, 201> {
+    ) -> Result<Also<Rep<JobDoc, 201>, 200>, Problem> {
         let run = async {
             let enc = negotiate(req)?;
             let body = match body {
@@ -339,7 +340,7 @@ impl JobsApi {
                 .await?;
             created(&self.state, req, enc, job).await
         };
-        run.await.map_err(|p: Problem| p.for_req(req))
+        run.await.map(Also).map_err(|p: Problem| p.for_req(req))
     }
 
     /// List jobs (audit)
@@ -353,7 +354,7 @@ impl JobsApi {
         &self,
         req: &Request,
         /// Statuses to include (repeatable, or comma-separated).
-        status: Query<Vec<String>>,
+        status: Query<Vec<StatusText<false>>>,
         /// Operation name.
         operation: Query<Option<String>>,
         /// Correlation id.
@@ -361,37 +362,39 @@ impl JobsApi {
         correlation_id: Query<Option<String>>,
         /// Created after this RFC 3339 time.
         #[oai(name = "createdAfter")]
-        created_after: Query<Option<String>>,
+        created_after: Query<Option<TimeText>>,
         /// Created before this RFC 3339 time.
         #[oai(name = "createdBefore")]
-        created_before: Query<Option<String>>,
+        created_before: Query<Option<TimeText>>,
         /// Finished after this RFC 3339 time.
         #[oai(name = "finishedAfter")]
-        finished_after: Query<Option<String>>,
+        finished_after: Query<Option<TimeText>>,
         /// Finished before this RFC 3339 time.
         #[oai(name = "finishedBefore")]
-        finished_before: Query<Option<String>>,
+        finished_before: Query<Option<TimeText>>,
         /// `createdTime` (oldest first, the default) or `-createdTime`.
+        #[oai(validator(pattern = "^[+-]?createdTime$"))]
         sort: Query<Option<String>>,
         /// Page size, 1 to 1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<i64>>,
         /// Opaque cursor from a `next` or `prev` link.
         cursor: Query<Option<String>>,
         /// `json` or `xml` (overrides Accept).
         #[oai(name = "format")]
-        _format: Query<Option<String>>,
+        _format: Query<Option<Encoding>>,
     ) -> ApiResult<JobListDoc> {
         let run = async {
             let enc = negotiate(req)?;
             let f = filter(
                 req,
-                &status,
+                &status.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
                 &operation,
                 &correlation_id,
-                &created_after,
-                &created_before,
-                &finished_after,
-                &finished_before,
+                &time_text(&created_after),
+                &time_text(&created_before),
+                &time_text(&finished_after),
+                &time_text(&finished_before),
             )?;
             let descending = match sort.0.as_deref() {
                 None | Some("createdTime") | Some("+createdTime") => false,
@@ -408,7 +411,8 @@ impl JobsApi {
                     "limit must be between 1 and 1000, not {limit}"
                 )));
             }
-            let cur = match cursor.0.as_deref() {
+            // An empty cursor is the first page.
+            let cur = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
                 None => None,
                 Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
                     Problem::bad_request("cursor is not one this service gave out")
@@ -496,7 +500,11 @@ impl JobsApi {
         method = "post",
         operation_id = "cancelJob"
     )]
-    async fn cancel_job(&self, req: &Request, id: Path<String>) -> ApiResult<JobDoc> {
+    async fn cancel_job(
+        &self,
+        req: &Request,
+        id: Path<String>,
+    ) -> Result<Also<Rep<JobDoc>, 202>, Problem> {
         let run = async {
             let id = id_of(&id)?;
             negotiate(req)?;
@@ -507,7 +515,7 @@ impl JobsApi {
             };
             Ok(self.job_rep::<200>(req, id).await?.status(status))
         };
-        run.await.map_err(|p: Problem| p.for_req(req))
+        run.await.map(Also).map_err(|p: Problem| p.for_req(req))
     }
 
     /// Restart a job
@@ -564,8 +572,8 @@ impl JobsApi {
     async fn purge_jobs(
         &self,
         req: &Request,
-        /// Statuses (end states).
-        status: Query<Vec<String>>,
+        /// Statuses (end states; repeatable, or comma-separated).
+        status: Query<Vec<StatusText<true>>>,
         /// Operation name.
         operation: Query<Option<String>>,
         /// Correlation id.
@@ -573,28 +581,28 @@ impl JobsApi {
         correlation_id: Query<Option<String>>,
         /// Created after.
         #[oai(name = "createdAfter")]
-        created_after: Query<Option<String>>,
+        created_after: Query<Option<TimeText>>,
         /// Created before.
         #[oai(name = "createdBefore")]
-        created_before: Query<Option<String>>,
+        created_before: Query<Option<TimeText>>,
         /// Finished after.
         #[oai(name = "finishedAfter")]
-        finished_after: Query<Option<String>>,
+        finished_after: Query<Option<TimeText>>,
         /// Finished before.
         #[oai(name = "finishedBefore")]
-        finished_before: Query<Option<String>>,
+        finished_before: Query<Option<TimeText>>,
     ) -> ApiResult<PurgeDoc> {
         let run = async {
             let enc = negotiate(req)?;
             let f = filter(
                 req,
-                &status,
+                &status.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
                 &operation,
                 &correlation_id,
-                &created_after,
-                &created_before,
-                &finished_after,
-                &finished_before,
+                &time_text(&created_after),
+                &time_text(&created_before),
+                &time_text(&finished_after),
+                &time_text(&finished_before),
             )?;
             if let Some(s) = f.statuses.iter().find(|s| !s.is_end()) {
                 return Err(Problem::bad_request(format!(

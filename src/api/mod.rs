@@ -187,6 +187,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let count_state = state.clone();
     let api = openapi(state);
     let (spec_json, spec_yaml) = spec_documents(&api);
+    let allowed = Arc::new(Allowed::from_spec(&spec_json));
     let docs = api.swagger_ui();
     Route::new()
         .at(
@@ -255,6 +256,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .around(move |ep, req| {
             let bgrs_state = bgrs_state.clone();
             let count_state = count_state.clone();
+            let allowed = allowed.clone();
             async move {
                 let route = crate::metrics::route_of(req.uri().path());
                 let method = req.method().to_string();
@@ -263,7 +265,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                     match ep.call(req).await {
                         Ok(r) => r.into_response(),
                         Err(e) if e.is::<Problem>() => e.into_response(),
-                        Err(e) => problem_of(e, enc_req),
+                        Err(e) => problem_of(e, enc_req, &allowed),
                     }
                 };
                 let mut req = req;
@@ -340,13 +342,71 @@ async fn metrics_text(state: &AppState) -> String {
     out
 }
 
+/// The methods each documented path takes, for the `Allow` header of a 405 (RFC 9110).
+struct Allowed(Vec<(Vec<String>, String)>);
+
+impl Allowed {
+    fn from_spec(spec: &str) -> Allowed {
+        let doc: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+        let mut paths = Vec::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            let mut methods: Vec<String> = item
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(m, _)| m.to_ascii_uppercase())
+                .filter(|m| {
+                    ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+                        .contains(&m.as_str())
+                })
+                .collect();
+            if methods.iter().any(|m| m == "GET") && !methods.iter().any(|m| m == "HEAD") {
+                methods.push("HEAD".into());
+            }
+            let segments = path.split('/').map(str::to_string).collect();
+            paths.push((segments, methods.join(", ")));
+        }
+        Allowed(paths)
+    }
+
+    /// The methods of the documented path `path` matches (`{name}` matches any one segment).
+    fn of(&self, path: &str) -> Option<&str> {
+        let segs: Vec<&str> = path.split('/').collect();
+        self.0
+            .iter()
+            .find(|(tpl, _)| {
+                tpl.len() == segs.len()
+                    && tpl
+                        .iter()
+                        .zip(&segs)
+                        .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
+            })
+            .map(|(_, m)| m.as_str())
+    }
+}
+
 /// Any framework error (bad parameter, unparsable body, unknown route, unsupported content
 /// type) becomes a problem document in the encoding the client reads.
 fn problem_of(
     e: poem::Error,
     (uri, headers): (poem::http::Uri, poem::http::HeaderMap),
+    allowed: &Allowed,
 ) -> Response {
     let status = e.status();
+    // `format` is how a client chooses the encoding: a value not offered is a 406, as from Accept.
+    if let Some(p) = e.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        if p.name == "format" {
+            let mut req = poem::Request::builder().uri(uri.clone()).finish();
+            *req.headers_mut() = headers;
+            let mut p = match wire::negotiate(&req) {
+                Err(p) => p,
+                Ok(_) => Problem::new(406, "not-acceptable", p.reason.clone()),
+            }
+            .for_req(&req);
+            p.enc = Some(wire::Enc::Json);
+            return p.into_response();
+        }
+    }
     let (slug, detail) = match status {
         StatusCode::NOT_FOUND => ("not-found", format!("nothing at {}", uri.path())),
         StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", format!("{} does not take this method", uri.path())),
@@ -358,9 +418,18 @@ fn problem_of(
         s if s.is_client_error() => ("bad-request", e.to_string()),
         _ => ("internal", e.to_string()),
     };
-    let mut req = poem::Request::builder().uri(uri).finish();
+    let mut req = poem::Request::builder().uri(uri.clone()).finish();
     *req.headers_mut() = headers;
     let mut p = Problem::new(status.as_u16(), slug, detail).for_req(&req);
     p.enc = Some(problem_enc(&req));
-    p.into_response()
+    let mut r = p.into_response();
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        if let Some(m) = allowed
+            .of(uri.path())
+            .and_then(|m| poem::http::HeaderValue::from_str(m).ok())
+        {
+            r.headers_mut().insert(poem::http::header::ALLOW, m);
+        }
+    }
+    r
 }

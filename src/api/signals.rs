@@ -10,8 +10,11 @@ use poem::web::sse::Event;
 use poem::Request;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::EventStream;
-use poem_openapi::types::ToJSON;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::registry::{
+    MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+};
+use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::docs::JobDoc;
 use super::wire::{base_url, Problem};
@@ -74,7 +77,7 @@ impl EventsApi {
         /// The `id` of the last event received before reconnecting.
         #[oai(name = "Last-Event-ID")]
         last_event_id: Header<Option<String>>,
-    ) -> Result<EventStream<BoxStream<'static, JobEvent>>, Problem> {
+    ) -> Result<JobEvents, Problem> {
         let id: uuid::Uuid = id
             .parse()
             .map_err(|_| Problem::not_found(format!("no job with id `{}`", id.0)).for_req(req))?;
@@ -120,13 +123,53 @@ impl EventsApi {
                 }
             }
         });
-        Ok(EventStream::new(stream)
-            .keep_alive(Duration::from_secs(15))
-            .to_event(|e: JobEvent| {
-                Event::message(e.to_json_string())
-                    .event_type("job")
-                    .id(e.version.to_string())
-            }))
+        Ok(JobEvents(
+            EventStream::new(stream)
+                .keep_alive(Duration::from_secs(15))
+                .to_event(|e: JobEvent| {
+                    Event::message(e.to_json_string())
+                        .event_type("job")
+                        .id(e.version.to_string())
+                }),
+        ))
+    }
+}
+
+/// A job's event stream, documented event by event: `event` is `job`, `id` the job's version,
+/// `data` the job document (JSON, the `JobEvent` schema).
+pub struct JobEvents(EventStream<BoxStream<'static, JobEvent>>);
+
+impl poem::IntoResponse for JobEvents {
+    fn into_response(self) -> poem::Response {
+        self.0.into_response()
+    }
+}
+
+impl ApiResponse for JobEvents {
+    fn meta() -> MetaResponses {
+        let text = || <String as Type>::schema_ref();
+        let mut event = MetaSchema::new("object");
+        event.description = Some(
+            "One server-sent event: `event` is `job`, `id` the job's version and `data` the job \
+             document as JSON (the `JobEvent` schema).",
+        );
+        event.required = vec!["data"];
+        event.properties = vec![("id", text()), ("event", text()), ("data", text())];
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "The job's events, until its end state",
+                status: Some(200),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "text/event-stream",
+                    schema: MetaSchemaRef::Inline(Box::new(event)),
+                }],
+                headers: vec![],
+            }],
+        }
+    }
+    fn register(registry: &mut Registry) {
+        JobEvent::register(registry);
     }
 }
 

@@ -548,3 +548,155 @@ impl<T: Type + ParseFromJSON + XmlShape> ParsePayload for XmlBody<T> {
         Ok(XmlBody(parsed))
     }
 }
+
+/// `format`: the encoding of the answer, overriding `Accept` (a value not offered is a 406).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum Encoding {
+    Json,
+    Xml,
+}
+
+/// A query parameter holding an RFC 3339 time: documented as `date-time`, read as text (the
+/// handler says what is wrong with it).
+#[derive(Debug, Clone)]
+pub struct TimeText(pub String);
+
+impl Type for TimeText {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+    fn name() -> std::borrow::Cow<'static, str> {
+        "string_date-time".into()
+    }
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(
+            poem_openapi::registry::MetaSchema::new_with_format("string", "date-time"),
+        ))
+    }
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl poem_openapi::types::ParseFromParameter for TimeText {
+    fn parse_from_parameter(value: &str) -> poem_openapi::types::ParseResult<Self> {
+        Ok(TimeText(value.to_string()))
+    }
+}
+
+/// The text of optional time parameters.
+pub fn time_text(t: &Option<TimeText>) -> Option<String> {
+    t.as_ref().map(|t| t.0.clone())
+}
+
+/// A `status` filter value: statuses, comma-separated (only end states when `END`). Documented
+/// by its pattern, read as text (the handler names a status it does not know).
+#[derive(Debug, Clone)]
+pub struct StatusText<const END: bool>(pub String);
+
+impl<const END: bool> Type for StatusText<END> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+    fn name() -> std::borrow::Cow<'static, str> {
+        if END {
+            "string_end_statuses".into()
+        } else {
+            "string_statuses".into()
+        }
+    }
+    fn schema_ref() -> MetaSchemaRef {
+        let one = if END {
+            "SUCCESS|FAILED|CANCELLED"
+        } else {
+            "QUEUED|STARTED|PROCESSING|SAVING|SUCCESS|FAILED|CANCELLED"
+        };
+        let pattern = format!("^ *({one}) *(, *({one}) *)*$");
+        let mut schema = poem_openapi::registry::MetaSchema::new("string");
+        schema.pattern = Some(pattern);
+        MetaSchemaRef::Inline(Box::new(schema))
+    }
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl<const END: bool> poem_openapi::types::ParseFromParameter for StatusText<END> {
+    fn parse_from_parameter(value: &str) -> poem_openapi::types::ParseResult<Self> {
+        Ok(StatusText(value.to_string()))
+    }
+}
+
+impl ParseFromJSON for TimeText {
+    fn parse_from_json(value: Option<serde_json::Value>) -> poem_openapi::types::ParseResult<Self> {
+        match value {
+            Some(serde_json::Value::String(s)) => Ok(TimeText(s)),
+            other => Err(poem_openapi::types::ParseError::expected_type(
+                other.unwrap_or_default(),
+            )),
+        }
+    }
+}
+
+impl ToJSON for TimeText {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(serde_json::Value::String(self.0.clone()))
+    }
+}
+
+/// A response `R` that may also answer `S`: 200 for a submission whose job ended within
+/// `Prefer: wait`, 202 for a change under way, 304 for an unchanged document.
+pub struct Also<R, const S: u16>(pub R);
+
+impl<R: IntoResponse, const S: u16> IntoResponse for Also<R, S> {
+    fn into_response(self) -> Response {
+        self.0.into_response()
+    }
+}
+
+impl<R: ApiResponse, const S: u16> ApiResponse for Also<R, S> {
+    fn meta() -> MetaResponses {
+        let mut m = R::meta();
+        if !m.responses.iter().any(|r| r.status == Some(S)) {
+            let content = if S == 304 {
+                vec![]
+            } else {
+                m.responses[0]
+                    .content
+                    .iter()
+                    .map(|c| MetaMediaType {
+                        content_type: c.content_type,
+                        schema: c.schema.clone(),
+                    })
+                    .collect()
+            };
+            m.responses.push(MetaResponse {
+                description: match S {
+                    200 => "OK: the job ended within the time `Prefer: wait` asked for",
+                    202 => "Accepted: the change is under way",
+                    304 => "Not Modified: the document still has the ETag of `If-None-Match`",
+                    _ => "Also",
+                },
+                status: Some(S),
+                status_range: None,
+                content,
+                headers: vec![],
+            });
+        }
+        m
+    }
+    fn register(registry: &mut Registry) {
+        R::register(registry);
+    }
+}

@@ -147,4 +147,32 @@ mod tests {
         assert_eq!(Cursor::decode("!!"), None);
         assert_eq!(Cursor::decode("eDp5"), None);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
+
+        /// Any text is a cursor or not, never a panic; a cursor read back is the same cursor.
+        #[test]
+        fn cursor_decode_takes_any_text(s in "\\PC{0,80}") {
+            if let Some(c) = Cursor::decode(&s) {
+                proptest::prop_assert_eq!(Cursor::decode(&c.encode()), Some(c));
+            }
+        }
+
+        /// Base64 of anything decodes only to a cursor that round-trips.
+        #[test]
+        fn cursor_decode_takes_any_bytes(b in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..60)) {
+            use base64::Engine;
+            let s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&b);
+            if let Some(c) = Cursor::decode(&s) {
+                proptest::prop_assert_eq!(Cursor::decode(&c.encode()), Some(c));
+            }
+        }
+
+        #[test]
+        fn cursors_round_trip(n in proptest::arbitrary::any::<u128>(), backwards in proptest::arbitrary::any::<bool>()) {
+            let c = Cursor { after: uuid::Uuid::from_u128(n), backwards };
+            proptest::prop_assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        }
+    }
 }

@@ -52,7 +52,6 @@ pub struct AsyncRequest {
 
 fn as_bool(v: &Value, name: &str) -> Result<Option<bool>, String> {
     match v {
-        Value::Null => Ok(None),
         Value::Bool(b) => Ok(Some(*b)),
         // XML and form fields carry booleans as text.
         Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(Some(true)),
@@ -64,7 +63,6 @@ fn as_bool(v: &Value, name: &str) -> Result<Option<bool>, String> {
 
 fn as_text(v: &Value, name: &str) -> Result<Option<String>, String> {
     match v {
-        Value::Null => Ok(None),
         Value::String(s) if s.trim().is_empty() => Ok(None),
         Value::String(s) => Ok(Some(s.trim().to_string())),
         other => Err(format!("`{name}` must be a string, not {other}")),
@@ -73,12 +71,12 @@ fn as_text(v: &Value, name: &str) -> Result<Option<String>, String> {
 
 impl AsyncRequest {
     /// Read an `async` element given as JSON, or as the generic value an XML body or form gives
-    /// (where `<async/>` is an empty string and booleans are text). Unknown fields are refused.
+    /// (where `<async/>` is an empty string and booleans are text). Unknown fields, and fields
+    /// given as `null` (leave them out instead), are refused.
     pub fn from_value(v: &Value) -> Result<AsyncRequest, String> {
         let obj = match v {
             Value::Null => return Ok(AsyncRequest::default()),
             Value::String(s) if s.trim().is_empty() => return Ok(AsyncRequest::default()),
-            Value::Bool(_) => return Ok(AsyncRequest::default()),
             Value::Object(o) => o,
             other => return Err(format!("`async` must be an object, not {other}")),
         };
@@ -89,7 +87,6 @@ impl AsyncRequest {
                 "keepResult" => out.keep_result = as_bool(v, "async.keepResult")?,
                 "notification" => {
                     out.notification = match v {
-                        Value::Null => None,
                         Value::Object(n) => {
                             let mut url = None;
                             let mut format = NotifyFormat::Json;
@@ -500,6 +497,12 @@ mod tests {
             .unwrap_err()
             .contains("async.bogus"));
         assert!(AsyncRequest::from_value(&json!({"notification": {"format": "json"}})).is_err());
+        assert!(AsyncRequest::from_value(&json!(false)).is_err());
+        for field in ["callback", "keepResult", "notification"] {
+            assert!(AsyncRequest::from_value(&json!({ field: null }))
+                .unwrap_err()
+                .contains("null"));
+        }
         assert!(AsyncRequest::from_value(
             &json!({"notification": {"url": "http://a", "format": "yaml"}})
         )
@@ -558,5 +561,91 @@ mod tests {
         assert_eq!(retry_delay(&s, 0, 0.0), None);
         assert!(retry_delay(&s, 2, 0.99).unwrap() < Duration::from_millis(2400));
         assert!(parse_schedule("1s,x").is_err());
+    }
+
+    use proptest::prelude::*;
+
+    /// Any JSON value, with the keys of the `async` element among others.
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            prop::sample::select(vec![
+                "",
+                " ",
+                "true",
+                "false",
+                "json",
+                "xml",
+                "yaml",
+                "https://x.example/cb",
+                "http://127.0.0.1/x"
+            ])
+            .prop_map(|s| Value::String(s.into())),
+            "\\PC{0,16}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 5, |inner| {
+            let key = prop_oneof![
+                prop::sample::select(vec![
+                    "callback",
+                    "keepResult",
+                    "notification",
+                    "url",
+                    "format"
+                ])
+                .prop_map(str::to_string),
+                "[a-z]{1,6}",
+            ];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((key, inner), 0..5)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The async element parser takes any value: an error, or options that only hold what
+        /// was given (trimmed, non-empty texts; a notification with a URL).
+        #[test]
+        fn async_element_takes_any_value(v in value()) {
+            if let Ok(a) = AsyncRequest::from_value(&v) {
+                if let Some(c) = &a.callback {
+                    prop_assert!(!c.is_empty() && c.trim() == c);
+                }
+                if let Some(n) = &a.notification {
+                    prop_assert!(!n.url.is_empty() && n.url.trim() == n.url);
+                }
+                prop_assert!(v.is_object() || v.as_str().is_some_and(|s| s.trim().is_empty()) || v.is_null());
+            }
+        }
+
+        /// A share signature holds for its object, tenant and expiry only; anything else is
+        /// refused.
+        #[test]
+        fn share_links_are_checked(
+            key in prop::collection::vec(any::<u8>(), 0..40),
+            job in any::<u128>(),
+            tenant in "[a-z]{1,8}",
+            expires in any::<i64>(),
+            other in any::<i64>(),
+            sig in "\\PC{0,60}",
+        ) {
+            let job = Uuid::from_u128(job);
+            let good = share_sig(&key, job, &tenant, expires);
+            prop_assert!(share_valid(&key, job, &tenant, expires, &good));
+            if other != expires {
+                prop_assert!(!share_valid(&key, job, &tenant, other, &good));
+            }
+            let other_tenant = format!("{tenant}x");
+            prop_assert!(!share_valid(&key, job, &other_tenant, expires, &good));
+            prop_assert!(!share_valid(&key, Uuid::from_u128(job.as_u128() ^ 1), &tenant, expires, &good));
+            if sig != good {
+                prop_assert!(!share_valid(&key, job, &tenant, expires, &sig));
+            }
+        }
     }
 }

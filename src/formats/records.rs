@@ -324,6 +324,14 @@ fn typed(v: Value) -> Value {
     }
 }
 
+/// Text outside a record or the `async` element: the request's elements hold elements only.
+fn stray_text(text: &str) -> RecordsError {
+    let shown: String = text.trim().chars().take(40).collect();
+    RecordsError::Shape(format!(
+        "text `{shown}` is not allowed here; records go in `<data><tool>…</tool></data>`"
+    ))
+}
+
 fn scan_xml<R: Read>(
     reader: R,
     max_depth: usize,
@@ -417,16 +425,17 @@ fn scan_xml<R: Read>(
                 }
             }
             Event::Text(t) => {
-                if let Some(top) = stack.last_mut() {
-                    let s = t.xml_content().map_err(|e| pos_err(&xr, &e))?;
-                    top.text.push_str(&s);
+                let s = t.xml_content().map_err(|e| pos_err(&xr, &e))?;
+                match stack.last_mut() {
+                    Some(top) => top.text.push_str(&s),
+                    None if s.trim().is_empty() => {}
+                    None => return Err(stray_text(&s)),
                 }
             }
-            Event::CData(t) => {
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&String::from_utf8_lossy(&t));
-                }
-            }
+            Event::CData(t) => match stack.last_mut() {
+                Some(top) => top.text.push_str(&String::from_utf8_lossy(&t)),
+                None => return Err(stray_text(&String::from_utf8_lossy(&t))),
+            },
             Event::GeneralRef(r) => {
                 let name = String::from_utf8_lossy(&r).into_owned();
                 let ch = match name.as_str() {
@@ -442,8 +451,9 @@ fn scan_xml<R: Read>(
                         }
                     },
                 };
-                if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&ch);
+                match stack.last_mut() {
+                    Some(top) => top.text.push_str(&ch),
+                    None => return Err(stray_text(&ch)),
                 }
             }
             Event::End(_) => {
@@ -490,6 +500,7 @@ fn scan_xml<R: Read>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
     use serde_json::json;
 
     fn collect(body: &str, f: BodyFormat) -> Result<(Vec<Value>, Scan), RecordsError> {
@@ -589,5 +600,41 @@ mod tests {
         .unwrap();
         assert_eq!(s.records, 50_000);
         assert!(first_at.unwrap() < total / 4);
+    }
+
+    #[test]
+    fn text_outside_records_is_refused() {
+        for body in [
+            "<import><data>6</data></import>",
+            "<import>words<data/></import>",
+            "<import><data><![CDATA[x]]></data></import>",
+            "<import><data>&amp;</data></import>",
+        ] {
+            let e = collect(body, BodyFormat::Xml).unwrap_err();
+            assert!(e.to_string().contains("not allowed here"), "{body}: {e}");
+        }
+        let (records, _) =
+            collect("<import>\n  <data>\n  </data>\n</import>", BodyFormat::Xml).unwrap();
+        assert!(records.is_empty());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(1500))]
+
+        /// Any bytes in any of the three formats: records or an error, never a panic.
+        #[test]
+        fn scan_takes_any_bytes(
+            bytes in proptest::prop_oneof![
+                proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..200),
+                "[<>/a-z_ =\"{}\\[\\]:,0-9\n-]{0,160}".prop_map(String::into_bytes),
+            ],
+            which in 0usize..3,
+        ) {
+            let f = [BodyFormat::Json, BodyFormat::Ndjson, BodyFormat::Xml][which];
+            let _ = scan(&bytes[..], f, 8, |_, v| {
+                assert!(v.is_object());
+                Ok(())
+            });
+        }
     }
 }

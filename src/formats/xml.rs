@@ -1153,4 +1153,35 @@ mod tests {
             prop_assert_eq!(back, value);
         }
     }
+
+    /// Bytes that are nearly XML, and noise.
+    fn nearly_xml() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..200),
+            "[<>/a-z =\"'!&;#x0-9\\[\\]?\n-]{0,160}".prop_map(String::into_bytes),
+            shaped_object().prop_map(|(_, v)| {
+                let mut x = to_xml("record", &v).into_bytes();
+                let cut = x.len() * 2 / 3;
+                x.truncate(cut);
+                x
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any bytes read by any shape: a value or an error, never a panic.
+        #[test]
+        fn from_xml_takes_any_bytes(bytes in nearly_xml(), which in 0usize..4) {
+            let shape = match which {
+                0 => job_shape(),
+                1 => Shape::Map,
+                2 => Shape::Array(Box::new(Shape::Map)),
+                _ => Shape::Object(vec![("n".into(), Shape::Integer), ("b".into(), Shape::Boolean)]),
+            };
+            let limits = XmlLimits { max_depth: 8, max_bytes: 150 };
+            let _ = from_xml(&bytes, &shape, &limits);
+        }
+    }
 }

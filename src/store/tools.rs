@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use super::entities::{jobs, record_outcomes, tools};
 use super::{fenced, from_ms, ms, Result, Store, StoreError};
-use crate::domain::tool_json;
 use crate::domain::{Fence, ToolRow, ToolWrite};
 
 impl Store {

@@ -15,6 +15,7 @@ mod lifecycle;
 mod maintenance;
 mod openapi;
 mod problems;
+mod robustness;
 mod scaleout;
 mod signals;
 mod ui;

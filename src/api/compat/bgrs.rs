@@ -493,6 +493,7 @@ impl BgrsApi {
         req: &Request,
         id: Path<String>,
         /// Seconds the links work (1–604800).
+        #[oai(validator(minimum(value = "1"), maximum(value = "604800")))]
         ttl: Query<Option<i64>>,
     ) -> Result<Json<ShareDoc>, Problem> {
         let run = async {

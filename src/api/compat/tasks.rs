@@ -156,8 +156,7 @@ impl ApiResponse for TasksAnswer {
     fn meta() -> MetaResponses {
         MetaResponses {
             responses: vec![MetaResponse {
-                description:
-                    "The task (`{\"task\": …}`) or the list (`{\"tasks\": […]}`), in JSON or XML.",
+                description: "The task (`{\"task\": …}`), in JSON or XML.",
                 status: Some(200),
                 status_range: None,
                 content: vec![
@@ -180,6 +179,42 @@ impl ApiResponse for TasksAnswer {
     }
 }
 
+/// The list of tasks (`{"tasks": […]}`), in JSON or XML.
+pub struct TaskListAnswer(TasksAnswer);
+
+impl poem::IntoResponse for TaskListAnswer {
+    fn into_response(self) -> poem::Response {
+        self.0.into_response()
+    }
+}
+
+impl ApiResponse for TaskListAnswer {
+    fn meta() -> MetaResponses {
+        let schema = || TaskList::schema_ref();
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "The tasks (`{\"tasks\": […]}`), in JSON or XML.",
+                status: Some(200),
+                status_range: None,
+                content: vec![
+                    MetaMediaType {
+                        content_type: "application/json",
+                        schema: schema(),
+                    },
+                    MetaMediaType {
+                        content_type: "application/xml",
+                        schema: schema(),
+                    },
+                ],
+                headers: vec![],
+            }],
+        }
+    }
+    fn register(registry: &mut Registry) {
+        TaskList::register(registry);
+    }
+}
+
 /// Seed 003's tasks.
 pub struct TasksApi {
     pub state: Arc<AppState>,
@@ -195,8 +230,9 @@ impl TasksApi {
         &self,
         req: &Request,
         /// How many (1–1000).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
-    ) -> Result<TasksAnswer, Problem> {
+    ) -> Result<TaskListAnswer, Problem> {
         let run = async {
             let enc = negotiate(req)?;
             let limit = limit.0.unwrap_or(100);
@@ -218,14 +254,14 @@ impl TasksApi {
                 )
                 .await?;
             let ext = if enc == Enc::Xml { ".xml" } else { ".json" };
-            Ok(TasksAnswer::Many(
+            Ok(TaskListAnswer(TasksAnswer::Many(
                 page.items
                     .iter()
                     .filter(|j| j.status != JobStatus::Deleted)
                     .map(|j| task_doc(&base, j, ext))
                     .collect(),
                 enc,
-            ))
+            )))
         };
         run.await.map_err(|p: Problem| p.for_req(req))
     }

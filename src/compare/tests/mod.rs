@@ -3,6 +3,7 @@
 
 mod format_doc;
 mod json_props;
+mod robustness;
 mod unit;
 mod xml_props;
 
