@@ -79,6 +79,7 @@ impl RootApi {
                     get_link("tasks", format!("{b}/tasks"), m),
                     get_link("tools", format!("{b}/api/tools"), m),
                     get_link("docs", format!("{b}/docs"), Some("text/html")),
+                    get_link("ui", format!("{b}/ui/"), Some("text/html")),
                     get_link(
                         "openapi",
                         format!("{b}/openapi.json"),

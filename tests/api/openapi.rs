@@ -39,6 +39,7 @@ async fn checked_in_openapi_matches_the_served_one() {
         "exports",
         "tasks",
         "docs",
+        "ui",
         "openapi",
     ] {
         assert!(link(&root, rel).is_some(), "{rel}");
