@@ -25,11 +25,16 @@ impl IntoResponse for Download {
 impl ApiResponse for Download {
     fn meta() -> MetaResponses {
         // Each file has its own content type (CSV, JSON, XML, a delta document, ...).
+        // `application/octet-stream` first, for client generators that know only it; `*/*`
+        // for the file's real content type.
         let bin = || {
-            vec![MetaMediaType {
-                content_type: "*/*",
-                schema: <serde_json::Value as poem_openapi::types::Type>::schema_ref(),
-            }]
+            ["application/octet-stream", "*/*"]
+                .into_iter()
+                .map(|content_type| MetaMediaType {
+                    content_type,
+                    schema: <poem_openapi::types::Binary<Vec<u8>> as poem_openapi::types::Type>::schema_ref(),
+                })
+                .collect()
         };
         MetaResponses {
             responses: vec![

@@ -13,7 +13,13 @@ from longrun_client import Client
 from longrun_client.api.downloads import download
 from longrun_client.api.imports import submit_import
 from longrun_client.api.jobs import get_job, get_job_result
-from longrun_client.models import ImportRequest, JobDoc, JobStatusDoc, ResultDoc, ToolRecord
+from longrun_client.models import (
+    ImportRequest,
+    ImportRequestDataItem,
+    JobDoc,
+    JobStatusDoc,
+    ResultDoc,
+)
 from longrun_client.types import File
 
 
@@ -21,11 +27,16 @@ def main(base_url: str) -> None:
     client = Client(base_url=base_url)
 
     # Submit: 201 with the job and its Location.
+    # Records are free-form objects in the document (a record that does not fit fails on its
+    # own, with its reason), so the generated item type takes them as a mapping.
     body = ImportRequest(
         data=[
-            ToolRecord(tool_id="G1", tool_name="Generated", category="Clients",
-                       url="https://example.com/generated"),
-            ToolRecord(tool_id="G2", tool_name="Broken", category="Clients", url="not a url"),
+            ImportRequestDataItem.from_dict({"tool_id": "G1", "tool_name": "Generated",
+                                             "category": "Clients", "features": [],
+                                             "url": "https://example.com/generated"}),
+            ImportRequestDataItem.from_dict({"tool_id": "G2", "tool_name": "Broken",
+                                             "category": "Clients", "features": [],
+                                             "url": "not a url"}),
         ]
     )
     answer = submit_import.sync_detailed(client=client, body=body)
