@@ -82,7 +82,7 @@ pub struct ServeArgs {
     /// Most records one import may hold [default: 10000000].
     #[arg(long, env = "LONGRUN_MAX_IMPORT_RECORDS")]
     pub max_import_records: Option<u64>,
-    /// Most parts a multipart form may have [default: 8].
+    /// Most parts a multipart form may have [default: 32].
     #[arg(long, env = "LONGRUN_MAX_PARTS")]
     pub max_parts: Option<usize>,
     /// Time limit of fetching one input by URI [default: 60s].
@@ -300,7 +300,7 @@ impl Config {
                 .or(file.max_import_records)
                 .unwrap_or(10_000_000)
                 .max(1),
-            max_parts: args.max_parts.or(file.max_parts).unwrap_or(8).max(2),
+            max_parts: args.max_parts.or(file.max_parts).unwrap_or(32).max(2),
             fetch_timeout: d(
                 "fetch_timeout",
                 &args.fetch_timeout,

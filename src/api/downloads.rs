@@ -28,13 +28,16 @@ impl ApiResponse for Download {
         // `application/octet-stream` first, for client generators that know only it; `*/*`
         // for the file's real content type.
         let bin = || {
-            ["application/octet-stream", "*/*"]
-                .into_iter()
-                .map(|content_type| MetaMediaType {
-                    content_type,
+            vec![
+                MetaMediaType {
+                    content_type: "application/octet-stream",
                     schema: <poem_openapi::types::Binary<Vec<u8>> as poem_openapi::types::Type>::schema_ref(),
-                })
-                .collect()
+                },
+                MetaMediaType {
+                    content_type: "*/*",
+                    schema: <serde_json::Value as poem_openapi::types::Type>::schema_ref(),
+                },
+            ]
         };
         MetaResponses {
             responses: vec![

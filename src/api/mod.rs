@@ -12,6 +12,7 @@ mod imports;
 mod jobs;
 mod root;
 mod signals;
+mod strict;
 pub mod wire;
 
 use std::sync::Arc;
@@ -50,6 +51,65 @@ pub struct Limits {
     pub max_import_records: u64,
     /// Most parts a multipart form may have.
     pub max_parts: usize,
+}
+
+/// A JSON body that breaks its operation's schema in the served document is a 400 before the
+/// handler sees it (the body is put back otherwise).
+async fn strict_json(
+    schemas: &strict::BodySchemas,
+    max: u64,
+    req: &mut poem::Request,
+) -> Option<Response> {
+    let is_json = req
+        .headers()
+        .get(poem::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !is_json {
+        return None;
+    }
+    let schema = schemas
+        .schema(req.method().as_str(), req.uri().path())?
+        .clone();
+    let body = match req.take_body().into_bytes_limit(max as usize).await {
+        Ok(b) => b,
+        Err(e) => {
+            let too_large = matches!(e, poem::error::ReadBodyError::PayloadTooLarge);
+            return Some(
+                Problem::new(
+                    if too_large { 413 } else { 400 },
+                    if too_large {
+                        "payload-too-large"
+                    } else {
+                        "bad-request"
+                    },
+                    if too_large {
+                        format!("the body is larger than the limit of {max} bytes (LONGRUN_MAX_BODY_SIZE)")
+                    } else {
+                        format!("reading the body failed: {e}")
+                    },
+                )
+                .for_req(req)
+                .into_response(),
+            );
+        }
+    };
+    // Bodies that are not JSON at all are left to the handler, which names the position.
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) {
+        if let Err(why) = schemas.check(&schema, &value) {
+            return Some(
+                Problem::bad_request(format!("the body does not fit its schema: {why}"))
+                    .for_req(req)
+                    .into_response(),
+            );
+        }
+    }
+    req.set_body(body);
+    None
 }
 
 /// A body announced larger than the limit is refused before it is read (bodies without a length
@@ -187,6 +247,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let count_state = state.clone();
     let api = openapi(state);
     let (spec_json, spec_yaml) = spec_documents(&api);
+    let body_schemas = Arc::new(strict::BodySchemas::new(&spec_json));
     let allowed = Arc::new(Allowed::from_spec(&spec_json));
     let docs = api.swagger_ui();
     Route::new()
@@ -254,6 +315,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .nest("/ui", crate::ui::endpoint())
         .nest("/", api)
         .around(move |ep, req| {
+            let body_schemas = body_schemas.clone();
             let bgrs_state = bgrs_state.clone();
             let count_state = count_state.clone();
             let allowed = allowed.clone();
@@ -274,6 +336,10 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                     refusal
                 } else if let Some(too_large) = body_too_large(&bgrs_state, &req) {
                     too_large
+                } else if let Some(refused) =
+                    strict_json(&body_schemas, bgrs_state.limits.max_body_size, &mut req).await
+                {
+                    refused
                 } else if let Some(answer) = compat::bgrs::intercept(&bgrs_state, &req).await {
                     answer
                 } else if req.method() == poem::http::Method::POST

@@ -373,7 +373,7 @@ async fn refused_destinations_are_400_and_store_nothing() {
         (json!({"callback": "not a url"}), "not a URL"),
         (
             json!({"notification": {"url": "http://a.example", "format": "yaml"}}),
-            "NotificationFormat",
+            "notification.format",
         ),
     ] {
         let r = app

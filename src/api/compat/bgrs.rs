@@ -244,8 +244,9 @@ pub struct BgrsDetail {
     pub details: String,
 }
 
-/// A share link.
+/// Signed links to a job's results.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ShareDoc {
     /// The signed link to a background request's result (`/bgrs/{id}/result`); only for
     /// background requests.
