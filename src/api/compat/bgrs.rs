@@ -246,6 +246,7 @@ pub struct BgrsDetail {
 
 /// A share link.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ShareDoc {
     /// The signed link to a background request's result (`/bgrs/{id}/result`); only for
     /// background requests.
