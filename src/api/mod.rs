@@ -233,10 +233,57 @@ pub fn spec_documents(api: &OpenApiService<Apis, ()>) -> (String, String) {
     }
     let mut doc: serde_json::Value = serde_json::from_str(&api.spec()).expect("the spec is JSON");
     plain_refs(&mut doc);
+    let examples = serde_json::from_str(EXAMPLES).expect("openapi/examples.json is JSON");
+    add_examples(&mut doc, &examples);
     (
         serde_json::to_string_pretty(&doc).expect("the spec serializes"),
         serde_yaml::to_string(&doc).expect("the spec serializes"),
     )
+}
+
+/// Request and answer bodies captured from a running service, by operation id:
+/// `{"request": {media type: example}, "response": {status: {media type: example}}}`. Written by
+/// `LONGRUN_WRITE_EXAMPLES=1 cargo test --test api openapi`.
+const EXAMPLES: &str = include_str!("../../openapi/examples.json");
+
+/// Sets each example of `examples` as the `example` of its operation's request body or answer,
+/// matching media types by their essence (`application/json` also fits
+/// `application/json; charset=utf-8`).
+fn add_examples(doc: &mut serde_json::Value, examples: &serde_json::Value) {
+    fn set(content: Option<&mut serde_json::Value>, by_type: &serde_json::Value) {
+        let Some(content) = content.and_then(|c| c.as_object_mut()) else {
+            return;
+        };
+        for (media_type, media) in content.iter_mut() {
+            let essence = media_type.split(';').next().unwrap_or_default().trim();
+            if let (Some(example), Some(media)) = (by_type.get(essence), media.as_object_mut()) {
+                media.insert("example".into(), example.clone());
+            }
+        }
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+    {
+        let Some(ex) = op
+            .get("operationId")
+            .and_then(|id| id.as_str())
+            .and_then(|id| examples.get(id))
+        else {
+            continue;
+        };
+        set(op.pointer_mut("/requestBody/content"), &ex["request"]);
+        for (status, by_type) in ex["response"].as_object().into_iter().flatten() {
+            set(
+                op.pointer_mut(&format!("/responses/{status}/content")),
+                by_type,
+            );
+        }
+    }
 }
 
 /// The whole HTTP application.
@@ -249,7 +296,9 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let (spec_json, spec_yaml) = spec_documents(&api);
     let body_schemas = Arc::new(strict::BodySchemas::new(&spec_json));
     let allowed = Arc::new(Allowed::from_spec(&spec_json));
-    let docs = api.swagger_ui();
+    // Swagger UI shows the document as served (with its examples), not the generated one.
+    let docs_html = api.swagger_ui_html().replacen(&api.spec(), &spec_json, 1);
+    let docs = poem::endpoint::make_sync(move |_| poem::web::Html(docs_html.clone()));
     Route::new()
         .at(
             "/openapi.json",
@@ -498,4 +547,56 @@ fn problem_of(
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn examples_land_on_their_operation_by_media_type_essence() {
+        let mut doc = json!({"paths": {"/things": {
+            "post": {
+                "operationId": "makeThing",
+                "requestBody": {"content": {
+                    "application/json; charset=utf-8": {"schema": {}},
+                    "application/xml": {"schema": {}},
+                    "multipart/form-data": {"schema": {}}
+                }},
+                "responses": {
+                    "201": {"content": {"application/json": {"schema": {}}}},
+                    "400": {"content": {"application/json": {"schema": {}}}}
+                }
+            },
+            "parameters": [],
+            "get": {"operationId": "listThings", "responses": {"200": {"description": "none"}}}
+        }}});
+        let examples = json!({
+            "makeThing": {
+                "request": {"application/json": {"name": "a"}, "application/xml": "<thing/>"},
+                "response": {"201": {"application/json": {"id": 1}}, "404": {"application/json": {}}}
+            },
+            "listThings": {"response": {"200": {"application/json": []}}}
+        });
+        super::add_examples(&mut doc, &examples);
+        let post = &doc["paths"]["/things"]["post"];
+        let body = &post["requestBody"]["content"];
+        assert_eq!(
+            body["application/json; charset=utf-8"]["example"],
+            json!({"name": "a"})
+        );
+        assert_eq!(body["application/xml"]["example"], "<thing/>");
+        assert!(body["multipart/form-data"].get("example").is_none());
+        assert_eq!(
+            post["responses"]["201"]["content"]["application/json"]["example"],
+            json!({"id": 1})
+        );
+        assert!(post["responses"]["400"]["content"]["application/json"]
+            .get("example")
+            .is_none());
+        assert!(post["responses"].get("404").is_none());
+        assert!(doc["paths"]["/things"]["get"]["responses"]["200"]
+            .get("content")
+            .is_none());
+    }
 }
