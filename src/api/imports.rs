@@ -91,7 +91,8 @@ impl poem_openapi::types::ToJSON for ImportRecord {
 #[derive(Debug, Clone, Object)]
 #[oai(deny_unknown_fields)]
 pub struct ImportRequest {
-    /// The records.
+    /// The records (at least one).
+    #[oai(validator(min_items = 1))]
     pub data: Vec<ImportRecord>,
     /// Asynchronous options.
     #[oai(rename = "async")]
@@ -304,6 +305,9 @@ impl ImportsApi {
             (None, Err(e)) => Err(Problem::bad_request(format!(
                 "the import body is not valid: {e}"
             ))),
+            (None, Ok(s)) if s.records == 0 => Err(Problem::bad_request(
+                "the import has no records: give at least one under `data` (or one NDJSON line)",
+            )),
             (None, Ok(s)) => Ok(s),
         };
         let scan = match scan {

@@ -77,7 +77,7 @@ async fn import_lifecycle_json_and_xml_following_links() {
                 .post(app.url("/api/v1/imports"))
                 .header("content-type", "application/json")
                 .header("x-correlation-id", given)
-                .body(r#"{"data": []}"#)
+                .body(r#"{"data": [{"tool_id": "C1", "tool_name": "c", "category": "c", "features": []}]}"#)
                 .send()
                 .await
                 .unwrap();
