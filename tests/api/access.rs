@@ -108,6 +108,14 @@ async fn isolation_matrix() {
         assert_eq!(s, 201, "{bg}");
         let rid = bg["request"].as_str().unwrap().to_string();
 
+        // The long job settles in PROCESSING (stage 1 of its 60 s) before it is compared.
+        for _ in 0..500 {
+            let (_, _, j) = call(&app, Method::GET, &long, Some(a), None).await;
+            if j["jobStatus"] == "PROCESSING" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let before_cmp = call(&app, Method::GET, &cmp, Some(a), None).await;
         let before_long = call(&app, Method::GET, &long, Some(a), None).await;
 
