@@ -71,6 +71,20 @@ impl Server {
         Server { child, base }
     }
 
+    /// CPU time the server process has used so far (user + system), in seconds.
+    fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
+        let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0.0))
+            .collect();
+        let ticks = 100.0; // USER_HZ on Linux
+        (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / ticks
+    }
+
     /// Peak resident memory of the server process, in MiB.
     fn peak_rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -386,14 +400,22 @@ async fn run_backend(
     if wanted("submissions") || wanted("polls") || wanted("noop") {
         let (mut subs, mut polls, mut bares, mut share) = (vec![], vec![], vec![], vec![]);
         let (mut p50s, mut p99s, mut bp50s, mut bp99s) = (vec![], vec![], vec![], vec![]);
-        let (mut l50s, mut l99s) = (vec![], vec![]);
+        let (mut l50s, mut l99s, mut sub_cpu) = (vec![], vec![], vec![]);
         for _ in 0..runs {
-            let dir = tempfile::tempdir().unwrap();
-            let server = Server::start(&db().await, dir.path()).await;
+            // Each section on a fresh server, so that no backlog of an earlier one (the no-op
+            // jobs submitted by the submission load) runs beside it.
             if wanted("submissions") {
-                subs.push(submissions(&server.base, secs).await);
+                let dir = tempfile::tempdir().unwrap();
+                let server = Server::start(&db().await, dir.path()).await;
+                let cpu = server.cpu_secs();
+                let rate = submissions(&server.base, secs).await;
+                // Server CPU per accepted job, run included (the no-op jobs run meanwhile).
+                sub_cpu.push((server.cpu_secs() - cpu) * 1e6 / (rate * secs as f64).max(1.0));
+                subs.push(rate);
             }
             if wanted("polls") {
+                let dir = tempfile::tempdir().unwrap();
+                let server = Server::start(&db().await, dir.path()).await;
                 let http = reqwest::Client::new();
                 let r = http
                     .post(format!("{}/api/v1/jobs", server.base))
@@ -414,6 +436,8 @@ async fn run_backend(
                 share.push(100.0 * rps / brps.max(1.0));
             }
             if wanted("noop") {
+                let dir = tempfile::tempdir().unwrap();
+                let server = Server::start(&db().await, dir.path()).await;
                 let (l50, l99) = noop_latency(&server.base, 300).await;
                 l50s.push(l50);
                 l99s.push(l99);
@@ -421,8 +445,9 @@ async fn run_backend(
         }
         if !subs.is_empty() {
             println!(
-                "| durable submissions, 16 clients | {} /s |",
-                spread(&subs, 0)
+                "| durable submissions, 16 clients | {} /s; server CPU {} µs each |",
+                spread(&subs, 0),
+                spread(&sub_cpu, 0)
             );
         }
         if !polls.is_empty() {

@@ -186,6 +186,7 @@ impl App {
                 max_import_records: config.max_import_records,
                 max_parts: config.max_parts,
             },
+            renders: Default::default(),
         });
         let endpoint = Arc::new(poem::EndpointExt::boxed(api::app(state.clone())));
         self_client.set(&endpoint);

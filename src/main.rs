@@ -3,6 +3,11 @@
 use clap::{Parser, Subcommand};
 use longrun::config::{Config, ServeArgs};
 
+/// Many small allocations per request (headers, documents, links): mimalloc serves them with far
+/// less contention and fragmentation than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "longrun", version, about = "Long-running work over HTTP")]
 struct Cli {

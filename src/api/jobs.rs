@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::docs::*;
 use super::wire::{
-    base_url, correlation_id, negotiate, time_text, Also, ApiResult, Encoding, Prefer, Problem,
-    Rep, StatusText, TimeText, XmlBody, XmlShape,
+    base_url, correlation_id, negotiate, render, time_text, Also, ApiResult, Encoding, Prefer,
+    Problem, Rep, StatusText, TimeText, XmlBody, XmlShape,
 };
 use super::{ApiTags, AppState};
 use crate::domain::{job_href, retry_after_secs, Cursor, JobFilter, JobStatus};
@@ -205,7 +205,16 @@ impl JobsApi {
     /// The job document with ETag and, while it runs, Retry-After.
     async fn job_rep<const S: u16>(&self, req: &Request, id: Uuid) -> ApiResult<JobDoc, S> {
         let snap = super::access::snapshot_for(&self.state, req, id).await?;
-        self.job_rep_of(req, &snap.0, &snap.1)
+        let enc = negotiate(req)?;
+        let base = self.base(req);
+        let body = self.state.renders.get_or(&snap, enc, &base, || {
+            render(
+                &JobDoc::new(&base, &snap.0, &snap.1, enc.media()),
+                enc,
+                "job",
+            )
+        });
+        Ok(job_headers(Rep::rendered(body, enc), &snap.0))
     }
 
     fn job_rep_of<const S: u16>(
@@ -216,13 +225,19 @@ impl JobsApi {
     ) -> ApiResult<JobDoc, S> {
         let enc = negotiate(req)?;
         let base = self.base(req);
-        let mut rep = Rep::new(JobDoc::new(&base, job, files, enc.media()), enc, "job")
-            .header(header::ETAG, job.etag())
-            .header(header::CACHE_CONTROL, "no-cache");
-        if let Some(s) = retry_after_secs(job, Utc::now()) {
-            rep = rep.header(header::RETRY_AFTER, s.to_string());
-        }
-        Ok(rep)
+        let rep = Rep::new(JobDoc::new(&base, job, files, enc.media()), enc, "job");
+        Ok(job_headers(rep, job))
+    }
+}
+
+/// A job document's ETag, caching rule and, while it runs, its `Retry-After`.
+fn job_headers<const S: u16>(rep: Rep<JobDoc, S>, job: &crate::domain::Job) -> Rep<JobDoc, S> {
+    let rep = rep
+        .header(header::ETAG, job.etag())
+        .header(header::CACHE_CONTROL, "no-cache");
+    match retry_after_secs(job, Utc::now()) {
+        Some(s) => rep.header(header::RETRY_AFTER, s.to_string()),
+        None => rep,
     }
 }
 

@@ -40,6 +40,8 @@ pub struct AppState {
     pub gate: access::Gate,
     /// The limits on what a request may carry.
     pub limits: Limits,
+    /// Job documents rendered for polling clients.
+    pub renders: wire::Renders,
 }
 
 /// Limits on request bodies and inputs (each configurable; see the README's settings).
@@ -372,7 +374,12 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                 let route = crate::metrics::route_of(req.uri().path());
                 let method = req.method().to_string();
                 let call = |req: poem::Request| async {
-                    let enc_req = (req.uri().clone(), req.headers().clone());
+                    // What an error answer needs of the request: its URI and Accept.
+                    let mut accept = poem::http::HeaderMap::new();
+                    if let Some(a) = req.headers().get(poem::http::header::ACCEPT) {
+                        accept.insert(poem::http::header::ACCEPT, a.clone());
+                    }
+                    let enc_req = (req.uri().clone(), accept);
                     match ep.call(req).await {
                         Ok(r) => r.into_response(),
                         Err(e) if e.is::<Problem>() => e.into_response(),

@@ -340,7 +340,9 @@ impl ApiResponse for Problem {
 
 /// A document in the encoding the client chose, with status `S` and extra headers.
 pub struct Rep<T, const S: u16 = 200> {
-    pub value: T,
+    value: Option<T>,
+    /// The body rendered earlier (see `Renders`), used instead of `value`.
+    rendered: Option<bytes::Bytes>,
     pub enc: Enc,
     pub root: &'static str,
     pub status: Option<u16>,
@@ -351,9 +353,21 @@ impl<T, const S: u16> Rep<T, S> {
     /// A document with root element `root` (for XML).
     pub fn new(value: T, enc: Enc, root: &'static str) -> Self {
         Rep {
-            value,
+            value: Some(value),
+            rendered: None,
             enc,
             root,
+            status: None,
+            headers: Vec::new(),
+        }
+    }
+    /// A document rendered earlier by `render`.
+    pub fn rendered(body: bytes::Bytes, enc: Enc) -> Self {
+        Rep {
+            value: None,
+            rendered: Some(body),
+            enc,
+            root: "",
             status: None,
             headers: Vec::new(),
         }
@@ -376,10 +390,10 @@ impl<T: ToJSON, const S: u16> IntoResponse for Rep<T, S> {
         let mut r = if status == StatusCode::NOT_MODIFIED {
             Response::builder().status(status).finish()
         } else {
-            let value = self.value.to_json().unwrap_or_default();
-            let body = match self.enc {
-                Enc::Json => value.to_string(),
-                Enc::Xml => to_xml(self.root, &value),
+            let body = match (self.rendered, &self.value) {
+                (Some(b), _) => b,
+                (None, Some(v)) => render(v, self.enc, self.root),
+                (None, None) => bytes::Bytes::new(),
             };
             Response::builder()
                 .status(status)
@@ -394,6 +408,64 @@ impl<T: ToJSON, const S: u16> IntoResponse for Rep<T, S> {
             }
         }
         r
+    }
+}
+
+/// A document's body in encoding `enc` (`root` names the XML root element).
+pub fn render<T: ToJSON>(value: &T, enc: Enc, root: &str) -> bytes::Bytes {
+    let value = value.to_json().unwrap_or_default();
+    match enc {
+        Enc::Json => serde_json::to_vec(&value).unwrap_or_default().into(),
+        Enc::Xml => to_xml(root, &value).into(),
+    }
+}
+
+/// Rendered job documents, shared while the job's snapshot is current: the clients polling one
+/// job get one rendering per snapshot, base URL and encoding instead of one each. An entry holds
+/// its snapshot, so comparing snapshots by address is sound; a newer snapshot replaces the entry.
+#[derive(Default)]
+pub struct Renders(std::sync::Mutex<RenderMap>);
+
+type RenderMap =
+    std::collections::HashMap<uuid::Uuid, Vec<(crate::store::Snapshot, Enc, String, bytes::Bytes)>>;
+
+/// Jobs whose renderings are kept at most (the map is emptied beyond).
+const RENDERS_MAX: usize = 10_000;
+
+impl Renders {
+    /// The body of `snap` for `base` and `enc`, rendered by `make` if not kept yet.
+    pub fn get_or(
+        &self,
+        snap: &crate::store::Snapshot,
+        enc: Enc,
+        base: &str,
+        make: impl FnOnce() -> bytes::Bytes,
+    ) -> bytes::Bytes {
+        let id = snap.0.id;
+        let found = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .and_then(|v| {
+                v.iter()
+                    .find(|(s, e, b, _)| std::sync::Arc::ptr_eq(s, snap) && *e == enc && b == base)
+                    .map(|(.., body)| body.clone())
+            });
+        if let Some(body) = found {
+            return body;
+        }
+        let body = make();
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= RENDERS_MAX {
+            map.clear();
+        }
+        let kept = map.entry(id).or_default();
+        kept.retain(|(s, ..)| std::sync::Arc::ptr_eq(s, snap));
+        if kept.len() < 8 {
+            kept.push((snap.clone(), enc, base.to_string(), body.clone()));
+        }
+        body
     }
 }
 

@@ -54,17 +54,21 @@ impl Store {
         db: &impl ConnectionTrait,
         payloads: Vec<String>,
     ) -> Result<()> {
-        if self.backend != Backend::Postgres {
+        if self.backend != Backend::Postgres || payloads.is_empty() {
             return Ok(());
         }
-        for p in payloads {
-            db.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [CHANNEL.into(), p.into()],
-            ))
-            .await?;
-        }
+        // One statement for all of them (a batch of submissions announces hundreds).
+        let calls: Vec<String> = (0..payloads.len())
+            .map(|i| format!("pg_notify($1, ${})", i + 2))
+            .collect();
+        let mut values: Vec<sea_orm::Value> = vec![CHANNEL.into()];
+        values.extend(payloads.into_iter().map(Into::into));
+        db.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("SELECT {}", calls.join(", ")),
+            values,
+        ))
+        .await?;
         Ok(())
     }
 

@@ -93,6 +93,30 @@ pub enum Beat {
     Lost,
 }
 
+/// Pool settings for `url`: `max` connections; SQLite in WAL mode.
+fn options(url: &str, backend: Backend, max: u32) -> ConnectOptions {
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30))
+        .max_connections(max)
+        .min_connections(1);
+    if backend == Backend::Sqlite {
+        // A local file needs no liveness ping before each use of a pooled connection.
+        opts.test_before_acquire(false);
+        // WAL lets readers run beside the one writer; NORMAL sync keeps every commit through a
+        // process crash (kill -9), which is the durability promise of a 201.
+        opts.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .create_if_missing(true)
+                .foreign_keys(false)
+        });
+    }
+    opts
+}
+
 /// The store: a pool of connections to SQLite or PostgreSQL.
 #[derive(Clone)]
 pub struct Store {
@@ -104,33 +128,20 @@ pub struct Store {
     keys_known: std::sync::Arc<std::sync::Mutex<Option<(bool, std::time::Instant)>>>,
     /// The group-commit writer of submissions.
     submissions: Option<submit::Queue>,
+    /// On SQLite, the one writer at a time inside this process (see `writing`).
+    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
     /// Connect to `url` (`sqlite://path?mode=rwc` or `postgres://…`); SQLite runs in WAL mode.
     pub async fn connect(url: &str) -> Result<Store> {
-        let mut opts = ConnectOptions::new(url.to_string());
-        opts.sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(30));
         let backend = if url.starts_with("postgres") {
-            opts.max_connections(16).min_connections(1);
             Backend::Postgres
         } else {
-            // WAL lets readers run beside the one writer; NORMAL sync keeps every commit through
-            // a process crash (kill -9), which is the durability promise of a 201.
-            opts.max_connections(8)
-                .min_connections(1)
-                .map_sqlx_sqlite_opts(|o| {
-                    o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                        .busy_timeout(Duration::from_secs(10))
-                        .create_if_missing(true)
-                        .foreign_keys(false)
-                });
             Backend::Sqlite
         };
-        let db = Database::connect(opts).await?;
+        let pool = if backend == Backend::Postgres { 16 } else { 8 };
+        let db = Database::connect(options(url, backend, pool)).await?;
         let mut store = Store {
             db,
             backend,
@@ -138,9 +149,28 @@ impl Store {
             url: url.to_string(),
             keys_known: Default::default(),
             submissions: None,
+            gate: Default::default(),
         };
-        store.submissions = Some(submit::start(store.clone()));
+        // On SQLite the submission writer keeps a connection of its own: its page cache stays
+        // warm (a pooled connection finds its cache stale after every other connection's write)
+        // and it never waits for the pool.
+        let mut writer = store.clone();
+        if backend == Backend::Sqlite && !url.contains(":memory:") {
+            writer.db = Database::connect(options(url, backend, 1)).await?;
+        }
+        store.submissions = Some(submit::start(writer));
         Ok(store)
+    }
+
+    /// Wait for this process's turn to write. SQLite has one writer; connections that meet at
+    /// its lock back off in sleeps of milliseconds, so the frequent writers of this process (the
+    /// submission writer, claims, transitions, progress, heartbeats, import batches) queue here
+    /// instead. PostgreSQL needs no turn.
+    pub(crate) async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.gate.lock().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// Apply every pending migration. On PostgreSQL several instances may start at once: an
@@ -258,6 +288,7 @@ impl Store {
             }
             new.version = old.version + 1;
             new.updated = Utc::now();
+            let turn = self.writing().await;
             let txn = self.db.begin().await?;
             let res = jobs::Entity::update_many()
                 .set(diff(&old, &new))
@@ -294,6 +325,7 @@ impl Store {
                 return Ok(Ok(Some(new)));
             }
             txn.rollback().await?;
+            drop(turn);
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         Err(StoreError::Contention)
@@ -312,23 +344,31 @@ impl Store {
             ms(lease_until),
             ms(now),
         );
-        let row = jobs::Entity::find()
-            .from_raw_sql(stmt)
-            .one(&self.db)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
+        // The claim and its STARTED message are one commit. The UPDATE is the transaction's
+        // first statement, so on SQLite it takes the write lock before reading anything.
+        let turn = self.writing().await;
+        let txn = self.db.begin().await?;
+        let row = jobs::Entity::find().from_raw_sql(stmt).one(&txn).await?;
+        let Some(row) = row else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
         let job = to_job(row)?;
-        self.changes.touch(job.id);
-        self.announce(&self.db, listen::payloads(job.id, false, false))
+        self.announce(&txn, listen::payloads(job.id, false, false))
             .await?;
-        self.append_message(
+        insert_message(
+            &txn,
             job.id,
             Level::Info,
             "state",
             &format!("STARTED on node {node} (attempt {})", job.attempt),
             job.attempt,
+            Utc::now(),
         )
         .await?;
+        txn.commit().await?;
+        drop(turn);
+        self.changes.touch(job.id);
         Ok(Some(job))
     }
 
@@ -355,6 +395,7 @@ impl Store {
             am.progress_total = Set(p.total);
             am.progress_unit = Set(p.unit);
         }
+        let turn = self.writing().await;
         let res = jobs::Entity::update_many()
             .set(am)
             .col_expr(
@@ -364,6 +405,7 @@ impl Store {
             .filter(fenced(fence))
             .exec(&self.db)
             .await?;
+        drop(turn);
         if res.rows_affected == 1 {
             self.changes.touch(fence.job_id);
             self.announce(&self.db, listen::payloads(fence.job_id, false, false))
@@ -379,12 +421,14 @@ impl Store {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Beat> {
+        let turn = self.writing().await;
         let res = jobs::Entity::update_many()
             .col_expr(jobs::Column::LeaseExpiresAt, Expr::value(ms(until)))
             .col_expr(jobs::Column::HeartbeatAt, Expr::value(ms(now)))
             .filter(fenced(fence))
             .exec(&self.db)
             .await?;
+        drop(turn);
         if res.rows_affected != 1 {
             return Ok(Beat::Lost);
         }
@@ -551,6 +595,7 @@ impl Store {
         text: &str,
         attempt: i32,
     ) -> Result<()> {
+        let _turn = self.writing().await;
         insert_message(&self.db, job_id, level, kind, text, attempt, Utc::now()).await
     }
 

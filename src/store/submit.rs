@@ -2,14 +2,15 @@
 //! per transaction, and each caller is answered only after the commit that holds its job. A
 //! `201` still means committed; SQLite's single writer is no longer fought over.
 
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveValue::NotSet, TransactionTrait};
+use sea_orm::sea_query::{Expr, Query, SqliteQueryBuilder};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, Iterable,
+    QueryTrait, Statement, Value,
 };
+use sea_orm::{ActiveValue::NotSet, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
-use super::entities::{job_messages, jobs, sequences};
+use super::entities::{job_messages, jobs};
 use super::{listen, ms, to_active, Result, Store, StoreError};
 use crate::domain::{Job, Level};
 
@@ -91,62 +92,125 @@ impl Store {
 
     /// Write jobs with their first messages in one transaction; their task numbers, in order.
     async fn write_jobs(&self, batch: &[(&Job, &str)]) -> Result<Vec<i64>> {
+        if self.backend == super::Backend::Sqlite {
+            let _turn = self.writing().await;
+            return self.write_jobs_sqlite(batch).await;
+        }
         let txn = self.db.begin().await?;
         let last = reserve(&txn, "task", batch.len() as i64).await?;
-        let first = last - batch.len() as i64 + 1;
-        let numbers: Vec<i64> = (first..=last).collect();
-        let rows = batch.iter().zip(&numbers).map(|((job, _), n)| {
-            let mut j = (*job).clone();
-            j.task_id = *n;
-            to_active(&j)
-        });
-        jobs::Entity::insert_many(rows)
-            .exec_without_returning(&txn)
-            .await?;
-        let messages = batch.iter().map(|(job, text)| job_messages::ActiveModel {
-            seq: NotSet,
-            job_id: Set(job.id.to_string()),
-            at: Set(ms(job.created)),
-            level: Set(Level::Info.as_str().to_string()),
-            kind: Set("state".to_string()),
-            text: Set(text.to_string()),
-            attempt: Set(job.attempt),
-        });
-        job_messages::Entity::insert_many(messages)
-            .exec_without_returning(&txn)
-            .await?;
+        let (jobs, messages) = rows(batch, last);
+        jobs.exec_without_returning(&txn).await?;
+        messages.exec_without_returning(&txn).await?;
         let payloads = batch
             .iter()
             .flat_map(|(job, _)| listen::payloads(job.id, true, false))
             .collect();
         self.announce(&txn, payloads).await?;
         txn.commit().await?;
-        Ok(numbers)
+        Ok((last - batch.len() as i64 + 1..=last).collect())
+    }
+
+    /// The same on SQLite in one round trip to the database thread instead of five: one script
+    /// takes the write lock, advances the task sequence, writes the jobs (each numbered from the
+    /// sequence inside the script) and their messages, reads the last number and commits.
+    /// Values are written into the statements by the query builder, which quotes them. Only the
+    /// writer's own connection runs this.
+    async fn write_jobs_sqlite(&self, batch: &[(&Job, &str)]) -> Result<Vec<i64>> {
+        let n = batch.len() as i64;
+        let seq = "(SELECT value FROM sequences WHERE name = 'task')";
+        let mut jobs_insert = Query::insert()
+            .into_table(jobs::Entity)
+            .columns(jobs::Column::iter())
+            .to_owned();
+        for (k, (job, _)) in batch.iter().enumerate() {
+            let row = to_active(job);
+            let values = jobs::Column::iter().map(|c| match c {
+                jobs::Column::TaskId => Expr::cust(format!("{seq} - {}", n - 1 - k as i64)),
+                c => Expr::val(row.get(c).into_value().unwrap_or(Value::String(None))),
+            });
+            jobs_insert.values_panic(values);
+        }
+        let (_, messages) = rows(batch, n);
+        let script = format!(
+            "BEGIN IMMEDIATE; \
+             INSERT INTO sequences (name, value) VALUES ('task', 0) ON CONFLICT (name) DO NOTHING; \
+             UPDATE sequences SET value = value + {n} WHERE name = 'task'; \
+             {}; {}; SELECT value FROM sequences WHERE name = 'task'; COMMIT;",
+            jobs_insert.to_string(SqliteQueryBuilder),
+            messages.as_query().to_string(SqliteQueryBuilder)
+        );
+        // All rows are read, so every statement of the script runs (COMMIT included).
+        match self
+            .db
+            .query_all_raw(Statement::from_string(DbBackend::Sqlite, script))
+            .await
+        {
+            Ok(rows) => {
+                let last: i64 = rows
+                    .first()
+                    .ok_or_else(|| StoreError::Corrupt("the task sequence vanished".into()))?
+                    .try_get("", "value")?;
+                Ok((last - n + 1..=last).collect())
+            }
+            Err(e) => {
+                // Whatever statement failed, the transaction must not stay open.
+                let _ = self.db.execute_unprepared("ROLLBACK").await;
+                Err(e.into())
+            }
+        }
     }
 }
 
+/// The inserts of a batch of jobs numbered up to `last`, and of their first messages.
+fn rows(
+    batch: &[(&Job, &str)],
+    last: i64,
+) -> (
+    sea_orm::InsertMany<jobs::ActiveModel>,
+    sea_orm::InsertMany<job_messages::ActiveModel>,
+) {
+    let first = last - batch.len() as i64 + 1;
+    let jobs = batch.iter().zip(first..).map(|((job, _), n)| {
+        let mut j = (*job).clone();
+        j.task_id = n;
+        to_active(&j)
+    });
+    let messages = batch.iter().map(|(job, text)| job_messages::ActiveModel {
+        seq: NotSet,
+        job_id: Set(job.id.to_string()),
+        at: Set(ms(job.created)),
+        level: Set(Level::Info.as_str().to_string()),
+        kind: Set("state".to_string()),
+        text: Set(text.to_string()),
+        attempt: Set(job.attempt),
+    });
+    (
+        jobs::Entity::insert_many(jobs),
+        job_messages::Entity::insert_many(messages),
+    )
+}
+
 /// Take `n` numbers of a named sequence inside the caller's transaction; the last one taken.
+/// One statement (an upsert that returns the new value), so a batch pays one round trip.
 pub(super) async fn reserve(db: &impl ConnectionTrait, name: &str, n: i64) -> Result<i64> {
-    sequences::Entity::insert(sequences::ActiveModel {
-        name: Set(name.to_string()),
-        value: Set(0),
-    })
-    .on_conflict_do_nothing()
-    .exec_without_returning(db)
-    .await?;
-    sequences::Entity::update_many()
-        .col_expr(
-            sequences::Column::Value,
-            Expr::col(sequences::Column::Value).add(n),
-        )
-        .filter(sequences::Column::Name.eq(name))
-        .exec(db)
-        .await?;
-    let v: Option<i64> = sequences::Entity::find_by_id(name.to_string())
-        .select_only()
-        .column(sequences::Column::Value)
-        .into_tuple()
-        .one(db)
-        .await?;
-    v.ok_or_else(|| StoreError::Corrupt(format!("sequence {name} vanished")))
+    let backend = db.get_database_backend();
+    let mark = if backend == DbBackend::Postgres {
+        '$'
+    } else {
+        '?'
+    };
+    let sql = format!(
+        "INSERT INTO sequences (name, value) VALUES ({mark}1, {mark}2) \
+         ON CONFLICT (name) DO UPDATE SET value = sequences.value + excluded.value \
+         RETURNING value"
+    );
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [name.into(), n.into()],
+        ))
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("sequence {name} vanished")))?;
+    Ok(row.try_get::<i64>("", "value")?)
 }

@@ -23,6 +23,7 @@ impl Store {
         }
         let now = ms(Utc::now());
         let job_id = fence.job_id.to_string();
+        let _turn = self.writing().await;
         let txn = self.conn().begin().await?;
         // Touching the row under the fence both checks ownership and, on PostgreSQL, locks the
         // row so a new owner cannot interleave with this batch.
