@@ -395,13 +395,15 @@ impl ImportsApi {
             0
         };
         let (imported, errors) = if ended {
-            let (ok, _) = self
+            // Records written by the last attempt, less the failed ones among them.
+            let failed_n = self
                 .state
                 .engine
                 .store()
-                .outcome_counts(job.id)
+                .failed_count(job.id)
                 .await
                 .map_err(EngineError::from)?;
+            let ok = (job.progress.amount.max(0) as u64).saturating_sub(failed_n);
             let failed = self
                 .state
                 .engine

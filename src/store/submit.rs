@@ -113,8 +113,7 @@ impl Store {
     /// The same on SQLite in one round trip to the database thread instead of five: one script
     /// takes the write lock, advances the task sequence, writes the jobs (each numbered from the
     /// sequence inside the script) and their messages, reads the last number and commits.
-    /// Values are written into the statements by the query builder, which quotes them. Only the
-    /// writer's own connection runs this.
+    /// Only the writer's own connection runs this.
     async fn write_jobs_sqlite(&self, batch: &[(&Job, &str)]) -> Result<Vec<i64>> {
         let n = batch.len() as i64;
         let seq = "(SELECT value FROM sequences WHERE name = 'task')";
@@ -131,18 +130,25 @@ impl Store {
             jobs_insert.values_panic(values);
         }
         let (_, messages) = rows(batch, n);
+        let (jobs_sql, jobs_values) = jobs_insert.build(SqliteQueryBuilder);
+        let (messages_sql, messages_values) = messages.as_query().build(SqliteQueryBuilder);
         let script = format!(
             "BEGIN IMMEDIATE; \
              INSERT INTO sequences (name, value) VALUES ('task', 0) ON CONFLICT (name) DO NOTHING; \
              UPDATE sequences SET value = value + {n} WHERE name = 'task'; \
-             {}; {}; SELECT value FROM sequences WHERE name = 'task'; COMMIT;",
-            jobs_insert.to_string(SqliteQueryBuilder),
-            messages.as_query().to_string(SqliteQueryBuilder)
+             {jobs_sql}; {messages_sql}; SELECT value FROM sequences WHERE name = 'task'; COMMIT;"
         );
+        // The values stay bound parameters (taken by the statements in order), never SQL text.
+        let mut values = jobs_values.0;
+        values.extend(messages_values.0);
         // All rows are read, so every statement of the script runs (COMMIT included).
         match self
             .db
-            .query_all_raw(Statement::from_string(DbBackend::Sqlite, script))
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                script,
+                values,
+            ))
             .await
         {
             Ok(rows) => {

@@ -1,7 +1,7 @@
 //! The tools catalog (seed 000) and the per-record outcomes of imports (its `task_progress`).
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, TransactionTrait,
@@ -26,9 +26,15 @@ impl Store {
         let _turn = self.writing().await;
         let txn = self.conn().begin().await?;
         // Touching the row under the fence both checks ownership and, on PostgreSQL, locks the
-        // row so a new owner cannot interleave with this batch.
+        // row so a new owner cannot interleave with this batch. Its progress counts the records
+        // written by this attempt (a claim sets it to 0, and a new attempt starts from the first
+        // record), so it stays exact whatever the progress reports in between were.
         let owned = jobs::Entity::update_many()
             .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
+            .col_expr(
+                jobs::Column::ProgressAmount,
+                Expr::col(jobs::Column::ProgressAmount).add(batch.len() as i64),
+            )
             .filter(fenced(fence))
             .exec(&txn)
             .await?;
@@ -46,18 +52,10 @@ impl Store {
         let mut outcomes = Vec::with_capacity(batch.len());
         for w in batch {
             match w {
-                ToolWrite::Imported { idx, tool } => {
+                // Imported records are in the catalog; outcomes keep the failed ones only.
+                ToolWrite::Imported { tool, .. } => {
                     let features =
                         serde_json::to_string(&tool.features).unwrap_or_else(|_| "[]".into());
-                    outcomes.push(record_outcomes::ActiveModel {
-                        job_id: Set(job_id.clone()),
-                        idx: Set(*idx as i64),
-                        status: Set("COMPLETED".into()),
-                        tool_id: Set(Some(tool.tool_id.clone())),
-                        // The record itself is in the catalog; outcomes keep only failed ones.
-                        record: Set(String::new()),
-                        reason: Set(None),
-                    });
                     tool_rows.push(tools::ActiveModel {
                         tenant: Set(tenant.clone()),
                         tool_id: Set(tool.tool_id.clone()),
@@ -108,6 +106,10 @@ impl Store {
                 .exec_without_returning(&txn)
                 .await?;
         }
+        if outcomes.is_empty() {
+            txn.commit().await?;
+            return Ok(true);
+        }
         record_outcomes::Entity::insert_many(outcomes)
             .on_conflict(
                 OnConflict::columns([record_outcomes::Column::JobId, record_outcomes::Column::Idx])
@@ -125,27 +127,13 @@ impl Store {
         Ok(true)
     }
 
-    /// (imported, failed) record counts of an import job.
-    pub async fn outcome_counts(&self, job_id: Uuid) -> Result<(u64, u64)> {
-        let rows: Vec<(String, i64)> = record_outcomes::Entity::find()
-            .select_only()
-            .column(record_outcomes::Column::Status)
-            .column_as(record_outcomes::Column::Idx.count(), "n")
+    /// Failed records of an import job.
+    pub async fn failed_count(&self, job_id: Uuid) -> Result<u64> {
+        Ok(record_outcomes::Entity::find()
             .filter(record_outcomes::Column::JobId.eq(job_id.to_string()))
-            .group_by(record_outcomes::Column::Status)
-            .into_tuple()
-            .all(self.conn())
-            .await?;
-        let mut ok = 0;
-        let mut failed = 0;
-        for (s, n) in rows {
-            if s == "FAILED" {
-                failed += n as u64;
-            } else {
-                ok += n as u64;
-            }
-        }
-        Ok((ok, failed))
+            .filter(record_outcomes::Column::Status.eq("FAILED"))
+            .count(self.conn())
+            .await?)
     }
 
     /// The failed records of an import, each with its reason, in input order (after `after_idx`).

@@ -16,7 +16,7 @@ use crate::formats::records::{self, BodyFormat};
 pub use validate::{validate_record, Validator, FIELDS as RECORD_FIELDS};
 
 /// Records written per transaction.
-pub const BATCH: usize = 500;
+pub const BATCH: usize = 1000;
 /// Nesting allowed inside one record.
 pub const RECORD_DEPTH: usize = 16;
 
