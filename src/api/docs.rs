@@ -294,7 +294,8 @@ pub struct OperatorDoc {
 pub struct JobListDoc {
     /// The jobs of this page.
     pub jobs: Vec<JobDoc>,
-    /// How many jobs match the filters (on the first page).
+    /// How many jobs match the filters: on the first page, when at most 10,000 do (counting
+    /// more would cost more than the page; the links still lead through all of them).
     pub count: Option<u64>,
     /// `self`, and `next` / `prev` when there are such pages.
     pub links: Vec<LinkDoc>,

@@ -90,6 +90,9 @@ pub(crate) async fn created(
     Ok(rep)
 }
 
+/// The most matches the job list counts (past it, `count` is left out).
+const COUNT_CAP: u64 = 10_000;
+
 /// The job collection and each job's sub-resources.
 pub struct JobsApi {
     pub state: Arc<AppState>,
@@ -438,26 +441,32 @@ impl JobsApi {
                 .engine
                 .list(&f, descending, cur, limit as u64)
                 .await?;
+            // The count is given when cheap: on the first page, up to COUNT_CAP matches.
             let count = if cur.is_none() {
-                Some(self.state.engine.count(&f).await?)
+                self.state.engine.count_upto(&f, COUNT_CAP).await?
             } else {
                 None
             };
             let base = self.base(req);
             let mut jobs = Vec::with_capacity(page.items.len());
+            // Files only matter for SUCCESS jobs (their links are part of the document); the
+            // page's are read in one query.
+            let succeeded: Vec<Uuid> = page
+                .items
+                .iter()
+                .filter(|j| j.status == JobStatus::Success)
+                .map(|j| j.id)
+                .collect();
+            let mut files = self
+                .state
+                .engine
+                .store()
+                .files_of(&succeeded)
+                .await
+                .map_err(crate::engine::EngineError::from)?;
             for j in &page.items {
-                // Files only matter for SUCCESS jobs; their links are part of the document.
-                let files = if j.status == JobStatus::Success {
-                    self.state
-                        .engine
-                        .store()
-                        .files(j.id)
-                        .await
-                        .map_err(crate::engine::EngineError::from)?
-                } else {
-                    Vec::new()
-                };
-                jobs.push(JobDoc::new(&base, j, &files, enc.media()));
+                let mine = files.remove(&j.id).unwrap_or_default();
+                jobs.push(JobDoc::new(&base, j, &mine, enc.media()));
             }
             // Links keep every query parameter but the cursor.
             let keep: Vec<(String, String)> = req

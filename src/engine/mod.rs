@@ -303,6 +303,11 @@ impl Engine {
         Ok(self.store.count_jobs(filter).await?)
     }
 
+    /// Jobs matching `filter` when at most `cap` do (a count that stays cheap), else None.
+    pub async fn count_upto(&self, filter: &JobFilter, cap: u64) -> Result<Option<u64>> {
+        Ok(self.store.count_jobs_upto(filter, cap).await?)
+    }
+
     /// A job's log.
     pub async fn messages(&self, id: Uuid) -> Result<Vec<Message>> {
         self.get(id).await?;

@@ -537,6 +537,18 @@ impl Store {
             .await?)
     }
 
+    /// Jobs matching `filter`, if there are at most `cap` of them (counting stops past it).
+    pub async fn count_jobs_upto(&self, filter: &JobFilter, cap: u64) -> Result<Option<u64>> {
+        let n = jobs::Entity::find()
+            .select_only()
+            .column(jobs::Column::Id)
+            .filter(condition(filter))
+            .limit(cap + 1)
+            .count(&self.db)
+            .await?;
+        Ok((n <= cap).then_some(n))
+    }
+
     /// Jobs in an end state matching `filter` (at most `limit`), for purging.
     pub async fn ended_jobs(&self, filter: &JobFilter, limit: u64) -> Result<Vec<Job>> {
         jobs::Entity::find()
@@ -643,6 +655,28 @@ impl Store {
     }
 
     /// A job's output files, oldest first.
+    /// The output files of several jobs, by job, in one query.
+    pub async fn files_of(
+        &self,
+        job_ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, Vec<OutputFile>>> {
+        let mut by_job: std::collections::HashMap<Uuid, Vec<OutputFile>> = Default::default();
+        if job_ids.is_empty() {
+            return Ok(by_job);
+        }
+        let rows = job_files::Entity::find()
+            .filter(job_files::Column::JobId.is_in(job_ids.iter().map(Uuid::to_string)))
+            .order_by_asc(job_files::Column::CreatedAt)
+            .order_by_asc(job_files::Column::Id)
+            .all(&self.db)
+            .await?;
+        for row in rows {
+            let f = to_file(row)?;
+            by_job.entry(f.job_id).or_default().push(f);
+        }
+        Ok(by_job)
+    }
+
     pub async fn files(&self, job_id: Uuid) -> Result<Vec<OutputFile>> {
         job_files::Entity::find()
             .filter(job_files::Column::JobId.eq(job_id.to_string()))
