@@ -526,23 +526,18 @@ impl ImportsApi {
     ) -> ApiResult<ImportStatusDoc> {
         let run = async {
             let enc = negotiate(req)?;
-            let job = self
-                .state
-                .engine
-                .get_by_reference(&task_reference)
-                .await
-                .map_err(|e| match e {
-                    EngineError::NotFound(_) => Problem::not_found(format!(
+            // Another tenant's task is not found, deleted or not; one's own deleted task is gone.
+            let job = match self.state.engine.find_by_reference(&task_reference).await? {
+                Some(j) if j.operation == "import" && super::wire::owns(req, &j.owner) => j,
+                _ => {
+                    return Err(Problem::not_found(format!(
                         "no import task with reference `{}`",
                         task_reference.0
-                    )),
-                    other => other.into(),
-                })?;
-            if job.operation != "import" || !super::wire::owns(req, &job.owner) {
-                return Err(Problem::not_found(format!(
-                    "no import task with reference `{}`",
-                    task_reference.0
-                )));
+                    )))
+                }
+            };
+            if job.status == JobStatus::Deleted {
+                return Err(EngineError::Gone(job.id).into());
             }
             let doc = self.seed_status(req, &job).await?;
             Ok(Rep::new(doc, enc, "task"))

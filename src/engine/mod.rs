@@ -227,13 +227,10 @@ impl Engine {
         Ok(job)
     }
 
-    /// A job by its short reference.
-    pub async fn get_by_reference(&self, reference: &str) -> Result<Job> {
-        match self.store.job_by_reference(reference).await? {
-            None => Err(EngineError::NotFound(Uuid::nil())),
-            Some(j) if j.status == JobStatus::Deleted => Err(EngineError::Gone(j.id)),
-            Some(j) => Ok(j),
-        }
+    /// A job by its short reference, tombstones included (the caller decides, after checking
+    /// who may see it, whether a deleted one is gone).
+    pub async fn find_by_reference(&self, reference: &str) -> Result<Option<Job>> {
+        Ok(self.store.job_by_reference(reference).await?)
     }
 
     /// A job, tombstones included.

@@ -263,6 +263,20 @@ async fn isolation_matrix() {
         let (s, _, p) = call(&app, Method::GET, &signed, None, None).await;
         assert_eq!(s, 410, "{p}");
 
+        // A deleted import: gone for its tenant, still not found (not gone) for another.
+        let (s, _, p) = call(&app, Method::DELETE, &import_job, Some(a), None).await;
+        assert_eq!(s, 200, "{p}");
+        assert_eq!(
+            call(&app, Method::GET, &status_href, Some(a), None).await.0,
+            410
+        );
+        assert_eq!(
+            call(&app, Method::GET, &status_href, Some(bk), None)
+                .await
+                .0,
+            404
+        );
+
         call(&app, Method::POST, &format!("{long}/cancel"), Some(a), None).await;
         app.stop().await;
     }
