@@ -295,11 +295,6 @@ impl Engine {
             .await?)
     }
 
-    /// How many jobs match.
-    pub async fn count(&self, filter: &JobFilter) -> Result<u64> {
-        Ok(self.store.count_jobs(filter).await?)
-    }
-
     /// Jobs matching `filter` when at most `cap` do (a count that stays cheap), else None.
     pub async fn count_upto(&self, filter: &JobFilter, cap: u64) -> Result<Option<u64>> {
         Ok(self.store.count_jobs_upto(filter, cap).await?)

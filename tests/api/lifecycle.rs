@@ -40,6 +40,18 @@ async fn import_lifecycle_json_and_xml_following_links() {
         assert_eq!(s, 200);
         assert_eq!(set["files"][0]["name"], "failed-records.json");
         let file = link(&job, "file").unwrap();
+        // The job collection shows the same links, its files read for the page at once.
+        let (s, _, list) = app.get(&app.url("/api/v1/jobs?status=SUCCESS")).await;
+        assert_eq!(s, 200, "{list}");
+        let listed = list["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["jobId"] == job["jobId"])
+            .unwrap();
+        assert_eq!(rels(listed), rels(&job));
+        assert_eq!(link(listed, "file").unwrap(), file);
+        assert_eq!(list["count"], 1);
         let r = app.http.get(&file).send().await.unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "application/json");
