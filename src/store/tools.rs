@@ -1,4 +1,4 @@
-//! The tools catalog (seed 000) and the per-record outcomes of imports (its `task_progress`).
+//! The tools catalog (seed 000) and the failed records of imports (its `task_progress`).
 
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -14,8 +14,8 @@ use super::{fenced, from_ms, ms, Result, Store, StoreError};
 use crate::domain::{Fence, ToolRow, ToolWrite};
 
 impl Store {
-    /// Write one batch of an import under the job's fence: tools upserted by `tool_id`, outcomes
-    /// upserted by (job, record index), so a re-run after a crash creates no duplicates.
+    /// Write one batch of an import under the job's fence: tools upserted by `tool_id`, failed
+    /// records upserted by (job, record index), so a re-run after a crash creates no duplicates.
     /// Returns false (and writes nothing) when the worker no longer owns the job.
     pub async fn write_import_batch(&self, fence: &Fence, batch: &[ToolWrite]) -> Result<bool> {
         if batch.is_empty() {

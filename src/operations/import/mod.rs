@@ -1,5 +1,5 @@
 //! The tools import of seed 000: validate each record, upsert valid ones by `tool_id` in batches,
-//! keep every record's outcome, and write a report of the failed records.
+//! keep each failed record with its reason, and write a report of them.
 
 mod validate;
 
@@ -20,7 +20,7 @@ pub const BATCH: usize = 1000;
 /// Nesting allowed inside one record.
 pub const RECORD_DEPTH: usize = 16;
 
-/// Where the import keeps tools and per-record outcomes (the store implements it).
+/// Where the import keeps tools and failed records (the store implements it).
 #[async_trait]
 pub trait ToolCatalog: Send + Sync {
     /// Write one batch under the job's fence; `Ok(false)` when the fence no longer holds.
