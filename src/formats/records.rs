@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 
 use quick_xml::events::Event;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// The encodings of an import body.
@@ -45,14 +46,37 @@ pub struct Scan {
     pub envelope: Map<String, Value>,
 }
 
-type OnRecord<'a> = dyn FnMut(u64, Value) -> Result<(), RecordsError> + 'a;
+/// One record as read: a JSON object's text. JSON and NDJSON records are kept as sent (only
+/// checked, never built into a tree, so a scan allocates one string a record); XML records are
+/// their JSON form.
+#[derive(Debug, Clone)]
+pub struct Record(Box<RawValue>);
+
+impl Record {
+    /// The record's JSON text.
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The record as a JSON value.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+
+    /// A record from a value.
+    pub fn from_value(v: &Value) -> Record {
+        Record(serde_json::value::to_raw_value(v).expect("a JSON value serialises"))
+    }
+}
+
+type OnRecord<'a> = dyn FnMut(u64, Record) -> Result<(), RecordsError> + 'a;
 
 /// Read every record of `reader`, calling `on_record` for each in order.
 pub fn scan<R: Read>(
     reader: R,
     format: BodyFormat,
     max_depth: usize,
-    mut on_record: impl FnMut(u64, Value) -> Result<(), RecordsError>,
+    mut on_record: impl FnMut(u64, Record) -> Result<(), RecordsError>,
 ) -> Result<Scan, RecordsError> {
     match format {
         BodyFormat::Json => scan_json(reader, max_depth, &mut on_record),
@@ -61,22 +85,45 @@ pub fn scan<R: Read>(
     }
 }
 
-fn depth(v: &Value) -> usize {
-    match v {
-        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
-        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
-        _ => 0,
+/// How deeply the arrays and objects of well-formed JSON text nest (a scalar is 0, `{}` is 1).
+fn depth(text: &str) -> usize {
+    let (mut now, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                now += 1;
+                max = max.max(now);
+            }
+            b'}' | b']' => now = now.saturating_sub(1),
+            _ => {}
+        }
     }
+    max
 }
 
-fn check_record(idx: u64, v: &Value, max_depth: usize) -> Result<(), RecordsError> {
-    if !v.is_object() {
+/// An upper bound of `depth`: the brackets that open (cheap to count, with no state to keep).
+fn bracket_bound(text: &str) -> usize {
+    text.bytes().filter(|b| matches!(b, b'{' | b'[')).count()
+}
+
+fn check_record(idx: u64, rec: &RawValue, max_depth: usize) -> Result<(), RecordsError> {
+    if !rec.get().trim_start().starts_with('{') {
         return Err(RecordsError::Shape(format!(
             "record {} is not an object",
             idx + 1
         )));
     }
-    if depth(v) > max_depth {
+    if bracket_bound(rec.get()) > max_depth && depth(rec.get()) > max_depth {
         return Err(RecordsError::Shape(format!(
             "record {} is nested deeper than {max_depth} levels",
             idx + 1
@@ -151,10 +198,10 @@ impl<'de> Visitor<'de> for Records<'_, '_, '_> {
         f.write_str("`data` as an array of records")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(v) = seq.next_element::<Value>()? {
+        while let Some(v) = seq.next_element::<Box<RawValue>>()? {
             let idx = self.0.count;
-            let r =
-                check_record(idx, &v, self.0.max_depth).and_then(|_| (self.0.on_record)(idx, v));
+            let r = check_record(idx, &v, self.0.max_depth)
+                .and_then(|_| (self.0.on_record)(idx, Record(v)));
             if let Err(e) = r {
                 self.0.failure = Some(e);
                 return Err(de::Error::custom("record refused"));
@@ -264,10 +311,10 @@ fn scan_ndjson<R: Read>(
         if t.is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(t)
+        let v: Box<RawValue> = serde_json::from_str(t)
             .map_err(|e| RecordsError::Syntax(format!("line {lineno}: malformed JSON: {e}")))?;
         check_record(n, &v, max_depth)?;
-        on_record(n, v)?;
+        on_record(n, Record(v))?;
         n += 1;
     }
     Ok(Scan {
@@ -411,7 +458,7 @@ fn scan_xml<R: Read>(
                         )))
                     }
                     3 if in_data => {
-                        on_record(n, Value::Object(Map::new()))?;
+                        on_record(n, Record::from_value(&Value::Object(Map::new())))?;
                         n += 1;
                     }
                     _ => {
@@ -468,7 +515,7 @@ fn scan_xml<R: Read>(
                         if v.is_string() {
                             v = Value::Object(Map::new());
                         }
-                        on_record(n, v)?;
+                        on_record(n, Record::from_value(&v))?;
                         n += 1;
                     } else if let Some(parent) = stack.last_mut() {
                         parent.children.push(done);
@@ -506,10 +553,38 @@ mod tests {
     fn collect(body: &str, f: BodyFormat) -> Result<(Vec<Value>, Scan), RecordsError> {
         let mut out = Vec::new();
         let s = scan(body.as_bytes(), f, 16, |_, v| {
-            out.push(v);
+            out.push(v.value());
             Ok(())
         })?;
         Ok((out, s))
+    }
+
+    #[test]
+    fn depth_of_text() {
+        for (text, want) in [
+            ("1", 0),
+            ("{}", 1),
+            (r#"{"a":[1,{"b":[]}]}"#, 4),
+            (r#"{"a":"[{\"[{","b":"\\"}"#, 1),
+            (r#"[[],[[]]]"#, 3),
+        ] {
+            assert_eq!(depth(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn records_are_kept_as_sent() {
+        let body = r#"{"data":[{"tool_id":"V1", "n": [1, 2]}]}"#;
+        let mut texts = Vec::new();
+        scan(body.as_bytes(), BodyFormat::Json, 16, |_, r| {
+            texts.push(r.text().to_string());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(texts, [r#"{"tool_id":"V1", "n": [1, 2]}"#]);
+        let deep = r#"{"data":[{"a":[[[[[[]]]]]]}]}"#;
+        let err = scan(deep.as_bytes(), BodyFormat::Json, 4, |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("nested deeper"), "{err}");
     }
 
     #[test]
@@ -632,7 +707,7 @@ mod tests {
         ) {
             let f = [BodyFormat::Json, BodyFormat::Ndjson, BodyFormat::Xml][which];
             let _ = scan(&bytes[..], f, 8, |_, v| {
-                assert!(v.is_object());
+                assert!(v.value().is_object());
                 Ok(())
             });
         }

@@ -7,6 +7,7 @@ mod entities;
 mod idempotency;
 mod keys;
 mod listen;
+mod nodelay;
 mod outbox;
 mod submit;
 mod tools;
@@ -101,6 +102,20 @@ fn options(url: &str, backend: Backend, max: u32) -> ConnectOptions {
         .acquire_timeout(Duration::from_secs(30))
         .max_connections(max)
         .min_connections(1);
+    if backend == Backend::Postgres {
+        let port = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.port())
+            .unwrap_or(5432);
+        opts.map_sqlx_postgres_pool_opts(move |pool| {
+            pool.after_connect(move |_, _| {
+                Box::pin(async move {
+                    nodelay::to_port(port);
+                    Ok(())
+                })
+            })
+        });
+    }
     if backend == Backend::Sqlite {
         // A local file needs no liveness ping before each use of a pooled connection.
         opts.test_before_acquire(false);
@@ -130,6 +145,9 @@ pub struct Store {
     submissions: Option<submit::Queue>,
     /// On SQLite, the one writer at a time inside this process (see `writing`).
     gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The connection of large writes (import batches): on a SQLite file, the submission
+    /// writer's own connection, whose page cache stays warm between batches; else the pool.
+    bulk: DatabaseConnection,
 }
 
 impl Store {
@@ -143,6 +161,7 @@ impl Store {
         let pool = if backend == Backend::Postgres { 16 } else { 8 };
         let db = Database::connect(options(url, backend, pool)).await?;
         let mut store = Store {
+            bulk: db.clone(),
             db,
             backend,
             changes: Default::default(),
@@ -157,6 +176,7 @@ impl Store {
         let mut writer = store.clone();
         if backend == Backend::Sqlite && !url.contains(":memory:") {
             writer.db = Database::connect(options(url, backend, 1)).await?;
+            store.bulk = writer.db.clone();
         }
         store.submissions = Some(submit::start(writer));
         Ok(store)
@@ -739,6 +759,11 @@ impl Store {
 
     pub(crate) fn conn(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// The connection of large writes (see `bulk`); on SQLite, use it inside `writing`.
+    pub(crate) fn bulk(&self) -> &DatabaseConnection {
+        &self.bulk
     }
 }
 

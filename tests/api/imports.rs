@@ -205,3 +205,50 @@ async fn cancel_during_a_large_import_stops_writing() {
         app.stop().await;
     }
 }
+
+/// A second import updates the tools it repeats and adds the new ones, whether its batch starts
+/// with a tool the catalog has (upserted at once) or with a new one (the plain insert meets the
+/// repeated tool, and the batch is upserted instead); records after the first batch too.
+#[tokio::test]
+async fn imports_again_update_what_they_repeat() {
+    for b in backends() {
+        let app = TestApp::spawn(b, 2).await;
+        let tool =
+            |id: &str, name: &str| json!({"tool_id": id, "tool_name": name, "category": "C"});
+        let import = |data: Vec<Value>| {
+            let app = &app;
+            async move {
+                let r = app
+                    .post_json("/api/v1/imports", &json!({ "data": data }))
+                    .await;
+                assert_eq!(r.status(), 201);
+                let done = app.wait_end(&location(&r)).await;
+                assert_eq!(done["jobStatus"], "SUCCESS", "{done}");
+                done
+            }
+        };
+        import(vec![tool("K1", "one"), tool("K2", "two")]).await;
+        // Starts with a new tool, then repeats K1.
+        import(vec![tool("K3", "three"), tool("K1", "one again")]).await;
+        // Starts with a repeated tool.
+        import(vec![tool("K2", "two again"), tool("K4", "four")]).await;
+        // More than one batch: 1,500 new tools, then K3 repeated in the second batch.
+        let mut many: Vec<Value> = (0..1500).map(|i| tool(&format!("M{i:04}"), "m")).collect();
+        many.push(tool("K3", "three again"));
+        let done = import(many).await;
+        assert_eq!(done["summary"]["importedRecords"], 1501);
+        assert_eq!(count_tools(&app.http, &app.base).await, 1504);
+        for (id, name) in [
+            ("K1", "one again"),
+            ("K2", "two again"),
+            ("K3", "three again"),
+            ("K4", "four"),
+            ("M1499", "m"),
+        ] {
+            let (s, _, t) = app.get(&app.url(&format!("/api/tools/{id}"))).await;
+            assert_eq!(s, 200, "{id}");
+            assert_eq!(t["tool_name"], name, "{id}: {t}");
+        }
+        app.stop().await;
+    }
+}
