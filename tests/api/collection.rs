@@ -71,6 +71,12 @@ async fn audit_list_filters_sorts_and_pages() {
         let (_, _, p1) = app.get(&app.url("/api/v1/jobs?limit=10")).await;
         assert_eq!(p1["count"], 250);
         assert!(link(&p1, "prev").is_none());
+        // A first page that holds every match counts them; later pages carry no count.
+        let (_, _, whole) = app.get(&app.url("/api/v1/jobs?status=FAILED&limit=1000")).await;
+        assert_eq!(whole["count"], 50);
+        assert!(link(&whole, "next").is_none());
+        let (_, _, later) = app.get(&link(&p1, "next").unwrap()).await;
+        assert!(later.get("count").is_none(), "{later}");
         let (_, _, p2) = app.get(&link(&p1, "next").unwrap()).await;
         let (_, _, back) = app.get(&link(&p2, "prev").unwrap()).await;
         let ids = |p: &Value| {
