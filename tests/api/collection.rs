@@ -72,7 +72,9 @@ async fn audit_list_filters_sorts_and_pages() {
         assert_eq!(p1["count"], 250);
         assert!(link(&p1, "prev").is_none());
         // A first page that holds every match counts them; later pages carry no count.
-        let (_, _, whole) = app.get(&app.url("/api/v1/jobs?status=FAILED&limit=1000")).await;
+        let (_, _, whole) = app
+            .get(&app.url("/api/v1/jobs?status=FAILED&limit=1000"))
+            .await;
         assert_eq!(whole["count"], 50);
         assert!(link(&whole, "next").is_none());
         let (_, _, later) = app.get(&link(&p1, "next").unwrap()).await;
