@@ -425,42 +425,22 @@ impl AsyncOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{JobOptions, Progress};
+    use crate::domain::Progress;
     use serde_json::json;
 
     fn job(status: JobStatus) -> Job {
-        let now = Utc::now();
-        Job {
-            id: Uuid::now_v7(),
-            task_id: 7,
-            owner: None,
-            reference: "R".into(),
-            operation: "import".into(),
-            status,
-            phase: Some("Importing \"records\" – ü".into()),
-            total_stages: 2,
-            current_stage: 1,
-            progress: Progress {
-                amount: 5,
-                total: Some(10),
-                unit: Some("records".into()),
-            },
-            created: now,
-            started: Some(now),
-            finished: None,
-            updated: now,
-            correlation_id: "c<&>".into(),
-            attempt: 1,
-            max_attempts: 3,
-            input: Value::Null,
-            input_blob: None,
-            options: JobOptions::default(),
-            summary: None,
-            error: None,
-            cancel_requested: false,
-            version: 1,
-            lease: None,
-        }
+        let mut j = crate::domain::job::tests::job(status);
+        j.task_id = 7;
+        j.phase = Some("Importing \"records\" – ü".into());
+        j.current_stage = 1;
+        j.progress = Progress {
+            amount: 5,
+            total: Some(10),
+            unit: Some("records".into()),
+        };
+        j.started = Some(j.created);
+        j.correlation_id = "c<&>".into();
+        j
     }
 
     /// The serde form of the documents is their `ToJSON` form, byte for byte.

@@ -318,10 +318,11 @@ pub fn retry_after_secs(job: &Job, now: DateTime<Utc>) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn job(status: JobStatus) -> Job {
+    /// A job in `status` for unit tests.
+    pub(crate) fn job(status: JobStatus) -> Job {
         let now = Utc::now();
         Job {
             id: Uuid::now_v7(),

@@ -1,7 +1,7 @@
 //! Pure types and rules of the service: no I/O lives here.
 
 pub mod access;
-mod job;
+pub(crate) mod job;
 pub mod signals;
 mod status;
 mod tool;
