@@ -1,7 +1,7 @@
 //! The tools catalog (seed 000) and the failed records of imports (its `task_progress`).
 
 use chrono::Utc;
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, Statement, TransactionTrait,
@@ -9,9 +9,9 @@ use sea_orm::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::entities::{record_outcomes, tools};
-use super::{from_ms, ms, Result, Store, StoreError};
-use crate::domain::{Fence, JobStatus, ToolRow, ToolWrite};
+use super::entities::{jobs, record_outcomes, tools};
+use super::{fenced, from_ms, ms, Result, Store, StoreError};
+use crate::domain::{Fence, ToolRow, ToolWrite};
 
 impl Store {
     /// Write one batch of an import under the job's fence: tools upserted by `tool_id`, failed
@@ -52,38 +52,24 @@ impl Store {
             }
         }
         let backend = self.bulk().get_database_backend();
-        let mark = if backend == DbBackend::Postgres {
-            '$'
-        } else {
-            '?'
-        };
-        let running = JobStatus::RUNNING
-            .map(|s| format!("'{}'", s.as_str()))
-            .join(", ");
-        let _turn = self.writing().await;
-        let txn = self.bulk().begin().await?;
         // Touching the row under the fence both checks ownership and, on PostgreSQL, locks the
         // row so a new owner cannot interleave with this batch. Its progress counts the records
         // written by this attempt (a claim sets it to 0, and a new attempt starts from the first
         // record), so it stays exact whatever the progress reports in between were. The catalog
         // entries belong to the job's tenant, which the same statement returns.
-        let owned = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "UPDATE jobs SET updated_at = {mark}1, progress_amount = progress_amount + {mark}2 \
-                     WHERE id = {mark}3 AND attempt = {mark}4 AND lease_owner = {mark}5 \
-                     AND status IN ({running}) RETURNING owner"
-                ),
-                [
-                    now.into(),
-                    (batch.len() as i64).into(),
-                    job_id.clone().into(),
-                    fence.attempt.into(),
-                    fence.node.clone().into(),
-                ],
-            ))
-            .await?;
+        let touch = Query::update()
+            .table(jobs::Entity)
+            .value(jobs::Column::UpdatedAt, now)
+            .value(
+                jobs::Column::ProgressAmount,
+                Expr::col(jobs::Column::ProgressAmount).add(batch.len() as i64),
+            )
+            .cond_where(fenced(fence))
+            .returning_col(jobs::Column::Owner)
+            .to_owned();
+        let _turn = self.writing().await;
+        let txn = self.bulk().begin().await?;
+        let owned = txn.query_one_raw(backend.build(&touch)).await?;
         let Some(owned) = owned else {
             txn.rollback().await?;
             return Ok(false);
