@@ -105,6 +105,132 @@ impl Drop for Server {
     }
 }
 
+/// A minimal HTTP/1.1 keep-alive client for load generation: the request is written from bytes
+/// built once, the answer's head parsed with `httparse` and its body read by `Content-Length` (or
+/// chunked). On two cores shared by the load and the server, a full client's per-request work
+/// (pooling, header maps, futures) is CPU taken from the server being measured; this one costs a
+/// few microseconds a request, as wrk does.
+struct Conn {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+/// One answer: its status and the value of its `Location` header, if any.
+struct Answer {
+    status: u16,
+    location: Option<String>,
+}
+
+impl Conn {
+    async fn open(addr: &str) -> Conn {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            stream,
+            buf: Vec::with_capacity(64 * 1024),
+        }
+    }
+
+    /// Send `request` (a whole HTTP/1.1 request) and read the whole answer.
+    async fn send(&mut self, request: &[u8]) -> Answer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.stream.write_all(request).await.expect("write");
+        self.buf.clear();
+        // The head.
+        let (status, location, head_len, body) = loop {
+            if self.stream.read_buf(&mut self.buf).await.expect("read") == 0 {
+                panic!("the server closed the connection");
+            }
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut res = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(n) = res.parse(&self.buf).expect("an HTTP answer") {
+                let mut body = Body::Length(0);
+                let mut location = None;
+                for h in res.headers.iter() {
+                    if h.name.eq_ignore_ascii_case("content-length") {
+                        body = Body::Length(std::str::from_utf8(h.value).unwrap().parse().unwrap());
+                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                        body = Body::Chunked;
+                    } else if h.name.eq_ignore_ascii_case("location") {
+                        location = Some(String::from_utf8_lossy(h.value).into_owned());
+                    }
+                }
+                break (res.code.unwrap(), location, n, body);
+            }
+        };
+        // The body.
+        match body {
+            Body::Length(len) => {
+                while self.buf.len() < head_len + len {
+                    if self.stream.read_buf(&mut self.buf).await.expect("read") == 0 {
+                        panic!("the server closed the connection mid-body");
+                    }
+                }
+            }
+            Body::Chunked => {
+                let mut at = head_len;
+                loop {
+                    // A chunk's size line, then its data and CRLF; a size of 0 ends the body.
+                    let line_end = loop {
+                        if let Some(i) = self.buf[at..].windows(2).position(|w| w == b"\r\n") {
+                            break at + i;
+                        }
+                        if self.stream.read_buf(&mut self.buf).await.expect("read") == 0 {
+                            panic!("the server closed the connection mid-body");
+                        }
+                    };
+                    let size_text = std::str::from_utf8(&self.buf[at..line_end]).unwrap();
+                    let size =
+                        usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+                            .expect("a chunk size");
+                    let end = line_end + 2 + size + 2;
+                    while self.buf.len() < end {
+                        if self.stream.read_buf(&mut self.buf).await.expect("read") == 0 {
+                            panic!("the server closed the connection mid-body");
+                        }
+                    }
+                    at = end;
+                    if size == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        Answer { status, location }
+    }
+}
+
+enum Body {
+    Length(usize),
+    Chunked,
+}
+
+/// The host:port and path of an `http://` URL.
+fn split_url(url: &str) -> (String, String) {
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    match rest.find('/') {
+        Some(i) => (rest[..i].to_string(), rest[i..].to_string()),
+        None => (rest.to_string(), "/".to_string()),
+    }
+}
+
+/// A GET request's bytes.
+fn get_request(url: &str) -> (String, Vec<u8>) {
+    let (host, path) = split_url(url);
+    let req = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\naccept: application/json\r\n\r\n");
+    (host, req.into_bytes())
+}
+
+/// A POST request's bytes, with a JSON body and extra header lines.
+fn post_request(url: &str, body: &str, extra: &str) -> (String, Vec<u8>) {
+    let (host, path) = split_url(url);
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\naccept: application/json\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}\r\n{body}",
+        body.len()
+    );
+    (host, req.into_bytes())
+}
+
 fn pct(v: &mut [u64], p: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -116,20 +242,19 @@ fn pct(v: &mut [u64], p: f64) -> f64 {
 
 /// `conns` clients GET `url` for `secs`: requests per second, p50 and p99 in ms.
 async fn poll_load(url: &str, conns: usize, secs: u64) -> (f64, f64, f64) {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(conns)
-        .build()
-        .unwrap();
+    let (host, req) = get_request(url);
+    let req = Arc::new(req);
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..conns {
-        let (http, url, stop) = (http.clone(), url.to_string(), stop.clone());
+        let (host, req, stop) = (host.clone(), req.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
+            let mut conn = Conn::open(&host).await;
+            let mut lat = Vec::with_capacity(1 << 16);
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                let r = http.get(&url).send().await.unwrap();
-                let _ = r.bytes().await.unwrap();
+                let a = conn.send(&req).await;
+                assert_eq!(a.status, 200);
                 lat.push(t.elapsed().as_micros() as u64);
             }
             lat
@@ -147,21 +272,23 @@ async fn poll_load(url: &str, conns: usize, secs: u64) -> (f64, f64, f64) {
 
 /// 16 clients submit no-op jobs for `secs`: durable submissions per second.
 async fn submissions(base: &str, secs: u64) -> f64 {
-    let http = reqwest::Client::new();
+    let (host, req) = post_request(
+        &format!("{base}/api/v1/jobs"),
+        r#"{"operation":"noop"}"#,
+        "",
+    );
+    let req = Arc::new(req);
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..16 {
-        let (http, url, stop) = (http.clone(), format!("{base}/api/v1/jobs"), stop.clone());
+        let (host, req, stop) = (host.clone(), req.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(&host).await;
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let r = http
-                    .post(&url)
-                    .json(&json!({"operation": "noop"}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 201);
+                let a = conn.send(&req).await;
+                assert_eq!(a.status, 201);
+                assert!(a.location.is_some());
                 n += 1;
             }
             n
@@ -178,19 +305,17 @@ async fn submissions(base: &str, secs: u64) -> f64 {
 
 /// A no-op job from submission to SUCCESS as a `Prefer: wait` client sees it: p50 and p99 in ms.
 async fn noop_latency(base: &str, n: usize) -> (f64, f64) {
-    let http = reqwest::Client::new();
+    let (host, req) = post_request(
+        &format!("{base}/api/v1/jobs"),
+        r#"{"operation":"noop"}"#,
+        "prefer: wait=10\r\n",
+    );
+    let mut conn = Conn::open(&host).await;
     let mut lat = Vec::new();
     for _ in 0..n {
         let t = Instant::now();
-        let r = http
-            .post(format!("{base}/api/v1/jobs"))
-            .header("prefer", "wait=10")
-            .json(&json!({"operation": "noop"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "the no-op job ended within the wait");
-        let _ = r.bytes().await;
+        let a = conn.send(&req).await;
+        assert_eq!(a.status, 200, "the no-op job ended within the wait");
         lat.push(t.elapsed().as_micros() as u64);
     }
     (pct(&mut lat, 0.5), pct(&mut lat, 0.99))
@@ -326,8 +451,30 @@ async fn audit(base: &str, secs: u64) -> (f64, f64, f64) {
     .await
 }
 
-/// A bare poem server answering a fixed job document from memory.
-async fn bare_poem() -> String {
+/// A bare poem server answering a fixed job document from memory, in a process of its own (this
+/// benchmark run again with `LONGRUN_BENCH_BARE_PORT` set), so that it meets the load as the real
+/// server does: from another process, on the same two cores.
+fn bare_poem() -> Server {
+    let port = free_port();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .env("LONGRUN_BENCH_BARE_PORT", port.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the bare poem server");
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}/job"),
+    }
+}
+
+/// The bare poem server itself, on `port`, until killed.
+async fn serve_bare_poem(port: u16) {
     use poem::{get, handler, Route};
     #[handler]
     fn job() -> poem::Response {
@@ -336,15 +483,11 @@ async fn bare_poem() -> String {
             .header("etag", "\"v1\"")
             .body(r#"{"jobId":"01a2084b-baf7-706d-af71-8aa0f5bb3072","operation":"noop","jobStatus":"SUCCESS","totalNumberOfStages":1,"currentStage":1,"progress":{"amount":0},"createdTime":"2026-11-23T12:00:00Z","correlationId":"c","attempt":1,"links":[{"rel":"self","href":"http://127.0.0.1/api/v1/jobs/01a2084b-baf7-706d-af71-8aa0f5bb3072","method":"GET"}]}"#)
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).unwrap();
-    tokio::spawn(async move {
-        let _ = poem::Server::new_with_acceptor(acceptor)
-            .run(Route::new().at("/job", get(job)))
-            .await;
-    });
-    format!("http://{addr}/job")
+    let _ = poem::Server::new(poem::listener::TcpListener::bind(format!(
+        "127.0.0.1:{port}"
+    )))
+    .run(Route::new().at("/job", get(job)))
+    .await;
 }
 
 async fn fresh_postgres(admin: &str) -> Option<String> {
@@ -545,7 +688,15 @@ fn backend_wanted(name: &str) -> bool {
 
 #[tokio::main]
 async fn main() {
-    let bare = bare_poem().await;
+    if let Some(port) = std::env::var("LONGRUN_BENCH_BARE_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+    {
+        return serve_bare_poem(port).await;
+    }
+    // Cargo runs a bench target with `--bench`; nothing else is taken from the command line.
+    let bare_server = bare_poem();
+    let bare = bare_server.base.clone();
     let sqlite_dir = tempfile::tempdir().unwrap();
     let base = sqlite_dir.path().to_path_buf();
     if backend_wanted("sqlite") {
