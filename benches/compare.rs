@@ -138,38 +138,48 @@ fn json_docs() -> (String, String) {
     (a, b)
 }
 
-/// Cancels once `at` has passed; remembers when it first said so.
+/// Cancels from its `at`-th poll on; counts the polls and remembers when it first said yes.
 struct CancelAt {
-    at: Instant,
+    at: u64,
+    calls: std::cell::Cell<u64>,
     fired: std::cell::Cell<Option<Instant>>,
+}
+
+impl CancelAt {
+    fn new(at: u64) -> CancelAt {
+        CancelAt {
+            at,
+            calls: std::cell::Cell::new(0),
+            fired: std::cell::Cell::new(None),
+        }
+    }
 }
 
 impl longrun::compare::Control for CancelAt {
     fn cancelled(&self) -> bool {
-        let now = Instant::now();
-        if now < self.at {
+        self.calls.set(self.calls.get() + 1);
+        if self.calls.get() < self.at {
             return false;
         }
         if self.fired.get().is_none() {
-            self.fired.set(Some(now));
+            self.fired.set(Some(Instant::now()));
         }
         true
     }
     fn progress(&mut self, _done: u64, _total: u64) {}
 }
 
-/// Runs `f` with a Control that cancels halfway through `expected_ms`;
-/// returns the latency (ms) from the cancel request to the return.
-fn cancel_latency(expected_ms: f64, f: impl FnOnce(&mut CancelAt) -> bool) -> f64 {
-    let start = Instant::now();
-    let mut ctl = CancelAt {
-        at: start + std::time::Duration::from_secs_f64(expected_ms / 2000.0),
-        fired: std::cell::Cell::new(None),
-    };
+/// Runs `f` once to count how often it polls for a cancel, then again with a Control that
+/// cancels at the middle poll (halfway through the work, whatever the machine's speed); returns
+/// the latency (ms) from the cancel request to the return.
+fn cancel_latency(mut f: impl FnMut(&mut CancelAt) -> bool) -> f64 {
+    let mut count = CancelAt::new(u64::MAX);
+    assert!(!f(&mut count), "the counting run was cancelled");
+    let mut ctl = CancelAt::new((count.calls.get() / 2).max(1));
     let cancelled = f(&mut ctl);
     let end = Instant::now();
     assert!(cancelled, "the run was not cancelled");
-    (end - ctl.at).as_secs_f64() * 1000.0
+    (end - ctl.fired.get().expect("a cancel was requested")).as_secs_f64() * 1000.0
 }
 
 fn peak_rss_mb() -> f64 {
@@ -208,7 +218,7 @@ fn run_case(case: &str) {
         summary = diff_xml(&da, &db, &opts, &mut NoControl, &mut out).expect("diff");
         diff = ms(t);
         out_len = out.len();
-        let lat = cancel_latency(diff, |ctl| {
+        let lat = cancel_latency(|ctl| {
             matches!(
                 diff_xml(&da, &db, &opts, ctl, &mut std::io::sink()),
                 Err(longrun::compare::DiffError::Cancelled)
@@ -241,7 +251,7 @@ fn run_case(case: &str) {
         diff = ms(t);
         summary = s;
         out_len = out.len();
-        let lat = cancel_latency(diff, |ctl| {
+        let lat = cancel_latency(|ctl| {
             matches!(
                 diff_json(&va, &vb, &opts, ctl),
                 Err(longrun::compare::DiffError::Cancelled)

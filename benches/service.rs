@@ -12,8 +12,9 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`; the PostgreSQL half is skipped when it cannot be
 //! reached), `LONGRUN_BENCH_RUNS` (runs of each measurement, default 3; the table shows the median
 //! and the min–max), `LONGRUN_BENCH_ONLY` (a comma list of sections: submissions, polls, noop,
-//! audit, import, compare), `LONGRUN_BENCH_BACKENDS` (sqlite, postgres). Prints one markdown table
-//! per backend.
+//! audit, import, compare), `LONGRUN_BENCH_BACKENDS` (sqlite, postgres), `LONGRUN_BENCH_BIN` (another
+//! build of `longrun` to measure, such as one with frame pointers for `perf`). Prints one markdown
+//! table per backend.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,7 +48,10 @@ struct Server {
 impl Server {
     async fn start(db: &str, dir: &std::path::Path) -> Server {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_longrun"))
+        // Another build of the binary may be measured instead (one with frame pointers, for perf).
+        let bin = std::env::var("LONGRUN_BENCH_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_longrun").to_string());
+        let child = Command::new(bin)
             .arg("serve")
             .env("LONGRUN_BIND", format!("127.0.0.1:{port}"))
             .env("LONGRUN_DATABASE_URL", db)

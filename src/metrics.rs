@@ -16,19 +16,27 @@ struct Histogram {
     count: u64,
 }
 
-/// Labels as written: `a="x",b="y"`.
+/// Labels as written: `a="x",b="y"` (values escaped as the text format asks). Every HTTP
+/// request counts itself, so this is written in one pass into one string.
 fn labels(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            let v = v
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            format!("{k}=\"{v}\"")
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+    let mut out = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 4).sum());
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out
 }
 
 /// The process's metrics.
@@ -105,21 +113,17 @@ impl Metrics {
 
 /// A request path with ids replaced, so routes stay few: `/api/v1/jobs/{id}/result`.
 pub fn route_of(path: &str) -> String {
-    let parts: Vec<String> = path
-        .split('/')
-        .map(|seg| {
-            let base = seg.split('.').next().unwrap_or(seg);
-            let id_like = base.len() >= 8
-                && base.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-                || (!base.is_empty() && base.chars().all(|c| c.is_ascii_digit()));
-            if id_like {
-                "{id}".to_string()
-            } else {
-                seg.to_string()
-            }
-        })
-        .collect();
-    parts.join("/")
+    let mut out = String::with_capacity(path.len());
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let base = seg.split('.').next().unwrap_or(seg);
+        let id_like = base.len() >= 8 && base.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+            || (!base.is_empty() && base.chars().all(|c| c.is_ascii_digit()));
+        out.push_str(if id_like { "{id}" } else { seg });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -162,5 +166,16 @@ mod tests {
         );
         assert_eq!(route_of("/tasks/15.json"), "/tasks/{id}");
         assert_eq!(route_of("/api/tools"), "/api/tools");
+        assert_eq!(route_of("/"), "/");
+        assert_eq!(route_of(""), "");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(
+            labels(&[("a", "x"), ("b", "q\"b\\s\nl")]),
+            "a=\"x\",b=\"q\\\"b\\\\s\\nl\""
+        );
+        assert_eq!(labels(&[]), "");
     }
 }

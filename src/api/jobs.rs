@@ -309,7 +309,12 @@ impl JobsApi {
             }
             Ok(rep)
         };
-        run.await.map(Also).map_err(|p: Problem| p.for_req(req))
+        // Boxed: the long-poll branch's future is large, and every layer of routing above this
+        // handler would otherwise copy it whole on each plain poll.
+        Box::pin(run)
+            .await
+            .map(Also)
+            .map_err(|p: Problem| p.for_req(req))
     }
 
     /// Submit a job of any registered operation

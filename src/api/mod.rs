@@ -409,15 +409,29 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                 } else if let Some(too_large) = body_too_large(&bgrs_state, &req) {
                     too_large
                 } else if let Some(refused) =
-                    strict_json(&body_schemas, bgrs_state.limits.max_body_size, &mut req).await
+                    match req.headers().contains_key(poem::http::header::CONTENT_TYPE) {
+                        true => {
+                            Box::pin(strict_json(
+                                &body_schemas,
+                                bgrs_state.limits.max_body_size,
+                                &mut req,
+                            ))
+                            .await
+                        }
+                        false => None,
+                    }
                 {
                     refused
-                } else if let Some(answer) = compat::bgrs::intercept(&bgrs_state, &req).await {
+                } else if let Some(answer) = match compat::bgrs::wants_background(&req) {
+                    // The rare paths are boxed, so that the future of every request stays small.
+                    true => Box::pin(compat::bgrs::intercept(&bgrs_state, &req)).await,
+                    false => None,
+                } {
                     answer
                 } else if req.method() == poem::http::Method::POST
                     && req.headers().contains_key("idempotency-key")
                 {
-                    idempotency::handle(&bgrs_state, req, call).await
+                    Box::pin(idempotency::handle(&bgrs_state, req, call)).await
                 } else {
                     call(req).await
                 };
