@@ -135,16 +135,22 @@ impl Conn {
         }
     }
 
+    /// Read what has arrived into the buffer; the server must not close a kept-alive connection.
+    async fn read_more(&mut self) {
+        use tokio::io::AsyncReadExt;
+        if self.stream.read_buf(&mut self.buf).await.expect("read") == 0 {
+            panic!("the server closed the connection");
+        }
+    }
+
     /// Send `request` (a whole HTTP/1.1 request) and read the whole answer.
     async fn send(&mut self, request: &[u8]) -> Answer {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         self.stream.write_all(request).await.expect("write");
         self.buf.clear();
         // The head.
         let (status, location, head_len, body) = loop {
-            if self.stream.read_buf(&mut self.buf).await.expect("read") == 0 {
-                panic!("the server closed the connection");
-            }
+            self.read_more().await;
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut res = httparse::Response::new(&mut headers);
             if let httparse::Status::Complete(n) = res.parse(&self.buf).expect("an HTTP answer") {
@@ -166,22 +172,19 @@ impl Conn {
         match body {
             Body::Length(len) => {
                 while self.buf.len() < head_len + len {
-                    if self.stream.read_buf(&mut self.buf).await.expect("read") == 0 {
-                        panic!("the server closed the connection mid-body");
-                    }
+                    self.read_more().await;
                 }
             }
             Body::Chunked => {
                 let mut at = head_len;
                 loop {
-                    // A chunk's size line, then its data and CRLF; a size of 0 ends the body.
+                    // A chunk's size line, then its data and CRLF; a size of 0 ends the body (the
+                    // service sends no trailers).
                     let line_end = loop {
                         if let Some(i) = self.buf[at..].windows(2).position(|w| w == b"\r\n") {
                             break at + i;
                         }
-                        if self.stream.read_buf(&mut self.buf).await.expect("read") == 0 {
-                            panic!("the server closed the connection mid-body");
-                        }
+                        self.read_more().await;
                     };
                     let size_text = std::str::from_utf8(&self.buf[at..line_end]).unwrap();
                     let size =
@@ -189,9 +192,7 @@ impl Conn {
                             .expect("a chunk size");
                     let end = line_end + 2 + size + 2;
                     while self.buf.len() < end {
-                        if self.stream.read_buf(&mut self.buf).await.expect("read") == 0 {
-                            panic!("the server closed the connection mid-body");
-                        }
+                        self.read_more().await;
                     }
                     at = end;
                     if size == 0 {

@@ -404,28 +404,26 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                 };
                 let mut req = req;
                 let admitted = access::admit(&bgrs_state, &mut req).await;
+                // The paths that few requests take are boxed (and entered only when they apply):
+                // poem copies a request's future whole through each of its layers, so a plain
+                // poll's future stays small.
                 let answer = if let Err(refusal) = admitted {
                     refusal
                 } else if let Some(too_large) = body_too_large(&bgrs_state, &req) {
                     too_large
                 } else if let Some(refused) =
-                    match req.headers().contains_key(poem::http::header::CONTENT_TYPE) {
-                        true => {
-                            Box::pin(strict_json(
-                                &body_schemas,
-                                bgrs_state.limits.max_body_size,
-                                &mut req,
-                            ))
-                            .await
-                        }
-                        false => None,
+                    if req.headers().contains_key(poem::http::header::CONTENT_TYPE) {
+                        let max = bgrs_state.limits.max_body_size;
+                        Box::pin(strict_json(&body_schemas, max, &mut req)).await
+                    } else {
+                        None
                     }
                 {
                     refused
-                } else if let Some(answer) = match compat::bgrs::wants_background(&req) {
-                    // The rare paths are boxed, so that the future of every request stays small.
-                    true => Box::pin(compat::bgrs::intercept(&bgrs_state, &req)).await,
-                    false => None,
+                } else if let Some(answer) = if compat::bgrs::wants_background(&req) {
+                    Box::pin(compat::bgrs::intercept(&bgrs_state, &req)).await
+                } else {
+                    None
                 } {
                     answer
                 } else if req.method() == poem::http::Method::POST

@@ -982,3 +982,35 @@ fn to_file(m: job_files::Model) -> Result<OutputFile> {
         consumed: m.consumed,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    /// The bundled SQLite is built with `.cargo/config.toml`'s flags: no memory statistics and
+    /// no page cache shared by every connection (their global mutexes serialised the readers).
+    #[tokio::test]
+    async fn sqlite_is_built_without_its_global_mutexes() {
+        let store = super::Store::connect("sqlite::memory:").await.unwrap();
+        let rows = store
+            .conn()
+            .query_all_raw(Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                "PRAGMA compile_options",
+            ))
+            .await
+            .unwrap();
+        let options: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get_by_index::<String>(0).unwrap())
+            .collect();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+    }
+}
