@@ -180,7 +180,7 @@ impl App {
                     .await?,
             )
             .map_err(anyhow::Error::msg)?,
-            gate: api::access::Gate::new(config.rate_limit),
+            gate: Arc::new(api::access::Gate::new(config.rate_limit)),
             limits: api::Limits {
                 max_body_size: config.max_body_size,
                 max_import_records: config.max_import_records,

@@ -111,20 +111,22 @@ impl Metrics {
     }
 }
 
-/// A request path with ids replaced, so routes stay few: `/api/v1/jobs/{id}/result`.
-pub fn route_of(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for (i, seg) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        let base = seg.split('.').next().unwrap_or(seg);
-        let id_like = base.len() >= 8 && base.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-            || (!base.is_empty() && base.chars().all(|c| c.is_ascii_digit()));
-        out.push_str(if id_like { "{id}" } else { seg });
-    }
-    out
+/// The label of a matched route template, from the router's pattern (`/api/v1/jobs/:id` →
+/// `/api/v1/jobs/{id}`, a nested endpoint's rest `/ui/*` kept as it is). Only the service's own
+/// patterns reach it, so the labels are as few as its routes.
+pub fn route_template(pattern: &str) -> String {
+    pattern
+        .split('/')
+        .map(|seg| match seg.strip_prefix(':') {
+            Some(name) => format!("{{{name}}}"),
+            None => seg.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
+
+/// The label shared by every request that matched no route.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 #[cfg(test)]
 mod tests {
@@ -159,15 +161,14 @@ mod tests {
     }
 
     #[test]
-    fn routes_hide_ids() {
+    fn route_templates_name_their_parameters() {
         assert_eq!(
-            route_of("/api/v1/jobs/01a2084b-baf7-706d-af71-8aa0f5bb3072/result"),
+            route_template("/api/v1/jobs/:id/result"),
             "/api/v1/jobs/{id}/result"
         );
-        assert_eq!(route_of("/tasks/15.json"), "/tasks/{id}");
-        assert_eq!(route_of("/api/tools"), "/api/tools");
-        assert_eq!(route_of("/"), "/");
-        assert_eq!(route_of(""), "");
+        assert_eq!(route_template("/tasks/:id"), "/tasks/{id}");
+        assert_eq!(route_template("/api/tools"), "/api/tools");
+        assert_eq!(route_template("/"), "/");
     }
 
     #[test]

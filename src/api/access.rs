@@ -1,25 +1,82 @@
-//! The door: who is calling (an API key, or anyone while the service runs open), whether the
-//! key's scope allows the request, and the per-key submission rate. Handlers read the caller's
-//! tenant with `wire::caller` and answer 404 for another tenant's objects.
+//! The door, in two steps that both live here.
+//!
+//! 1. **Who calls** — `authenticate`, before routing, for every request: the credential (the
+//!    bearer key, nothing else) becomes the request's `Door`: a key's tenant and scope, the open
+//!    tenant while no key exists, or nobody. It refuses nothing but an unavailable store.
+//! 2. **What the matched operation needs** — after routing, on the operation itself: every
+//!    handler that is not public takes a `Key<Need>` (or a `KeyOrLink`) as its first parameter,
+//!    declared beside its handler. Extracting it answers 401 (no or unknown key), 403 (too small a
+//!    scope) or 429 (a submission over the key's rate), before any other parameter or the body is
+//!    read. It is also the only way a handler learns the caller's tenant: `Caller` has no public
+//!    constructor, and nothing in a body, an input, a query or another header is read for it.
+//!
+//! A handler whose effect depends on a decoded parameter (seed 003's `/tasks/{n}?prune=true`)
+//! asks for more with `Key::at_least`, on the value it is about to act on.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use poem::http::header;
-use poem::{IntoResponse, Request, Response};
+use poem::{IntoResponse, Request, RequestBody, Response};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use super::wire::Problem;
 use super::AppState;
-use crate::domain::access::{key_digest, rule, Bucket, Rate, Scope, OPEN_TENANT};
+use crate::domain::access::{key_digest, Bucket, Rate, Scope, OPEN_TENANT};
 
-/// The authenticated caller of a request.
+/// The authenticated caller of a request: a tenant and the scope its credential grants.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub tenant: String,
-    pub scope: Scope,
-    /// The key's id; None while the service runs open.
-    pub key: Option<String>,
+    tenant: String,
+    scope: Scope,
+    /// The key's id; None while the service runs open and for in-process requests.
+    key: Option<String>,
+    /// A background request's inner GET, run in-process for the tenant that submitted it.
+    in_process: bool,
+}
+
+impl Caller {
+    /// The tenant the caller acts for.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The owner to store on what the caller creates.
+    pub fn owner(&self) -> Option<String> {
+        Some(self.tenant.clone())
+    }
+
+    /// Whether the caller may see an object of tenant `owner` (jobs made before tenants
+    /// existed belong to the open tenant). Others get a 404, never a 403.
+    pub fn owns(&self, owner: &Option<String>) -> bool {
+        owner.as_deref().unwrap_or(OPEN_TENANT) == self.tenant
+    }
+
+    /// Whether this is a background request's inner GET.
+    pub fn in_process(&self) -> bool {
+        self.in_process
+    }
+}
+
+/// What the credential of a request says, put in its extensions by `authenticate` (or by
+/// `run_as` for an in-process request) and read only by this module.
+#[derive(Clone)]
+struct Door {
+    who: Who,
+    /// The submission rates; None for an in-process request, which never submits.
+    gate: Option<Arc<Gate>>,
+}
+
+#[derive(Clone)]
+enum Who {
+    Caller(Caller),
+    /// No key was sent, and keys exist.
+    Nobody,
+    /// A bearer key was sent that is not known (or was revoked).
+    UnknownKey,
 }
 
 /// Per-key token buckets of one instance.
@@ -62,50 +119,12 @@ fn bearer(req: &Request) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// A link signed for anyone (a share link or a signed download): its handler checks it.
-fn signed(req: &Request) -> bool {
-    let q = req.uri().query().unwrap_or("");
-    let has = |k: &str| {
-        q.split('&')
-            .any(|kv| kv.split_once('=').map(|(a, _)| a) == Some(k))
-    };
-    matches!(
-        *req.method(),
-        poem::http::Method::GET | poem::http::Method::HEAD
-    ) && has("sig")
-        && has("expires")
-}
-
-fn unauthorized(req: &Request, detail: &str) -> Response {
-    let mut r = Problem::new(401, "unauthorized", detail)
-        .for_req(req)
-        .into_response();
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer realm=\"longrun\""),
-    );
-    r
-}
-
-/// Admit a request: on success the `Caller` (if any) is in its extensions; otherwise the
-/// answer (401, 403, 429 or 503) to send instead.
-pub async fn admit(state: &AppState, req: &mut Request) -> Result<(), Response> {
-    // In-process background requests carry the identity they were submitted with.
-    if let Some(run_as) = req.extensions().get::<super::compat::bgrs::RunAs>() {
-        let tenant = run_as.0.clone();
-        req.extensions_mut().insert(Caller {
-            tenant,
-            scope: Scope::Read,
-            key: None,
-        });
+/// Step 1: who calls. Sets the request's `Door`; only an unavailable store is an answer here.
+pub async fn authenticate(state: &AppState, req: &mut Request) -> Result<(), Response> {
+    if req.extensions().get::<Door>().is_some() {
+        // An in-process request: `run_as` decided already.
         return Ok(());
     }
-    let need = rule(
-        req.method().as_str(),
-        req.uri().path(),
-        req.uri().query().unwrap_or(""),
-        super::compat::bgrs::wants_background(req),
-    );
     let store = state.engine.store();
     let unavailable = |e: crate::store::StoreError| {
         Problem::new(
@@ -116,62 +135,145 @@ pub async fn admit(state: &AppState, req: &mut Request) -> Result<(), Response> 
         .for_req(req)
         .into_response()
     };
-    let key = match bearer(req) {
-        Some(token) => store
+    let who = match bearer(req) {
+        Some(token) => match store
             .key_by_digest(&key_digest(token))
             .await
-            .map_err(unavailable)?,
-        None => None,
-    };
-    let caller = match key {
-        Some(k) => Caller {
-            tenant: k.tenant,
-            scope: Scope::parse(&k.scope).unwrap_or(Scope::Read),
-            key: Some(k.id),
+            .map_err(unavailable)?
+        {
+            Some(k) => Who::Caller(Caller {
+                tenant: k.tenant,
+                scope: Scope::parse(&k.scope).unwrap_or(Scope::Read),
+                key: Some(k.id),
+                in_process: false,
+            }),
+            None if store.any_keys().await.map_err(unavailable)? => Who::UnknownKey,
+            None => open_caller(),
         },
-        None => {
-            let open = !store.any_keys().await.map_err(unavailable)?;
-            if open {
-                Caller {
-                    tenant: OPEN_TENANT.into(),
-                    scope: Scope::Admin,
-                    key: None,
-                }
-            } else if need.scope.is_none() || signed(req) {
-                return Ok(());
-            } else if bearer(req).is_some() {
-                return Err(unauthorized(
-                    req,
-                    "this API key is not known or was revoked",
-                ));
-            } else {
-                return Err(unauthorized(
-                    req,
-                    "an API key is needed: send `Authorization: Bearer <key>`",
-                ));
-            }
+        None if store.any_keys().await.map_err(unavailable)? => Who::Nobody,
+        None => open_caller(),
+    };
+    req.extensions_mut().insert(Door {
+        who,
+        gate: Some(state.gate.clone()),
+    });
+    Ok(())
+}
+
+/// While no key exists, everyone is the open tenant with every right.
+fn open_caller() -> Who {
+    Who::Caller(Caller {
+        tenant: OPEN_TENANT.into(),
+        scope: Scope::Admin,
+        key: None,
+        in_process: false,
+    })
+}
+
+/// Mark an in-process request (a background request's inner GET) as made by `owner`, with the
+/// `read` scope: a background request only reads, and the submitter needed at least `submit`.
+pub fn run_as(req: &mut Request, owner: &str) {
+    req.extensions_mut().insert(Door {
+        who: Who::Caller(Caller {
+            tenant: owner.to_string(),
+            scope: Scope::Read,
+            key: None,
+            in_process: true,
+        }),
+        gate: None,
+    });
+}
+
+/// The tenant the request's credential names, before any operation decided what it may do: the
+/// `Idempotency-Key` middleware keeps keys per tenant. None without a valid credential.
+pub fn authenticated_tenant(req: &Request) -> Option<&str> {
+    match req.extensions().get::<Door>().map(|d| &d.who) {
+        Some(Who::Caller(c)) => Some(&c.tenant),
+        _ => None,
+    }
+}
+
+/// Whether `req` is a background request's inner GET (made by `run_as`).
+pub fn is_in_process(req: &Request) -> bool {
+    matches!(
+        req.extensions().get::<Door>().map(|d| &d.who),
+        Some(Who::Caller(c)) if c.in_process
+    )
+}
+
+/// What an operation needs of its caller.
+pub trait Need: Send + Sync + 'static {
+    const SCOPE: Scope;
+    /// A submission: also counted against the key's rate (`LONGRUN_RATE_LIMIT`).
+    const SUBMISSION: bool = false;
+}
+
+/// Read jobs, results, files, the catalog, tasks.
+pub enum Read {}
+/// Change the caller's own jobs without making one: cancel, share links.
+pub enum Submit {}
+/// Store a new job (submissions of every route, background requests).
+pub enum Submission {}
+/// Delete, restart, prune, purge; metrics.
+pub enum Admin {}
+
+impl Need for Read {
+    const SCOPE: Scope = Scope::Read;
+}
+impl Need for Submit {
+    const SCOPE: Scope = Scope::Submit;
+}
+impl Need for Submission {
+    const SCOPE: Scope = Scope::Submit;
+    const SUBMISSION: bool = true;
+}
+impl Need for Admin {
+    const SCOPE: Scope = Scope::Admin;
+}
+
+fn unauthorized(req: &Request, detail: &str) -> Problem {
+    let mut p = Problem::new(401, "unauthorized", detail).for_req(req);
+    p.www_authenticate = true;
+    p
+}
+
+/// The one decision: may the request's caller do what `scope` allows (and one more submission)?
+/// `why` names what needs the scope, for the 403's detail.
+fn decide(req: &Request, scope: Scope, submission: bool, why: &str) -> Result<Caller, Problem> {
+    let Some(door) = req.extensions().get::<Door>() else {
+        // Never reached through `api::app`; refuse rather than guess.
+        return Err(unauthorized(req, "an API key is needed"));
+    };
+    let caller = match &door.who {
+        Who::Caller(c) => c,
+        Who::Nobody => {
+            return Err(unauthorized(
+                req,
+                "an API key is needed: send `Authorization: Bearer <key>`",
+            ))
+        }
+        Who::UnknownKey => {
+            return Err(unauthorized(
+                req,
+                "this API key is not known or was revoked",
+            ))
         }
     };
-    if let Some(scope) = need.scope {
-        if caller.scope < scope {
-            return Err(Problem::new(
-                403,
-                "insufficient-scope",
-                format!(
-                    "this key's scope is `{}`; {} {} needs `{}`",
-                    caller.scope.as_str(),
-                    req.method(),
-                    req.uri().path(),
-                    scope.as_str()
-                ),
-            )
-            .for_req(req)
-            .into_response());
-        }
+    if caller.scope < scope {
+        return Err(Problem::new(
+            403,
+            "insufficient-scope",
+            format!(
+                "this key's scope is `{}`; {why} needs `{}`",
+                caller.scope.as_str(),
+                scope.as_str()
+            ),
+        )
+        .for_req(req));
     }
-    if need.submission {
-        if let Some(key) = &caller.key {
-            if let Err(wait) = state.gate.take(key) {
+    if submission {
+        if let (Some(key), Some(gate)) = (&caller.key, &door.gate) {
+            if let Err(wait) = gate.take(key) {
                 let mut p = Problem::new(
                     429,
                     "too-many-requests",
@@ -181,23 +283,117 @@ pub async fn admit(state: &AppState, req: &mut Request) -> Result<(), Response> 
                 )
                 .for_req(req);
                 p.retry_after = Some(wait);
-                return Err(p.into_response());
+                return Err(p);
             }
         }
     }
-    req.extensions_mut().insert(caller);
-    Ok(())
+    Ok(caller.clone())
+}
+
+fn what(req: &Request) -> String {
+    format!("{} {}", req.method(), req.uri().path())
+}
+
+/// A caller whose key allows what `N` needs. The first parameter of every operation that is not
+/// public; the handler reads the tenant from it.
+pub struct Key<N: Need> {
+    caller: Caller,
+    need: PhantomData<N>,
+}
+
+impl<N: Need> Key<N> {
+    /// Admit `req` for `N` outside the OpenAPI operations (e.g. `/metrics`).
+    pub fn admit(req: &Request) -> Result<Key<N>, Problem> {
+        decide(req, N::SCOPE, N::SUBMISSION, &what(req)).map(|caller| Key {
+            caller,
+            need: PhantomData,
+        })
+    }
+
+    /// The same caller for an effect that needs more, chosen by a decoded parameter (`what`
+    /// names it for the 403): `/tasks/{n}?prune=true` needs `admin`.
+    pub fn at_least<M: Need>(&self, req: &Request, what: &str) -> Result<Key<M>, Problem> {
+        decide(req, M::SCOPE, M::SUBMISSION, what).map(|caller| Key {
+            caller,
+            need: PhantomData,
+        })
+    }
+}
+
+impl<N: Need> Deref for Key<N> {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+impl<'a, N: Need> ApiExtractor<'a> for Key<N> {
+    const TYPES: &'static [ApiExtractorType] = &[];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _opts: ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
+        Ok(Key::admit(req)?)
+    }
+}
+
+/// A reader of one object: a caller with at least `read`, or — without a key — the holder of a
+/// signed link (`expires` and `sig` in the query), which the handler must verify.
+pub enum KeyOrLink {
+    Key(Key<Read>),
+    Link,
+}
+
+impl KeyOrLink {
+    /// The caller, if the request came with one.
+    pub fn caller(&self) -> Option<&Caller> {
+        match self {
+            KeyOrLink::Key(k) => Some(k),
+            KeyOrLink::Link => None,
+        }
+    }
+}
+
+impl<'a> ApiExtractor<'a> for KeyOrLink {
+    const TYPES: &'static [ApiExtractorType] = &[];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _opts: ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
+        let anonymous = matches!(
+            req.extensions().get::<Door>().map(|d| &d.who),
+            Some(Who::Nobody | Who::UnknownKey)
+        );
+        let q = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes());
+        let (mut sig, mut expires) = (false, false);
+        for (k, _) in q {
+            sig |= k == "sig";
+            expires |= k == "expires";
+        }
+        if anonymous && sig && expires {
+            return Ok(KeyOrLink::Link);
+        }
+        Ok(KeyOrLink::Key(Key::admit(req)?))
+    }
 }
 
 /// The job `id` if the caller's tenant owns it: 404 for a missing or foreign job (never 403, so
 /// ids leak nothing), 410 for the caller's own deleted job.
 pub async fn job_for(
     state: &AppState,
-    req: &Request,
+    caller: &Caller,
     id: uuid::Uuid,
 ) -> Result<crate::domain::Job, Problem> {
     match state.engine.find(id).await? {
-        Some(j) if super::wire::owns(req, &j.owner) => {
+        Some(j) if caller.owns(&j.owner) => {
             if j.status == crate::domain::JobStatus::Deleted {
                 Err(crate::engine::EngineError::Gone(id).into())
             } else {
@@ -211,11 +407,11 @@ pub async fn job_for(
 /// Like `job_for`, from the engine's shared snapshot (the job with its files).
 pub async fn snapshot_for(
     state: &AppState,
-    req: &Request,
+    caller: &Caller,
     id: uuid::Uuid,
 ) -> Result<crate::store::Snapshot, Problem> {
     match state.engine.snapshot(id).await? {
-        Some(s) if super::wire::owns(req, &s.0.owner) => {
+        Some(s) if caller.owns(&s.0.owner) => {
             if s.0.status == crate::domain::JobStatus::Deleted {
                 Err(crate::engine::EngineError::Gone(id).into())
             } else {

@@ -15,6 +15,7 @@ use poem_openapi::{ApiRequest, ApiResponse, Enum, Object, OpenApi};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::access::{Caller, Key, Submission};
 use super::docs::{AsyncOptions, JobDoc};
 use super::wire::{
     base_url, correlation_id, negotiate, Prefer, Problem, Rep, Streamed, XmlShape, JSON, MULTIPART,
@@ -509,7 +510,12 @@ impl ComparisonsApi {
 impl ComparisonsApi {
     /// Check the inputs (inline ones are parsed now, so a bad document is a 400 naming the input
     /// and the position), store them, and submit the job.
-    async fn accept(&self, req: &Request, p: Parts) -> Result<(crate::domain::Job, bool), Problem> {
+    async fn accept(
+        &self,
+        caller: &Caller,
+        req: &Request,
+        p: Parts,
+    ) -> Result<(crate::domain::Job, bool), Problem> {
         let state = &self.state;
         let max = state.max_input_size;
         let limits = Limits {
@@ -603,7 +609,7 @@ impl ComparisonsApi {
         let job = state
             .engine
             .submit(NewJob {
-                owner: super::wire::caller(req),
+                owner: caller.owner(),
                 id,
                 operation: "compare".into(),
                 input: spec.to_input(),
@@ -701,6 +707,7 @@ impl ComparisonsApi {
     )]
     async fn compare(
         &self,
+        key: Key<Submission>,
         req: &Request,
         body: CompareBody,
         /// `respond-async` for the 201 answer at once; `wait=N` as on other submissions.
@@ -714,7 +721,7 @@ impl ComparisonsApi {
                 CompareBody::Xml(b) => self.read_xml(b.body).await?,
                 CompareBody::Form(b) => self.read_form(req, b.body).await?,
             };
-            let (job, respond_async) = self.accept(req, parts).await?;
+            let (job, respond_async) = self.accept(&key, req, parts).await?;
             if respond_async || Prefer::of(req).respond_async {
                 return Ok(CompareAnswer::Job(Box::new(
                     super::jobs::created(&self.state, req, enc, job).await?,

@@ -10,6 +10,7 @@ use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registr
 use poem_openapi::{ApiResponse, OpenApi};
 use uuid::Uuid;
 
+use super::access::KeyOrLink;
 use super::wire::Problem;
 use super::{ApiTags, AppState};
 
@@ -154,8 +155,10 @@ impl DownloadsApi {
         method = "get",
         operation_id = "download"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn download(
         &self,
+        reader: KeyOrLink,
         req: &Request,
         /// File id.
         file_id: Path<String>,
@@ -198,7 +201,7 @@ impl DownloadsApi {
                         return Err(Problem::new(410, "gone", "this signed link has expired"));
                     }
                 }
-                _ if super::wire::owns(req, &job.owner) => {}
+                _ if reader.caller().is_some_and(|c| c.owns(&job.owner)) => {}
                 _ => return Err(missing()),
             }
             if file.consumed || job.status == crate::domain::JobStatus::Deleted {

@@ -6,6 +6,7 @@ use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiRequest, Enum, Object, OpenApi};
 
+use super::access::{Key, Submission};
 use super::docs::{AsyncOptions, JobDoc};
 use super::wire::{
     correlation_id, negotiate, time_text, Also, Problem, Rep, TimeText, XmlBody, XmlShape,
@@ -114,6 +115,7 @@ impl ExportsApi {
     #[oai(path = "/api/v1/exports", method = "post", operation_id = "export")]
     async fn export(
         &self,
+        key: Key<Submission>,
         req: &Request,
         body: ExportBody,
         /// `wait=N`: answer 200 with the ended job if it ends within N seconds.
@@ -128,7 +130,7 @@ impl ExportsApi {
             };
             let f = r.filter.unwrap_or_default();
             let filter = super::jobs::filter(
-                req,
+                &key,
                 &f.status.unwrap_or_default(),
                 &f.operation,
                 &f.correlation_id,
@@ -162,7 +164,7 @@ impl ExportsApi {
                 .engine
                 .submit(NewJob {
                     id: uuid::Uuid::now_v7(),
-                    owner: super::wire::caller(req),
+                    owner: key.owner(),
                     operation: "export".into(),
                     input: spec.to_input(),
                     input_blob: None,

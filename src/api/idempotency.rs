@@ -10,7 +10,7 @@ use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Body, IntoResponse, Request, Response};
 use sha2::{Digest, Sha256};
 
-use super::wire::{caller, hex, Problem};
+use super::wire::{hex, Problem};
 use super::AppState;
 use crate::store::{KeptAnswer, Reservation};
 
@@ -23,12 +23,16 @@ fn problem(req: &Request, status: u16, slug: &str, detail: &str) -> Response {
         .into_response()
 }
 
-/// Handle `req` under its `Idempotency-Key` (the caller checked there is one).
+/// Handle `req` under its `Idempotency-Key` (the caller checked there is one). A request without
+/// a valid credential is passed on as it is (its operation answers 401).
 pub async fn handle<F, Fut>(state: &AppState, mut req: Request, call: F) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: std::future::Future<Output = Response>,
 {
+    let Some(tenant) = super::access::authenticated_tenant(&req).map(str::to_string) else {
+        return call(req).await;
+    };
     let key = req
         .headers()
         .get("idempotency-key")
@@ -45,9 +49,7 @@ where
             "`Idempotency-Key` must be 1 to 255 visible characters",
         );
     }
-    let id = hex(&Sha256::digest(
-        format!("{}\n{key}", caller(&req).unwrap_or_default()).as_bytes(),
-    ));
+    let id = hex(&Sha256::digest(format!("{tenant}\n{key}").as_bytes()));
     let target = format!(
         "{} {}\n",
         req.method(),

@@ -14,6 +14,7 @@ use poem_openapi::{ApiRequest, Object, OpenApi};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::access::{Caller, Key, Read, Submission};
 use super::docs::{get_link, AsyncOptions, JobDoc, LinkDoc};
 use super::wire::{
     base_url, correlation_id, negotiate, Also, ApiResult, Problem, Rep, Streamed, JSON, NDJSON, XML,
@@ -231,6 +232,7 @@ impl ImportsApi {
     /// Stream the body into the object store while checking it, then store the job.
     async fn accept_import(
         &self,
+        caller: &Caller,
         req: &Request,
         body: ImportBody,
     ) -> Result<crate::domain::Job, Problem> {
@@ -344,7 +346,7 @@ impl ImportsApi {
             .state
             .engine
             .submit(NewJob {
-                owner: super::wire::caller(req),
+                owner: caller.owner(),
                 id,
                 operation: "import".into(),
                 input: json!({"format": name, "records": scan.records}),
@@ -472,12 +474,13 @@ impl ImportsApi {
     )]
     async fn submit(
         &self,
+        key: Key<Submission>,
         req: &Request,
         body: ImportBody,
     ) -> Result<Also<Rep<JobDoc, 201>, 200>, Problem> {
         let run = async {
             let enc = negotiate(req)?;
-            let job = self.accept_import(req, body).await?;
+            let job = self.accept_import(&key, req, body).await?;
             super::jobs::created(&self.state, req, enc, job).await
         };
         run.await.map(Also).map_err(|p: Problem| p.for_req(req))
@@ -494,12 +497,13 @@ impl ImportsApi {
     )]
     async fn seed_submit(
         &self,
+        key: Key<Submission>,
         req: &Request,
         body: ImportBody,
     ) -> ApiResult<ImportStatusDoc, 201> {
         let run = async {
             let enc = negotiate(req)?;
-            let job = self.accept_import(req, body).await?;
+            let job = self.accept_import(&key, req, body).await?;
             let base = base_url(req, self.state.public_url.as_deref());
             let doc = self.seed_status(req, &job).await?;
             Ok(Rep::new(doc, enc, "task").header(
@@ -521,6 +525,7 @@ impl ImportsApi {
     )]
     async fn seed_status_get(
         &self,
+        key: Key<Read>,
         req: &Request,
         task_reference: Path<String>,
     ) -> ApiResult<ImportStatusDoc> {
@@ -528,7 +533,7 @@ impl ImportsApi {
             let enc = negotiate(req)?;
             // Another tenant's task is not found, deleted or not; one's own deleted task is gone.
             let job = match self.state.engine.find_by_reference(&task_reference).await? {
-                Some(j) if j.operation == "import" && super::wire::owns(req, &j.owner) => j,
+                Some(j) if j.operation == "import" && key.owns(&j.owner) => j,
                 _ => {
                     return Err(Problem::not_found(format!(
                         "no import task with reference `{}`",
@@ -552,6 +557,7 @@ impl ImportsApi {
     #[oai(path = "/api/tools", method = "get", operation_id = "listTools")]
     async fn tools(
         &self,
+        key: Key<Read>,
         req: &Request,
         /// Page size, 1 to 1000 (default 100).
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
@@ -579,11 +585,7 @@ impl ImportsApi {
                 .state
                 .engine
                 .store()
-                .list_tools(
-                    &super::wire::caller(req).unwrap_or_default(),
-                    after.0.as_deref(),
-                    limit as u64,
-                )
+                .list_tools(key.tenant(), after.0.as_deref(), limit as u64)
                 .await
                 .map_err(EngineError::from)?;
             let base = base_url(req, self.state.public_url.as_deref());
@@ -626,14 +628,14 @@ impl ImportsApi {
     /// The tool with this `tool_id` as the last import left it, in JSON or XML; 404 when
     /// no import has stored it.
     #[oai(path = "/api/tools/:tool_id", method = "get", operation_id = "getTool")]
-    async fn tool(&self, req: &Request, tool_id: Path<String>) -> ApiResult<Value> {
+    async fn tool(&self, key: Key<Read>, req: &Request, tool_id: Path<String>) -> ApiResult<Value> {
         let run = async {
             let enc = negotiate(req)?;
             let t = self
                 .state
                 .engine
                 .store()
-                .get_tool(&super::wire::caller(req).unwrap_or_default(), &tool_id)
+                .get_tool(key.tenant(), &tool_id)
                 .await
                 .map_err(EngineError::from)?
                 .ok_or_else(|| Problem::not_found(format!("no tool `{}`", tool_id.0)))?;

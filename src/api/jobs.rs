@@ -11,6 +11,7 @@ use poem_openapi::{ApiRequest, Object, OpenApi};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::access::{job_for, snapshot_for, Admin, Caller, Key, Read, Submission, Submit};
 use super::docs::*;
 use super::wire::{
     base_url, correlation_id, negotiate, render, time_text, Also, ApiResult, Encoding, Prefer,
@@ -115,7 +116,7 @@ fn parse_time(name: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, P
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn filter(
-    req: &Request,
+    caller: &Caller,
     status: &[String],
     operation: &Option<String>,
     correlation_id: &Option<String>,
@@ -141,7 +142,7 @@ pub(crate) fn filter(
         created_before: parse_time("createdBefore", created_before)?,
         finished_after: parse_time("finishedAfter", finished_after)?,
         finished_before: parse_time("finishedBefore", finished_before)?,
-        owner: Some(super::wire::caller(req).unwrap_or_default()),
+        owner: caller.owner(),
     })
 }
 
@@ -162,13 +163,14 @@ impl JobsApi {
     /// The live files of a SUCCESS job with `self`, `operator:subject` and `file` links.
     async fn files_view(
         &self,
+        key: &Caller,
         req: &Request,
         id: &str,
         resource: &str,
     ) -> Result<FilesView, Problem> {
         let id = id_of(id)?;
         let enc = negotiate(req)?;
-        super::access::job_for(&self.state, req, id).await?;
+        job_for(&self.state, key, id).await?;
         let (job, files) = self.state.engine.get_with_files(id).await?;
         if job.status != JobStatus::Success {
             return Err(Problem::new(
@@ -207,8 +209,13 @@ impl JobsApi {
     }
 
     /// The job document with ETag and, while it runs, Retry-After.
-    async fn job_rep<const S: u16>(&self, req: &Request, id: Uuid) -> ApiResult<JobDoc, S> {
-        let snap = super::access::snapshot_for(&self.state, req, id).await?;
+    async fn job_rep<const S: u16>(
+        &self,
+        key: &Caller,
+        req: &Request,
+        id: Uuid,
+    ) -> ApiResult<JobDoc, S> {
+        let snap = snapshot_for(&self.state, key, id).await?;
         let enc = negotiate(req)?;
         let base = self.base(req);
         let body = self.state.renders.get_or(&snap, enc, &base, || {
@@ -254,6 +261,7 @@ impl JobsApi {
     #[oai(path = "/api/v1/jobs/:id", method = "get", operation_id = "getJob")]
     async fn get_job(
         &self,
+        key: Key<Read>,
         req: &Request,
         /// Job id.
         id: Path<String>,
@@ -283,7 +291,7 @@ impl JobsApi {
             let prefer = Prefer::of(req);
             let mut rep = match prefer.wait {
                 Some(n) => {
-                    super::access::job_for(&self.state, req, id).await?;
+                    job_for(&self.state, &key, id).await?;
                     let seen = inm.iter().find(|t| t.as_str() != "*").map(String::as_str);
                     let (job, files) = self
                         .state
@@ -295,7 +303,7 @@ impl JobsApi {
                         format!("wait={n}"),
                     )
                 }
-                None => self.job_rep::<200>(req, id).await?,
+                None => self.job_rep::<200>(&key, req, id).await?,
             };
             let etag = rep
                 .headers
@@ -324,6 +332,7 @@ impl JobsApi {
     #[oai(path = "/api/v1/jobs", method = "post", operation_id = "submitJob")]
     async fn submit(
         &self,
+        key: Key<Submission>,
         req: &Request,
         body: SubmitBody,
         /// `respond-async`, or `wait=N` (N ≤ 60): answer 200 with the ended job if it ends
@@ -353,7 +362,7 @@ impl JobsApi {
                 .state
                 .engine
                 .submit(crate::engine::NewJob {
-                    owner: super::wire::caller(req),
+                    owner: key.owner(),
                     id: Uuid::now_v7(),
                     operation: body.operation,
                     input: body.input.unwrap_or(Value::Null),
@@ -376,6 +385,7 @@ impl JobsApi {
     #[allow(clippy::too_many_arguments)]
     async fn list_jobs(
         &self,
+        key: Key<Read>,
         req: &Request,
         /// Statuses to include (repeatable, or comma-separated).
         status: Query<Vec<StatusText<false>>>,
@@ -411,7 +421,7 @@ impl JobsApi {
         let run = async {
             let enc = negotiate(req)?;
             let f = filter(
-                req,
+                &key,
                 &status.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
                 &operation,
                 &correlation_id,
@@ -543,18 +553,19 @@ impl JobsApi {
     )]
     async fn cancel_job(
         &self,
+        key: Key<Submit>,
         req: &Request,
         id: Path<String>,
     ) -> Result<Also<Rep<JobDoc>, 202>, Problem> {
         let run = async {
             let id = id_of(&id)?;
             negotiate(req)?;
-            super::access::job_for(&self.state, req, id).await?;
+            job_for(&self.state, &key, id).await?;
             let status = match self.state.engine.cancel(id).await? {
                 Cancelled::Done(_) => 200,
                 Cancelled::Pending(_) => 202,
             };
-            Ok(self.job_rep::<200>(req, id).await?.status(status))
+            Ok(self.job_rep::<200>(&key, req, id).await?.status(status))
         };
         run.await.map(Also).map_err(|p: Problem| p.for_req(req))
     }
@@ -568,13 +579,18 @@ impl JobsApi {
         method = "post",
         operation_id = "restartJob"
     )]
-    async fn restart_job(&self, req: &Request, id: Path<String>) -> ApiResult<JobDoc> {
+    async fn restart_job(
+        &self,
+        key: Key<Admin>,
+        req: &Request,
+        id: Path<String>,
+    ) -> ApiResult<JobDoc> {
         let run = async {
             let id = id_of(&id)?;
             negotiate(req)?;
-            super::access::job_for(&self.state, req, id).await?;
+            job_for(&self.state, &key, id).await?;
             self.state.engine.restart(id).await?;
-            self.job_rep::<200>(req, id).await
+            self.job_rep::<200>(&key, req, id).await
         };
         run.await.map_err(|p: Problem| p.for_req(req))
     }
@@ -588,11 +604,16 @@ impl JobsApi {
         method = "delete",
         operation_id = "deleteJob"
     )]
-    async fn delete_job(&self, req: &Request, id: Path<String>) -> ApiResult<JobDoc> {
+    async fn delete_job(
+        &self,
+        key: Key<Admin>,
+        req: &Request,
+        id: Path<String>,
+    ) -> ApiResult<JobDoc> {
         let run = async {
             let id = id_of(&id)?;
             let enc = negotiate(req)?;
-            super::access::job_for(&self.state, req, id).await?;
+            job_for(&self.state, &key, id).await?;
             let job = self.state.engine.delete(id).await?;
             let base = self.base(req);
             Ok(Rep::new(
@@ -612,6 +633,7 @@ impl JobsApi {
     #[allow(clippy::too_many_arguments)]
     async fn purge_jobs(
         &self,
+        key: Key<Admin>,
         req: &Request,
         /// Statuses (end states; repeatable, or comma-separated).
         status: Query<Vec<StatusText<true>>>,
@@ -636,7 +658,7 @@ impl JobsApi {
         let run = async {
             let enc = negotiate(req)?;
             let f = filter(
-                req,
+                &key,
                 &status.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
                 &operation,
                 &correlation_id,
@@ -664,11 +686,16 @@ impl JobsApi {
         method = "get",
         operation_id = "getJobMessages"
     )]
-    async fn messages(&self, req: &Request, id: Path<String>) -> ApiResult<MessagesDoc> {
+    async fn messages(
+        &self,
+        key: Key<Read>,
+        req: &Request,
+        id: Path<String>,
+    ) -> ApiResult<MessagesDoc> {
         let run = async {
             let id = id_of(&id)?;
             let enc = negotiate(req)?;
-            super::access::job_for(&self.state, req, id).await?;
+            job_for(&self.state, &key, id).await?;
             let msgs = self.state.engine.messages(id).await?;
             let base = self.base(req);
             let me = job_href(&base, id);
@@ -707,11 +734,16 @@ impl JobsApi {
         method = "get",
         operation_id = "getJobOperator"
     )]
-    async fn operator(&self, req: &Request, id: Path<String>) -> ApiResult<OperatorDoc> {
+    async fn operator(
+        &self,
+        key: Key<Read>,
+        req: &Request,
+        id: Path<String>,
+    ) -> ApiResult<OperatorDoc> {
         let run = async {
             let id = id_of(&id)?;
             let enc = negotiate(req)?;
-            let job = super::access::job_for(&self.state, req, id).await?;
+            let job = job_for(&self.state, &key, id).await?;
             let base = self.base(req);
             let me = job_href(&base, id);
             let m = Some(enc.media());
@@ -755,9 +787,14 @@ impl JobsApi {
         method = "get",
         operation_id = "getJobResult"
     )]
-    async fn result(&self, req: &Request, id: Path<String>) -> ApiResult<ResultDoc> {
+    async fn result(
+        &self,
+        key: Key<Read>,
+        req: &Request,
+        id: Path<String>,
+    ) -> ApiResult<ResultDoc> {
         let run = async {
-            let v = self.files_view(req, &id, "result").await?;
+            let v = self.files_view(&key, req, &id, "result").await?;
             Ok(Rep::new(
                 ResultDoc {
                     job_id: v.job.id,
@@ -781,9 +818,14 @@ impl JobsApi {
         method = "get",
         operation_id = "getJobDataFileSet"
     )]
-    async fn datafileset(&self, req: &Request, id: Path<String>) -> ApiResult<DataFileSetDoc> {
+    async fn datafileset(
+        &self,
+        key: Key<Read>,
+        req: &Request,
+        id: Path<String>,
+    ) -> ApiResult<DataFileSetDoc> {
         let run = async {
-            let v = self.files_view(req, &id, "datafileset").await?;
+            let v = self.files_view(&key, req, &id, "datafileset").await?;
             Ok(Rep::new(
                 DataFileSetDoc {
                     job_id: v.job.id,

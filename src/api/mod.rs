@@ -18,7 +18,7 @@ pub mod wire;
 use std::sync::Arc;
 
 use poem::http::StatusCode;
-use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route};
+use poem::{Endpoint, EndpointExt, IntoResponse, PathPattern, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
 
 use crate::engine::Engine;
@@ -37,7 +37,7 @@ pub struct AppState {
     /// Key of share-link signatures.
     pub share_key: Vec<u8>,
     /// Per-key submission rates.
-    pub gate: access::Gate,
+    pub gate: Arc<access::Gate>,
     /// The limits on what a request may carry.
     pub limits: Limits,
     /// Job documents rendered for polling clients.
@@ -336,9 +336,12 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         )
         .at(
             "/metrics",
-            poem::endpoint::make(move |_| {
+            poem::endpoint::make(move |req: poem::Request| {
                 let st = metrics_state.clone();
                 async move {
+                    if let Err(p) = access::Key::<access::Admin>::admit(&req) {
+                        return p.into_response();
+                    }
                     Response::builder()
                         .content_type("text/plain; version=0.0.4")
                         .body(metrics_text(&st).await)
@@ -387,8 +390,13 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             let count_state = count_state.clone();
             let allowed = allowed.clone();
             async move {
-                let route = crate::metrics::route_of(req.uri().path());
-                let method = req.method().to_string();
+                // Methods a client invents share one label, as unmatched paths do.
+                let method = match req.method().as_str() {
+                    m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+                    _ => "OTHER",
+                }
+                .to_string();
+                let path = req.uri().path().to_string();
                 let call = |req: poem::Request| async {
                     // What an error answer needs of the request: its URI and Accept.
                     let mut accept = poem::http::HeaderMap::new();
@@ -399,11 +407,19 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                     match ep.call(req).await {
                         Ok(r) => r.into_response(),
                         Err(e) if e.is::<Problem>() => e.into_response(),
-                        Err(e) => problem_of(e, enc_req, &allowed),
+                        Err(e) => {
+                            let pattern = e.data::<PathPattern>().cloned();
+                            let mut r = problem_of(e, enc_req, &allowed);
+                            if let Some(p) = pattern {
+                                r.set_data(p);
+                            }
+                            r
+                        }
                     }
                 };
                 let mut req = req;
-                let admitted = access::admit(&bgrs_state, &mut req).await;
+                // Who calls; what the matched operation needs is decided after routing.
+                let admitted = access::authenticate(&bgrs_state, &mut req).await;
                 // The paths that few requests take are boxed (and entered only when they apply):
                 // poem copies a request's future whole through each of its layers, so a plain
                 // poll's future stays small.
@@ -433,6 +449,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                 } else {
                     call(req).await
                 };
+                let route = route_label(&answer, &method, &path, &allowed);
                 count_state.engine.metrics().count(
                     "longrun_http_requests_total",
                     &[
@@ -445,6 +462,30 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                 Ok(answer)
             }
         })
+}
+
+/// The metrics label of a request: the route the router matched, named by its documented
+/// template (`/api/v1/jobs/{id}`; the router names its parameters `param0`, …); for an answer
+/// given before routing (a refused body, a background request, an idempotent replay), the
+/// documented template its path fits; else one shared label. Never the raw path, so the series
+/// stay as few as the routes.
+fn route_label(answer: &Response, method: &str, path: &str, allowed: &Allowed) -> String {
+    let matched = answer
+        .data::<PathPattern>()
+        .map(|p| crate::metrics::route_template(&p.0))
+        .filter(|p| !p.is_empty());
+    if let Some(pattern) = matched {
+        return allowed
+            .template_of(&pattern)
+            .map(str::to_string)
+            .unwrap_or(pattern);
+    }
+    match allowed.find(path) {
+        Some((template, methods)) if methods.split(", ").any(|m| m == method) => {
+            template.to_string()
+        }
+        _ => crate::metrics::UNMATCHED_ROUTE.to_string(),
+    }
 }
 
 /// Counters, gauges and histograms in the Prometheus text format.
@@ -492,8 +533,9 @@ async fn metrics_text(state: &AppState) -> String {
     out
 }
 
-/// The methods each documented path takes, for the `Allow` header of a 405 (RFC 9110).
-struct Allowed(Vec<(Vec<String>, String)>);
+/// The methods each documented path takes, for the `Allow` header of a 405 (RFC 9110), and the
+/// documented template a path fits.
+struct Allowed(Vec<(String, Vec<String>, String)>);
 
 impl Allowed {
     fn from_spec(spec: &str) -> Allowed {
@@ -514,24 +556,35 @@ impl Allowed {
                 methods.push("HEAD".into());
             }
             let segments = path.split('/').map(str::to_string).collect();
-            paths.push((segments, methods.join(", ")));
+            paths.push((path.clone(), segments, methods.join(", ")));
         }
         Allowed(paths)
     }
 
-    /// The methods of the documented path `path` matches (`{name}` matches any one segment).
-    fn of(&self, path: &str) -> Option<&str> {
+    /// The documented path `path` matches (`{name}` matches any one segment): its template, its
+    /// methods.
+    fn find(&self, path: &str) -> Option<(&str, &str)> {
         let segs: Vec<&str> = path.split('/').collect();
         self.0
             .iter()
-            .find(|(tpl, _)| {
+            .find(|(_, tpl, _)| {
                 tpl.len() == segs.len()
                     && tpl
                         .iter()
                         .zip(&segs)
                         .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
             })
-            .map(|(_, m)| m.as_str())
+            .map(|(t, _, m)| (t.as_str(), m.as_str()))
+    }
+
+    /// The methods of the documented path `path` matches.
+    fn of(&self, path: &str) -> Option<&str> {
+        self.find(path).map(|(_, m)| m)
+    }
+
+    /// The documented template `path` matches.
+    fn template_of(&self, path: &str) -> Option<&str> {
+        self.find(path).map(|(t, _)| t)
     }
 }
 

@@ -6,6 +6,7 @@ use poem::Request;
 use poem_openapi::{Object, OpenApi};
 use serde_json::Value;
 
+use super::access::{Key, Read};
 use super::docs::{get_link, LinkDoc};
 use super::wire::{base_url, negotiate, ApiResult, Problem, Rep};
 use super::{ApiTags, AppState};
@@ -55,6 +56,7 @@ impl RootApi {
     ///
     /// Links to every collection, the documentation and the OpenAPI document.
     #[oai(path = "/", method = "get", operation_id = "getRoot")]
+    // Public: the one operation without a key.
     async fn root(&self, req: &Request) -> ApiResult<RootDoc> {
         let enc = negotiate(req).map_err(|p| p.for_req(req))?;
         let b = base_url(req, self.state.public_url.as_deref());
@@ -105,7 +107,7 @@ impl RootApi {
         method = "get",
         operation_id = "listOperations"
     )]
-    async fn operations(&self, req: &Request) -> ApiResult<OperationsDoc> {
+    async fn operations(&self, _key: Key<Read>, req: &Request) -> ApiResult<OperationsDoc> {
         let enc = negotiate(req).map_err(|p: Problem| p.for_req(req))?;
         let b = base_url(req, self.state.public_url.as_deref());
         let ops = self

@@ -16,6 +16,7 @@ use poem_openapi::registry::{
 use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
+use super::access::{Key, Read};
 use super::docs::JobDoc;
 use super::wire::{base_url, Problem};
 use super::{ApiTags, AppState};
@@ -71,6 +72,7 @@ impl EventsApi {
     )]
     async fn events(
         &self,
+        key: Key<Read>,
         req: &Request,
         /// Job id.
         id: Path<String>,
@@ -83,7 +85,7 @@ impl EventsApi {
             .map_err(|_| Problem::not_found(format!("no job with id `{}`", id.0)).for_req(req))?;
         let engine = self.state.engine.clone();
         // Fail with a problem document now, not inside the stream.
-        super::access::job_for(&self.state, req, id)
+        super::access::job_for(&self.state, &key, id)
             .await
             .map_err(|p| p.for_req(req))?;
         let base = base_url(req, self.state.public_url.as_deref());

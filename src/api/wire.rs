@@ -122,22 +122,6 @@ pub fn correlation_id(req: &Request, fallback: Option<String>) -> Option<String>
 
 pub use crate::domain::hex;
 
-/// The caller's tenant (see `access`), or None for a caller without a key who holds a signed
-/// link.
-pub fn caller(req: &Request) -> Option<String> {
-    req.extensions()
-        .get::<super::access::Caller>()
-        .map(|c| c.tenant.clone())
-}
-
-/// Whether the caller may see an object of tenant `owner` (others get a 404, never a 403).
-pub fn owns(req: &Request, owner: &Option<String>) -> bool {
-    let owner = owner
-        .as_deref()
-        .unwrap_or(crate::domain::access::OPEN_TENANT);
-    caller(req).as_deref() == Some(owner)
-}
-
 /// What a client asked for with `Prefer` (RFC 7240).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Prefer {
@@ -212,6 +196,9 @@ pub struct Problem {
     pub enc: Option<Enc>,
     #[oai(skip)]
     pub retry_after: Option<u64>,
+    /// A 401: the answer says how to authenticate (`WWW-Authenticate: Bearer`).
+    #[oai(skip)]
+    pub www_authenticate: bool,
 }
 
 fn title(status: u16) -> &'static str {
@@ -232,6 +219,7 @@ impl Problem {
             instance: None,
             enc: None,
             retry_after: None,
+            www_authenticate: false,
         }
     }
     /// Set the encoding (from the request).
@@ -286,6 +274,12 @@ impl IntoResponse for Problem {
         if let Some(s) = self.retry_after {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.www_authenticate {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"longrun\""),
+            );
         }
         r
     }

@@ -1,5 +1,5 @@
-//! Who may do what: API key scopes, the scope each request needs, key material, and the
-//! per-key submission rate. Pure rules; the store keeps the keys, the edge applies the rules.
+//! Who may do what: API key scopes, which input fields would claim an identity, key material,
+//! and the per-key submission rate. Pure rules; the store keeps the keys, the edge applies them.
 
 use std::time::{Duration, Instant};
 
@@ -41,69 +41,48 @@ impl Scope {
     }
 }
 
-/// What a request needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rule {
-    /// None: anyone (entry point, health, documents, the dashboard's files).
-    pub scope: Option<Scope>,
-    /// A submission: counted against the key's rate.
-    pub submission: bool,
-}
-
-/// The rule of a request, from its method, path and query (`respond_async`: the GET asks to run
-/// in the background, which stores a job).
-pub fn rule(method: &str, path: &str, query: &str, respond_async: bool) -> Rule {
-    let public = Rule {
-        scope: None,
-        submission: false,
-    };
-    let need = |scope, submission| Rule {
-        scope: Some(scope),
-        submission,
-    };
-    let path = path.trim_end_matches('/');
-    let param = |name: &str| {
-        query.split('&').any(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            k == name && matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes")
-        })
-    };
-    let is_read = matches!(method, "GET" | "HEAD");
-    if is_read
-        && (path.is_empty()
-            || matches!(
-                path,
-                "/healthz" | "/readyz" | "/openapi.json" | "/openapi.yaml"
-            )
-            || path == "/docs"
-            || path.starts_with("/docs/")
-            || path == "/ui"
-            || path.starts_with("/ui/"))
-    {
-        return public;
+/// The first field of a submitted `input`, at any depth, that names an identity (`owner`,
+/// `tenant`, `tenantId`, `userId`, `apiKey`, `caller`; case, `_` and `-` ignored), as a path like
+/// `input.filter.owner`. Who a job acts for comes from the key that submitted it, so an input that
+/// tries to say it is refused rather than ignored.
+pub fn identity_field(input: &serde_json::Value) -> Option<String> {
+    fn is_identity(name: &str) -> bool {
+        let n: String = name
+            .chars()
+            .filter(|c| !matches!(c, '_' | '-'))
+            .collect::<String>()
+            .to_ascii_lowercase();
+        matches!(
+            n.as_str(),
+            "owner" | "tenant" | "tenantid" | "userid" | "apikey" | "caller"
+        )
     }
-    if path == "/metrics" || path.starts_with("/api/v1/keys") {
-        return need(Scope::Admin, false);
-    }
-    match method {
-        "GET" | "HEAD" => {
-            if path.starts_with("/tasks/") && param("prune") {
-                need(Scope::Admin, false)
-            } else if path.starts_with("/tasks/") && param("cancel") {
-                need(Scope::Submit, false)
-            } else if respond_async && path.starts_with("/api/") {
-                need(Scope::Submit, true)
-            } else {
-                need(Scope::Read, false)
-            }
+    fn walk(v: &serde_json::Value, path: &mut String) -> bool {
+        match v {
+            serde_json::Value::Object(m) => m.iter().any(|(k, v)| {
+                let len = path.len();
+                path.push('.');
+                path.push_str(k);
+                if is_identity(k) || walk(v, path) {
+                    return true;
+                }
+                path.truncate(len);
+                false
+            }),
+            serde_json::Value::Array(a) => a.iter().enumerate().any(|(i, v)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                if walk(v, path) {
+                    return true;
+                }
+                path.truncate(len);
+                false
+            }),
+            _ => false,
         }
-        "POST" if path.ends_with("/restart") => need(Scope::Admin, false),
-        "POST" if path.ends_with("/cancel") || path.ends_with("/share") => {
-            need(Scope::Submit, false)
-        }
-        "POST" | "PUT" | "PATCH" => need(Scope::Submit, true),
-        _ => need(Scope::Admin, false),
     }
+    let mut path = String::from("input");
+    walk(input, &mut path).then_some(path)
 }
 
 /// A tenant name: 1 to 64 letters, digits, `.`, `_` or `-`.
@@ -200,30 +179,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rules_follow_the_scopes() {
-        let r = |m, p, q| rule(m, p, q, false).scope;
-        assert_eq!(r("GET", "/", ""), None);
-        assert_eq!(r("GET", "/healthz", ""), None);
-        assert_eq!(r("GET", "/ui/app.js", ""), None);
-        assert_eq!(r("GET", "/api/v1/jobs", ""), Some(Scope::Read));
-        assert_eq!(r("GET", "/downloads/x", ""), Some(Scope::Read));
-        assert_eq!(r("POST", "/api/v1/imports", ""), Some(Scope::Submit));
-        assert_eq!(r("POST", "/api/v1/jobs/x/cancel", ""), Some(Scope::Submit));
-        assert_eq!(r("POST", "/api/v1/jobs/x/restart", ""), Some(Scope::Admin));
-        assert_eq!(r("DELETE", "/api/v1/jobs/x", ""), Some(Scope::Admin));
+    fn identity_fields_are_found_at_any_depth() {
+        use serde_json::json;
+        assert_eq!(identity_field(&json!({"uri": "/api/v1/jobs"})), None);
         assert_eq!(
-            r("DELETE", "/api/v1/jobs", "status=SUCCESS"),
-            Some(Scope::Admin)
+            identity_field(&json!({"uri": "/api/v1/jobs", "owner": "acme"})),
+            Some("input.owner".into())
         );
-        assert_eq!(r("GET", "/tasks/3", "cancel=true"), Some(Scope::Submit));
-        assert_eq!(r("GET", "/tasks/3", "prune=1"), Some(Scope::Admin));
-        assert_eq!(r("GET", "/tasks/3", "prune=false"), Some(Scope::Read));
-        assert_eq!(r("GET", "/metrics", ""), Some(Scope::Admin));
-        assert_eq!(r("POST", "/api/v1/keys", ""), Some(Scope::Admin));
-        assert!(rule("POST", "/api/v1/imports", "", false).submission);
-        assert!(!rule("POST", "/api/v1/jobs/x/cancel", "", false).submission);
-        let bg = rule("GET", "/api/tools", "bgrs=yes", true);
-        assert_eq!((bg.scope, bg.submission), (Some(Scope::Submit), true));
+        assert_eq!(
+            identity_field(&json!({"filter": {"Tenant_Id": "acme"}})),
+            Some("input.filter.Tenant_Id".into())
+        );
+        assert_eq!(
+            identity_field(&json!({"a": [1, {"b": {"user-id": 1}}]})),
+            Some("input.a[1].b.user-id".into())
+        );
+        assert_eq!(identity_field(&json!({"text": "the owner said"})), None);
+        assert_eq!(identity_field(&json!([0, 0, "owner"])), None);
         assert!(Scope::Admin > Scope::Submit && Scope::Submit > Scope::Read);
     }
 

@@ -190,6 +190,12 @@ impl Engine {
         let op = self.registry.get(&new.operation).ok_or_else(|| {
             EngineError::BadInput(format!("unknown operation `{}`", new.operation))
         })?;
+        if let Some(field) = crate::domain::access::identity_field(&new.input) {
+            return Err(EngineError::BadInput(format!(
+                "`{field}`: a job acts for the tenant of the API key that submits it; an input \
+                 cannot name one"
+            )));
+        }
         op.validate(&new.input).map_err(EngineError::BadInput)?;
         // Stored times have millisecond precision; the first answer must match later reads.
         let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);

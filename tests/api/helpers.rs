@@ -592,3 +592,17 @@ pub fn assert_signed(r: &Received) {
         longrun::domain::signals::sign(&key, &id, ts, r.body.as_bytes())
     );
 }
+
+/// Whether this test's PostgreSQL case can run: with `LONGRUN_TEST_POSTGRES_URL` it does; without
+/// it, the case is skipped with a note, except in CI (`CI=true`), where it fails.
+pub fn postgres_or_skip() -> bool {
+    if std::env::var("LONGRUN_TEST_POSTGRES_URL").is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "LONGRUN_TEST_POSTGRES_URL must be set in CI"
+    );
+    eprintln!("LONGRUN_TEST_POSTGRES_URL is not set: this PostgreSQL case was skipped");
+    false
+}

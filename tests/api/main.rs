@@ -8,6 +8,7 @@ mod collection;
 mod comparisons;
 mod crash;
 mod dialects;
+mod door;
 mod examples;
 mod helpers;
 mod imports;

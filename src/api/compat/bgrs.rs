@@ -17,17 +17,14 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::api::access::{job_for, Key, KeyOrLink, Submission, Submit};
 use crate::api::docs::{get_link, LinkDoc};
-use crate::api::wire::{base_url, caller, negotiate, Enc, Prefer, Problem, Rep};
+use crate::api::wire::{base_url, negotiate, Enc, Prefer, Problem, Rep};
 use crate::api::{ApiTags, AppState};
 use crate::domain::signals::{share_sig, share_valid};
 use crate::domain::{job_href, Job, JobStatus};
 use crate::engine::{EngineError, NewJob};
 use crate::operations::request::{Answer, InProcess};
-
-/// The identity an in-process request runs with (read by `wire::caller`).
-#[derive(Debug, Clone)]
-pub struct RunAs(pub String);
 
 /// Calls the service's own endpoint in-process (set once the endpoint is built). It holds the
 /// endpoint weakly: the endpoint owns the engine, which owns this client.
@@ -48,7 +45,7 @@ impl InProcess for SelfClient {
         &self,
         uri: &str,
         headers: &[(String, String)],
-        owner: Option<String>,
+        owner: &str,
     ) -> Result<Answer, String> {
         let ep = self
             .endpoint
@@ -58,13 +55,14 @@ impl InProcess for SelfClient {
         let mut req = Request::builder()
             .method(poem::http::Method::GET)
             .uri_str(uri);
+        // Only the headers that shape an answer; never a credential (the identity is `owner`).
         for (k, v) in headers {
-            req = req.header(k.as_str(), v.as_str());
+            if REPLAYED.contains(&k.to_ascii_lowercase().as_str()) {
+                req = req.header(k.as_str(), v.as_str());
+            }
         }
         let mut req = req.finish();
-        req.extensions_mut().insert(RunAs(
-            owner.unwrap_or_else(|| crate::domain::access::OPEN_TENANT.to_string()),
-        ));
+        crate::api::access::run_as(&mut req, owner);
         let resp = match ep.call(req).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
@@ -129,11 +127,22 @@ pub fn wants_background(req: &Request) -> bool {
         || Prefer::of(req).respond_async
 }
 
-/// If `req` asks to run in the background, store it as a `request` job and answer at once.
+/// If `req` asks to run in the background, store it as a `request` job and answer at once. That
+/// is a submission (`submit` scope, counted against the key's rate), decided here on the same
+/// decoded query that chose to run it in the background; the job runs its GET for the
+/// submitter's tenant with the `read` scope.
 pub async fn intercept(state: &AppState, req: &Request) -> Option<Response> {
-    if req.extensions().get::<RunAs>().is_some() || !wants_background(req) {
+    if crate::api::access::is_in_process(req) || !wants_background(req) {
         return None;
     }
+    let enc = answer_enc(req);
+    let key = match Key::<Submission>::admit(req) {
+        Ok(k) => k,
+        Err(mut p) => {
+            p.enc = Some(enc);
+            return Some(p.into_response());
+        }
+    };
     let query = req.uri().query().unwrap_or("");
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
@@ -159,20 +168,18 @@ pub async fn intercept(state: &AppState, req: &Request) -> Option<Response> {
             Some(json!([h, v]))
         })
         .collect();
-    let owner = caller(req);
     let submitted = state
         .engine
         .submit(NewJob {
             id: Uuid::now_v7(),
             operation: "request".into(),
-            input: json!({"uri": uri, "name": name, "headers": headers, "owner": owner}),
+            input: json!({"uri": uri, "name": name, "headers": headers}),
             input_blob: None,
             correlation_id: crate::api::wire::correlation_id(req, None),
             options: Default::default(),
-            owner,
+            owner: key.owner(),
         })
         .await;
-    let enc = answer_enc(req);
     let job = match submitted {
         Ok(j) => j,
         Err(e) => {
@@ -300,7 +307,7 @@ impl BgrsApi {
     /// The request job, if the caller may see it: its owner, or a valid share link.
     async fn visible(
         &self,
-        req: &Request,
+        reader: &KeyOrLink,
         rid: &str,
         expires: Option<i64>,
         sig: Option<&str>,
@@ -314,6 +321,7 @@ impl BgrsApi {
         if job.operation != "request" {
             return Err(missing());
         }
+        // A share link works for anyone, with or without a key.
         if let (Some(exp), Some(sig)) = (expires, sig) {
             let tenant = job
                 .owner
@@ -327,7 +335,10 @@ impl BgrsApi {
             }
             return Err(missing());
         }
-        if !crate::api::wire::owns(req, &job.owner) {
+        let Some(caller) = reader.caller() else {
+            return Err(missing());
+        };
+        if !caller.owns(&job.owner) {
             return Err(missing());
         }
         Ok(job)
@@ -385,6 +396,7 @@ impl BgrsApi {
     )]
     async fn get(
         &self,
+        reader: KeyOrLink,
         req: &Request,
         rid: Path<String>,
         expires: Query<Option<i64>>,
@@ -392,7 +404,9 @@ impl BgrsApi {
     ) -> Result<Rep<Vec<BgrsDoc>>, Problem> {
         let run = async {
             let enc = negotiate(req)?;
-            let job = self.visible(req, &rid, expires.0, sig.0.as_deref()).await?;
+            let job = self
+                .visible(&reader, &rid, expires.0, sig.0.as_deref())
+                .await?;
             let base = base_url(req, self.state.public_url.as_deref());
             Ok(Rep::new(vec![self.doc(&base, &job)], enc, "bgrs"))
         };
@@ -410,6 +424,7 @@ impl BgrsApi {
     )]
     async fn details(
         &self,
+        reader: KeyOrLink,
         req: &Request,
         rid: Path<String>,
         expires: Query<Option<i64>>,
@@ -417,7 +432,9 @@ impl BgrsApi {
     ) -> Result<Rep<Vec<BgrsDetail>>, Problem> {
         let run = async {
             let enc = negotiate(req)?;
-            let job = self.visible(req, &rid, expires.0, sig.0.as_deref()).await?;
+            let job = self
+                .visible(&reader, &rid, expires.0, sig.0.as_deref())
+                .await?;
             let rid = job.id.simple().to_string();
             let msgs = self.state.engine.messages(job.id).await?;
             Ok(Rep::new(
@@ -446,13 +463,16 @@ impl BgrsApi {
     )]
     async fn result(
         &self,
+        reader: KeyOrLink,
         req: &Request,
         rid: Path<String>,
         expires: Query<Option<i64>>,
         sig: Query<Option<String>>,
     ) -> Result<poem_openapi::payload::Response<ResultAnswer>, Problem> {
         let run = async {
-            let job = self.visible(req, &rid, expires.0, sig.0.as_deref()).await?;
+            let job = self
+                .visible(&reader, &rid, expires.0, sig.0.as_deref())
+                .await?;
             if job.status != JobStatus::Success {
                 return Err(Problem::new(
                     409,
@@ -491,6 +511,7 @@ impl BgrsApi {
     )]
     async fn share(
         &self,
+        key: Key<Submit>,
         req: &Request,
         id: Path<String>,
         /// Seconds the links work (1–604800).
@@ -505,7 +526,7 @@ impl BgrsApi {
             let uid: Uuid = id
                 .parse()
                 .map_err(|_| Problem::not_found(format!("no job with id `{}`", id.0)))?;
-            let job = crate::api::access::job_for(&self.state, req, uid).await?;
+            let job = job_for(&self.state, &key, uid).await?;
             let (_, files) = self.state.engine.get_with_files(job.id).await?;
             if job.operation != "request" && files.iter().all(|f| f.consumed) {
                 return Err(Problem::new(

@@ -12,6 +12,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::api::access::{Admin, Key, Read, Submit};
 use crate::api::docs::LinkDoc;
 use crate::api::wire::{base_url, negotiate, Enc, Problem};
 use crate::api::{ApiTags, AppState};
@@ -228,6 +229,7 @@ impl TasksApi {
     #[oai(path = "/tasks", method = "get", operation_id = "listTasks")]
     async fn list(
         &self,
+        key: Key<Read>,
         req: &Request,
         /// How many (1–1000).
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
@@ -245,7 +247,7 @@ impl TasksApi {
                 .engine
                 .list(
                     &crate::domain::JobFilter {
-                        owner: Some(crate::api::wire::caller(req).unwrap_or_default()),
+                        owner: key.owner(),
                         ..Default::default()
                     },
                     true,
@@ -274,6 +276,7 @@ impl TasksApi {
     #[oai(path = "/tasks/:id", method = "get", operation_id = "getTask")]
     async fn get(
         &self,
+        key: Key<Read>,
         req: &Request,
         /// Task number, optionally with `.json` or `.xml`.
         id: Path<String>,
@@ -283,6 +286,13 @@ impl TasksApi {
         prune: Query<Option<bool>>,
     ) -> Result<TasksAnswer, Problem> {
         let run = async {
+            // The effect, and so the scope it needs, is chosen by the decoded values this handler
+            // acts on below, however the query spelled them (`%70rune`, repeated, …).
+            if prune.0 == Some(true) {
+                key.at_least::<Admin>(req, "prune=true")?;
+            } else if cancel.0 == Some(true) {
+                key.at_least::<Submit>(req, "cancel=true")?;
+            }
             let (num, enc) = if let Some(n) = id.strip_suffix(".json") {
                 (n, Enc::Json)
             } else if let Some(n) = id.strip_suffix(".xml") {
@@ -299,11 +309,7 @@ impl TasksApi {
                 .await
                 .map_err(EngineError::from)?
             {
-                Some(j)
-                    if j.status != JobStatus::Deleted && crate::api::wire::owns(req, &j.owner) =>
-                {
-                    j
-                }
+                Some(j) if j.status != JobStatus::Deleted && key.owns(&j.owner) => j,
                 _ => return Err(missing()),
             };
             if cancel.0 == Some(true) {

@@ -21,12 +21,12 @@ pub struct Answer {
 /// Calls the service's own HTTP endpoint without a network (the API implements it).
 #[async_trait]
 pub trait InProcess: Send + Sync {
-    /// GET `uri` (path and query) with `headers`, as `owner`.
+    /// GET `uri` (path and query) with `headers`, for tenant `owner` with the `read` scope.
     async fn get(
         &self,
         uri: &str,
         headers: &[(String, String)],
-        owner: Option<String>,
+        owner: &str,
     ) -> Result<Answer, String>;
 }
 
@@ -73,7 +73,8 @@ impl Operation for RequestOperation {
     async fn run(&self, ctx: &mut Context) -> Result<Value, OpError> {
         let uri = ctx.input()["uri"].as_str().unwrap_or_default().to_string();
         let name = ctx.input()["name"].as_str().unwrap_or(&uri).to_string();
-        let owner = ctx.input()["owner"].as_str().map(str::to_string);
+        // The job's owner, never its input: the GET reads only what the submitter could.
+        let owner = ctx.owner().to_string();
         let headers: Vec<(String, String)> = ctx.input()["headers"]
             .as_array()
             .into_iter()
@@ -83,7 +84,7 @@ impl Operation for RequestOperation {
         ctx.stage(1, 2, &format!("Running GET {name}")).await?;
         let answer = self
             .client
-            .get(&uri, &headers, owner)
+            .get(&uri, &headers, &owner)
             .await
             .map_err(|e| OpError::failed("request", e))?;
         ctx.stage(2, 2, "Storing the answer").await?;
