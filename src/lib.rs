@@ -140,7 +140,7 @@ impl App {
         let self_client = Arc::new(api::compat::bgrs::SelfClient::default());
         registry.register(Arc::new(RequestOperation::new(self_client.clone())));
         registry.register(Arc::new(CompareOperation::new(
-            crate::net::guarded_client(config.callback_allow_private, config.fetch_timeout),
+            crate::net::Outbound::new(config.callback_allow_private, config.fetch_timeout),
             config.max_input_size,
             config.max_depth,
         )));

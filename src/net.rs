@@ -1,5 +1,5 @@
-//! Outgoing HTTP under the address rules of `domain::signals`: the one client used for
-//! deliveries and fetched inputs. Names are checked when they resolve (so a name cannot point at
+//! Outgoing HTTP under the address rules of `domain::signals`: `Outbound`, the one client used
+//! for deliveries and fetched inputs. Names are checked when they resolve (so a name cannot point at
 //! a refused address after it was accepted), literal addresses before each request, and
 //! redirects are not followed.
 
@@ -52,16 +52,59 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// An HTTP client that only reaches allowed addresses, with `timeout` per request.
-pub fn guarded_client(allow_private: bool, timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .dns_resolver(Arc::new(GuardedResolver { allow_private }))
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .user_agent(concat!("longrun/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("a client with rustls builds")
+/// The one way out of the service: every outgoing request (callbacks, notification events,
+/// fetched comparison inputs, anything later) is made here, and only here can a request be made.
+/// A literal address (in any spelling the URL parser reads as an address) is checked before the
+/// request, since the resolver never sees it; a name is checked by the resolver as it is
+/// connected, so the client connects only to addresses that passed. Redirects are not followed.
+#[derive(Clone)]
+pub struct Outbound {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+impl Outbound {
+    /// An outbound client with `timeout` per request; `allow_private` is
+    /// `LONGRUN_CALLBACK_ALLOW_PRIVATE`.
+    pub fn new(allow_private: bool, timeout: Duration) -> Outbound {
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(GuardedResolver { allow_private }))
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("longrun/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a client with rustls builds");
+        Outbound {
+            client,
+            allow_private,
+        }
+    }
+
+    /// May requests reach loopback and private addresses?
+    pub fn allow_private(&self) -> bool {
+        self.allow_private
+    }
+
+    /// A request to `raw`, or why it may not be made.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        raw: &str,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let url = check_target(raw, self.allow_private)?;
+        Ok(self.client.request(method, url))
+    }
+
+    /// What can be known of `raw` without resolving it (for checks at submission).
+    pub fn check(&self, raw: &str) -> Result<url::Url, String> {
+        check_target(raw, self.allow_private)
+    }
+
+    /// `check`, and for a name every address it resolves to now.
+    pub async fn check_now(&self, raw: &str) -> Result<url::Url, String> {
+        check_now(raw, self.allow_private).await
+    }
 }
 
 /// Check a target URL as far as it can be known now: scheme and literal address, and for a name

@@ -22,11 +22,11 @@ use super::wire::{
     XML,
 };
 use super::{ApiTags, AppState};
-use crate::compare::{DocFormat, Limits, NoControl};
+use crate::compare::{DocFormat, Limits};
 use crate::domain::signals::{AsyncRequest, NotificationTarget, NotifyFormat};
 use crate::domain::{file_href, job_href, JobStatus};
 use crate::engine::NewJob;
-use crate::operations::compare::{format_of, parse_input, CompareOptions, Source, Spec};
+use crate::operations::compare::{check_documents, CompareOptions, Source, Spec};
 
 /// One input: the document itself, or where to fetch it.
 #[derive(Debug, Clone, Object)]
@@ -528,44 +528,22 @@ impl ComparisonsApi {
             b: Source::Content(String::new()),
             options: p.options.clone(),
         };
-        let mut detected: Vec<(&str, DocFormat, Bytes)> = Vec::new();
-        for (name, part) in [("inputA", &p.a), ("inputB", &p.b)] {
-            match part {
-                Part::Uri(u) => {
-                    crate::net::check_now(u, state.engine.allow_private())
-                        .await
-                        .map_err(|why| {
-                            Problem::new(400, "refused-destination", format!("{name}: {why}"))
-                        })?;
-                }
-                Part::Content(bytes) => {
-                    if bytes.len() as u64 > max {
-                        return Err(too_large(name, max));
-                    }
-                    let f = format_of(name, bytes, p.format).map_err(Problem::bad_request)?;
-                    detected.push((name, f, bytes.clone()));
-                }
-            }
-        }
-        if let [(_, fa, _), (_, fb, _)] = &detected[..] {
-            if fa != fb {
-                let n = |f: &DocFormat| if *f == DocFormat::Xml { "XML" } else { "JSON" };
-                return Err(Problem::bad_request(format!(
-                    "inputA is {} but inputB is {}; both inputs must be in one format",
-                    n(fa),
-                    n(fb)
-                )));
-            }
-        }
-        for (name, f, bytes) in detected {
-            let spec = spec_options.clone();
-            tokio::task::spawn_blocking(move || {
-                parse_input(name, &bytes, f, &spec, limits, &mut NoControl).map(|_| ())
+        // The documents are checked now (a 400 naming the input and the position) by the
+        // operation's own check, the one every route goes through; `uri` inputs by the
+        // operation's admission when the job is submitted.
+        let inline: Vec<(&str, Bytes)> = [("inputA", &p.a), ("inputB", &p.b)]
+            .into_iter()
+            .filter_map(|(name, part)| match part {
+                Part::Content(bytes) => Some((name, bytes.clone())),
+                Part::Uri(_) => None,
             })
-            .await
-            .map_err(|e| Problem::new(500, "internal", e.to_string()))?
-            .map_err(|e| Problem::bad_request(e.to_string()))?;
+            .collect();
+        if let Some((name, _)) = inline.iter().find(|(_, b)| b.len() as u64 > max) {
+            return Err(too_large(name, max));
         }
+        check_documents(&inline, &spec_options, max, limits)
+            .await
+            .map_err(Problem::bad_request)?;
         let options = super::signals::job_options(state, req, p.signals).await?;
         let id = Uuid::now_v7();
         // Inline documents are kept as one stored body: A's bytes, then B's.

@@ -148,15 +148,40 @@ impl AsyncRequest {
 
 // ----- where deliveries may go ------------------------------------------------------------
 
-/// Why an address may not receive deliveries, or None when it may.
+/// The IPv4 address an IPv6 address carries and reaches: IPv4-mapped (`::ffff:a.b.c.d`),
+/// IPv4-translated (`::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`
+/// and the local-use `64:ff9b:1::/48`), 6to4 (`2002:AABB:CCDD::/48`) and Teredo (`2001:0::/32`,
+/// whose client address is stored inverted). A request to such an address ends at the IPv4
+/// address, so the IPv4 rules apply to it.
+pub fn embedded_v4(a: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = a.segments();
+    let low = |hi: u16, lo: u16| std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, hi, lo] | [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(low(hi, lo)),
+        // `::` and `::1` are IPv6's own unspecified and loopback addresses.
+        [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => Some(low(hi, lo)),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
+        [0x64, 0xff9b, 1, _, _, _, hi, lo] => Some(low(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(low(hi, lo)),
+        [0x2001, 0, _, _, _, _, hi, lo] => Some(low(!hi, !lo)),
+        _ => None,
+    }
+}
+
+/// Why an address may not be reached by deliveries or fetches, or None when it may. Every
+/// spelling of an address comes here as the `IpAddr` it denotes (`url` reads `2130706433`,
+/// `0x7f000001` and `127.1` as 127.0.0.1), and IPv6 forms that end at an IPv4 address are
+/// judged as that address.
 pub fn address_refusal(ip: IpAddr, allow_private: bool) -> Option<&'static str> {
     let ip = match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match embedded_v4(v6) {
             Some(v4) => IpAddr::V4(v4),
             None => IpAddr::V6(v6),
         },
         v4 => v4,
     };
+    const PRIVATE: &str =
+        "a loopback or private address (allowed only with LONGRUN_CALLBACK_ALLOW_PRIVATE=true)";
     match ip {
         IpAddr::V4(a) => {
             let o = a.octets();
@@ -169,10 +194,13 @@ pub fn address_refusal(ip: IpAddr, allow_private: bool) -> Option<&'static str> 
             } else if !allow_private
                 && (a.is_loopback()
                     || a.is_private()
+                    // Shared address space (100.64.0.0/10), IETF protocol assignments
+                    // (192.0.0.0/24), benchmarking (198.18.0.0/15).
                     || (o[0] == 100 && (o[1] & 0xC0) == 64)
-                    || (o[0] == 192 && o[1] == 0 && o[2] == 0))
+                    || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                    || (o[0] == 198 && (o[1] & 0xfe) == 18))
             {
-                Some("a loopback or private address (allowed only with LONGRUN_CALLBACK_ALLOW_PRIVATE=true)")
+                Some(PRIVATE)
             } else {
                 None
             }
@@ -187,8 +215,17 @@ pub fn address_refusal(ip: IpAddr, allow_private: bool) -> Option<&'static str> 
                 Some("a multicast address")
             } else if seg[0] == 0xfd00 && seg[1] == 0x0ec2 {
                 Some("a cloud metadata address")
-            } else if !allow_private && (a.is_loopback() || (seg[0] & 0xfe00) == 0xfc00) {
-                Some("a loopback or private address (allowed only with LONGRUN_CALLBACK_ALLOW_PRIVATE=true)")
+            } else if (seg[0] == 0x0100 && seg[1..4] == [0, 0, 0])
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8)
+            {
+                Some("a discard-only or documentation address")
+            } else if !allow_private
+                && (a.is_loopback()
+                    // Unique local (fc00::/7) and the old site-local (fec0::/10).
+                    || (seg[0] & 0xfe00) == 0xfc00
+                    || (seg[0] & 0xffc0) == 0xfec0)
+            {
+                Some(PRIVATE)
             } else {
                 None
             }
@@ -527,6 +564,76 @@ mod tests {
         assert!(!no("http://localhost:9/", true));
         assert!(!no("https://example.com/hook", false));
         assert!(!no("http://8.8.8.8/", false));
+    }
+
+    /// Every spelling of an inside address that an attack tried, and more: each is refused while
+    /// private addresses are not allowed; public ones and their IPv6 forms pass.
+    #[test]
+    fn refused_address_forms() {
+        let refused = [
+            "http://127.0.0.1/",
+            "http://2130706433/",
+            "http://0x7f000001/",
+            "http://0x7f.1/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://127.0.1/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:7f00:1]/",
+            "http://[::ffff:0:127.0.0.1]/",
+            "http://[::127.0.0.1]/",
+            "http://[0:0:0:0:0:0:127.0.0.1]/",
+            "http://[64:ff9b::127.0.0.1]/",
+            "http://[64:ff9b::a00:1]/",
+            "http://[64:ff9b:1::10.0.0.1]/",
+            "http://[2002:7f00:1::]/",
+            "http://[2002:a00:1::1]/",
+            "http://[2002:c0a8:101::1]/",
+            "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/", // Teredo client 127.0.0.1
+            "http://10.0.0.1/",
+            "http://10.255.255.255/",
+            "http://172.16.0.1/",
+            "http://172.31.255.255/",
+            "http://192.168.1.1/",
+            "http://100.64.0.1/",
+            "http://198.18.0.1/",
+            "http://169.254.169.254/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[fd00:ec2::254]/",
+            "http://[fc00::1]/",
+            "http://[fd12:3456::1]/",
+            "http://[fec0::1]/",
+            "http://[fe80::1]/",
+            "http://0.0.0.0/",
+            "http://0/",
+            "http://[::]/",
+            "http://localhost/",
+            "http://LOCALHOST./",
+            "http://a.localhost/",
+            "http://255.255.255.255/",
+            "http://224.0.0.1/",
+            "http://[ff02::1]/",
+            "http://[2001:db8::1]/",
+        ];
+        for u in refused {
+            assert!(check_target(u, false).is_err(), "{u} must be refused");
+        }
+        for u in [
+            "http://8.8.8.8/",
+            "http://[2606:4700:4700::1111]/",
+            "http://[::ffff:8.8.8.8]/",
+            "http://[64:ff9b::8.8.8.8]/",
+            "http://[2002:808:808::1]/",
+            "http://172.32.0.1/",
+            "http://11.0.0.1/",
+            "https://example.com/x",
+        ] {
+            assert!(check_target(u, false).is_ok(), "{u} must pass");
+        }
+        // With private addresses allowed, loopback passes; metadata and link-local never do.
+        assert!(check_target("http://[::ffff:127.0.0.1]/", true).is_ok());
+        assert!(check_target("http://[64:ff9b::169.254.169.254]/", true).is_err());
     }
 
     #[test]

@@ -196,7 +196,7 @@ impl Engine {
                  cannot name one"
             )));
         }
-        op.validate(&new.input).map_err(EngineError::BadInput)?;
+        op.admit(&new.input).await.map_err(EngineError::BadInput)?;
         // Stored times have millisecond precision; the first answer must match later reads.
         let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
         let mut job = Job {

@@ -10,7 +10,7 @@ use chrono::Utc;
 use futures::StreamExt;
 
 use super::{Engine, Result};
-use crate::domain::signals::{check_target, retry_delay, sign, Delivery, DEFAULT_SCHEDULE};
+use crate::domain::signals::{retry_delay, sign, Delivery, DEFAULT_SCHEDULE};
 use crate::domain::{Job, Level, OutputFile};
 
 /// How deliveries are sent.
@@ -61,7 +61,7 @@ impl Engine {
     pub fn start_deliveries(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            let client = crate::net::guarded_client(
+            let client = crate::net::Outbound::new(
                 me.cfg.deliveries.allow_private,
                 me.cfg.deliveries.timeout,
             );
@@ -100,7 +100,7 @@ impl Engine {
     }
 
     /// Send one delivery once and record the outcome.
-    async fn deliver(&self, client: &reqwest::Client, d: Delivery) {
+    async fn deliver(&self, client: &crate::net::Outbound, d: Delivery) {
         let tries = d.attempts + 1;
         let outcome = self.try_send(client, &d).await;
         let what = format!(
@@ -177,16 +177,19 @@ impl Engine {
             .await;
     }
 
-    async fn try_send(&self, client: &reqwest::Client, d: &Delivery) -> Outcome {
-        // Literal addresses never reach the resolver: check them (again) here.
-        if let Err(why) = check_target(&d.url, self.cfg.deliveries.allow_private) {
-            return Outcome::Stop(format!("refused: {why}"));
-        }
+    async fn try_send(&self, client: &crate::net::Outbound, d: &Delivery) -> Outcome {
         let ts = Utc::now().timestamp();
         let signature = sign(&self.cfg.deliveries.key, &d.id, ts, d.body.as_bytes());
-        let mut req = match d.method() {
-            "GET" => client.get(&d.url),
-            _ => client.post(&d.url).body(d.body.clone()),
+        let req = match d.method() {
+            "GET" => client.request(reqwest::Method::GET, &d.url),
+            _ => client
+                .request(reqwest::Method::POST, &d.url)
+                .map(|r| r.body(d.body.clone())),
+        }
+        .map_err(|why| Outcome::Stop(format!("refused: {why}")));
+        let mut req = match req {
+            Ok(r) => r,
+            Err(stop) => return stop,
         };
         req = req
             .header("webhook-id", &d.id)

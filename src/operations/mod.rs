@@ -270,6 +270,12 @@ pub trait Operation: Send + Sync + 'static {
     fn validate(&self, _input: &Value) -> Result<(), String> {
         Ok(())
     }
+    /// The whole check of a submission, whatever route made it: `validate`, plus what needs
+    /// waiting (resolving a name, parsing a large document off the async threads). The engine
+    /// calls this, and only this, before a job is stored.
+    async fn admit(&self, input: &Value) -> Result<(), String> {
+        self.validate(input)
+    }
     /// Do the work; return the result summary.
     async fn run(&self, ctx: &mut Context) -> Result<Value, OpError>;
 }

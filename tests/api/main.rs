@@ -11,6 +11,7 @@ mod dialects;
 mod door;
 mod examples;
 mod helpers;
+mod hostile;
 mod imports;
 mod lifecycle;
 mod maintenance;

@@ -11,7 +11,8 @@ use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use super::{Context, OpError, Operation};
-use crate::compare::{self, Control, DiffError, DocFormat, Limits};
+use crate::compare::{self, Control, DiffError, DocFormat, Limits, NoControl};
+use bytes::Bytes;
 
 /// Stage names, as seed 002 lists them.
 pub const STAGES: [&str; 4] = [
@@ -192,6 +193,50 @@ pub fn format_of(name: &str, bytes: &[u8], given: Option<DocFormat>) -> Result<D
     })
 }
 
+/// Check the documents a submission carries inline, before it is stored: each within `max`
+/// bytes, XML or JSON (both in one format), and parsed under `limits` (no DTD, bounded depth and
+/// nodes) on a blocking thread. The one check of inline inputs, for every route.
+pub async fn check_documents(
+    docs: &[(&str, Bytes)],
+    spec: &Spec,
+    max: u64,
+    limits: Limits,
+) -> Result<(), String> {
+    let mut formats = Vec::new();
+    for (name, bytes) in docs {
+        if bytes.len() as u64 > max {
+            return Err(format!(
+                "{name}: larger than the limit of {max} bytes (LONGRUN_MAX_INPUT_SIZE)"
+            ));
+        }
+        formats.push((
+            name.to_string(),
+            format_of(name, bytes, spec.format)?,
+            bytes.clone(),
+        ));
+    }
+    if let [(_, fa, _), (_, fb, _)] = &formats[..] {
+        if fa != fb {
+            let n = |f: &DocFormat| if *f == DocFormat::Xml { "XML" } else { "JSON" };
+            return Err(format!(
+                "inputA is {} but inputB is {}; both inputs must be in one format",
+                n(fa),
+                n(fb)
+            ));
+        }
+    }
+    for (name, f, bytes) in formats {
+        let spec = spec.clone();
+        tokio::task::spawn_blocking(move || {
+            parse_input(&name, &bytes, f, &spec, limits, &mut NoControl).map(|_| ())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// Parse one input (blocking; call from a blocking thread for large ones).
 pub fn parse_input(
     name: &str,
@@ -275,14 +320,14 @@ async fn on_blocking_thread<T: Send + 'static>(
 
 /// The comparison operation.
 pub struct CompareOperation {
-    client: reqwest::Client,
+    client: crate::net::Outbound,
     max_input_size: u64,
     limits: Limits,
 }
 
 impl CompareOperation {
-    /// `client` fetches `uri` inputs (use `net::guarded_client`).
-    pub fn new(client: reqwest::Client, max_input_size: u64, max_depth: usize) -> Self {
+    /// `client` fetches `uri` inputs.
+    pub fn new(client: crate::net::Outbound, max_input_size: u64, max_depth: usize) -> Self {
         CompareOperation {
             client,
             max_input_size,
@@ -308,7 +353,13 @@ impl CompareOperation {
                 unavailable(crate::net::error_chain(&e))
             }
         };
-        let mut resp = self.client.get(uri).send().await.map_err(failed)?;
+        let mut resp = self
+            .client
+            .request(reqwest::Method::GET, uri)
+            .map_err(|why| OpError::failed("refused-destination", format!("{name}: {why}")))?
+            .send()
+            .await
+            .map_err(failed)?;
         if !resp.status().is_success() {
             return Err(unavailable(format!(
                 "answered HTTP {}",
@@ -394,11 +445,38 @@ impl Operation for CompareOperation {
         let spec = Spec::from_input(input)?;
         for (name, src) in [("inputA", &spec.a), ("inputB", &spec.b)] {
             if let Source::Uri(u) = src {
-                crate::domain::signals::check_target(u, true)
-                    .map_err(|e| format!("{name}: {e}"))?;
+                self.client.check(u).map_err(|e| format!("{name}: {e}"))?;
             }
         }
         Ok(())
+    }
+
+    /// Destinations (names resolved now), and inline documents parsed under the same limits as
+    /// the dedicated route's (size, DTDs, depth), so `/api/v1/jobs` refuses what
+    /// `/api/v1/comparisons` refuses, with the same status.
+    async fn admit(&self, input: &Value) -> Result<(), String> {
+        self.validate(input)?;
+        let spec = Spec::from_input(input)?;
+        for (name, src) in [("inputA", &spec.a), ("inputB", &spec.b)] {
+            if let Source::Uri(u) = src {
+                self.client
+                    .check_now(u)
+                    .await
+                    .map_err(|e| format!("{name}: {e}"))?;
+            }
+        }
+        let inline: Vec<(&'static str, String)> = [("inputA", &spec.a), ("inputB", &spec.b)]
+            .into_iter()
+            .filter_map(|(name, src)| match src {
+                Source::Content(c) => Some((name, c.clone())),
+                _ => None,
+            })
+            .collect();
+        let docs: Vec<(&str, Bytes)> = inline
+            .into_iter()
+            .map(|(n, c)| (n, Bytes::from(c.into_bytes())))
+            .collect();
+        check_documents(&docs, &spec, self.max_input_size, self.limits).await
     }
 
     async fn run(&self, ctx: &mut Context) -> Result<Value, OpError> {
