@@ -665,6 +665,80 @@ async fn run_backend(
         );
     }
 
+    if wanted("bodies") {
+        // Peak RSS of a fresh server that took one body: at the size limit in the form the
+        // route accepts (a large document or string), and hostile ones (many small values).
+        let mib = 1024 * 1024;
+        let text = |n: usize| "x".repeat(n);
+        let cases: Vec<(&str, &str, String, u16)> = vec![
+            (
+                "`/api/v1/jobs`, a 63 MiB string input",
+                "/api/v1/jobs",
+                json!({"operation": "noop", "input": {"text": text(63 * mib)}}).to_string(),
+                201,
+            ),
+            (
+                "`/api/v1/comparisons`, two 32 MiB XML documents inline",
+                "/api/v1/comparisons",
+                json!({"inputA": {"content": format!("<a>{}</a>", text(32 * mib))},
+                       "inputB": {"content": format!("<a>{}</a>", text(32 * mib))},
+                       "async": {}})
+                .to_string(),
+                201,
+            ),
+            (
+                "`/api/v1/jobs`, 99,000 small values (under `LONGRUN_MAX_BODY_VALUES`)",
+                "/api/v1/jobs",
+                format!("{{\"operation\":\"noop\",\"input\":[{}0]}}", "0,".repeat(98_990)),
+                201,
+            ),
+            (
+                "`/api/v1/jobs`, 16 MiB of zeros (8 M values; refused)",
+                "/api/v1/jobs",
+                format!("{{\"operation\":\"noop\",\"input\":[{}0]}}", "0,".repeat(8 * mib - 1)),
+                413,
+            ),
+            (
+                "`/api/v1/comparisons`, 16 MiB of zeros beside the inputs (refused)",
+                "/api/v1/comparisons",
+                format!(
+                    "{{\"inputA\":{{\"content\":\"<a/>\"}},\"inputB\":{{\"content\":\"<a/>\"}},\"x\":[{}0]}}",
+                    "0,".repeat(8 * mib - 1)
+                ),
+                413,
+            ),
+        ];
+        let http = reqwest::Client::new();
+        for (what, path, body, want) in cases {
+            let mut rss = vec![];
+            let mut base_rss = vec![];
+            for _ in 0..runs {
+                let dir5 = tempfile::tempdir().unwrap();
+                let server = Server::start(&db().await, dir5.path()).await;
+                base_rss.push(server.peak_rss_mib());
+                let r = http
+                    .post(format!("{}{path}", server.base))
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), want, "{what}");
+                if want == 201 {
+                    let href = r.headers()["location"].to_str().unwrap().to_string();
+                    wait_end(&http, &href).await;
+                }
+                rss.push(server.peak_rss_mib());
+            }
+            println!(
+                "| body of {:.1} MiB: {what} → {want} | server peak RSS {} MiB (idle {} MiB) |",
+                body.len() as f64 / mib as f64,
+                spread(&rss, 0),
+                spread(&base_rss, 0)
+            );
+        }
+    }
+
     if wanted("compare") {
         for xml in [true, false] {
             let (mut took, mut rss) = (vec![], vec![]);

@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// Most parts a multipart form may have [default: 32].
     #[arg(long, env = "LONGRUN_MAX_PARTS")]
     pub max_parts: Option<usize>,
+    /// Most values (JSON values, XML elements) a request body read whole may hold
+    /// [default: 100000].
+    #[arg(long, env = "LONGRUN_MAX_BODY_VALUES")]
+    pub max_body_values: Option<usize>,
     /// Time limit of fetching one input by URI [default: 60s].
     #[arg(long, env = "LONGRUN_FETCH_TIMEOUT")]
     pub fetch_timeout: Option<String>,
@@ -119,6 +123,7 @@ struct FileConfig {
     max_body_size: Option<String>,
     max_import_records: Option<u64>,
     max_parts: Option<usize>,
+    max_body_values: Option<usize>,
     fetch_timeout: Option<String>,
     rate_limit: Option<String>,
     insecure_open: Option<bool>,
@@ -147,6 +152,7 @@ pub struct Config {
     pub max_body_size: u64,
     pub max_import_records: u64,
     pub max_parts: usize,
+    pub max_body_values: usize,
     pub fetch_timeout: Duration,
     pub rate_limit: Option<crate::domain::access::Rate>,
     pub insecure_open: bool,
@@ -301,6 +307,11 @@ impl Config {
                 .unwrap_or(10_000_000)
                 .max(1),
             max_parts: args.max_parts.or(file.max_parts).unwrap_or(32).max(2),
+            max_body_values: args
+                .max_body_values
+                .or(file.max_body_values)
+                .unwrap_or(100_000)
+                .max(64),
             fetch_timeout: d(
                 "fetch_timeout",
                 &args.fetch_timeout,

@@ -185,6 +185,8 @@ impl App {
                 max_body_size: config.max_body_size,
                 max_import_records: config.max_import_records,
                 max_parts: config.max_parts,
+                max_input_size: config.max_input_size,
+                max_body_values: config.max_body_values,
             },
             renders: Default::default(),
         });

@@ -53,61 +53,120 @@ pub struct Limits {
     pub max_import_records: u64,
     /// Most parts a multipart form may have.
     pub max_parts: usize,
+    /// Largest document per comparison input, and so the largest job input.
+    pub max_input_size: u64,
+    /// Most values a body read whole may hold.
+    pub max_body_values: usize,
 }
 
-/// A JSON body that breaks its operation's schema in the served document is a 400 before the
-/// handler sees it (the body is put back otherwise).
-async fn strict_json(
+impl Limits {
+    /// The largest body a request to `path` may send: imports are streamed record by record
+    /// (`LONGRUN_MAX_BODY_SIZE`); a comparison carries two documents; every other body is read
+    /// whole, so it is held to one input (`LONGRUN_MAX_INPUT_SIZE`) and its envelope.
+    pub fn body_limit(&self, path: &str) -> u64 {
+        match path {
+            "/api/v1/imports" | "/api/tools/import" => self.max_body_size,
+            "/api/v1/comparisons" => self.max_input_size * 2 + ENVELOPE,
+            _ => self.max_input_size + ENVELOPE,
+        }
+        .min(self.max_body_size)
+    }
+
+    fn setting(path: &str) -> &'static str {
+        match path {
+            "/api/v1/imports" | "/api/tools/import" => "LONGRUN_MAX_BODY_SIZE",
+            _ => "LONGRUN_MAX_INPUT_SIZE",
+        }
+    }
+}
+
+/// Room for what surrounds an input in a body (operation, options, `async`).
+const ENVELOPE: u64 = 1 << 20;
+
+/// A body that is read whole (JSON or XML, except large imports, which are streamed) is read here
+/// first, up to its route's limit (a 413 as it passes it, never read beyond), its values counted
+/// before anything parses it (a 413 over `LONGRUN_MAX_BODY_VALUES`: a parsed tree costs tens of
+/// bytes per value), and a JSON body that breaks its operation's schema in the served document is
+/// a 400 before the handler sees it. The body is put back otherwise.
+async fn bounded_body(
     schemas: &strict::BodySchemas,
-    max: u64,
+    limits: &Limits,
     req: &mut poem::Request,
 ) -> Option<Response> {
-    let is_json = req
+    let ct = req
         .headers()
         .get(poem::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
-    if !is_json || streamed_and_large(req) {
+        .map(wire::media_type)
+        .unwrap_or_default();
+    let is_json = ct == "application/json";
+    if !(is_json || wire::is_xml(&ct)) || streamed_and_large(req) {
         return None;
     }
-    let schema = schemas
-        .schema(req.method().as_str(), req.uri().path())?
-        .clone();
-    let body = match req.take_body().into_bytes_limit(max as usize).await {
-        Ok(b) => b,
-        Err(e) => {
-            let too_large = matches!(e, poem::error::ReadBodyError::PayloadTooLarge);
-            return Some(
-                Problem::new(
-                    if too_large { 413 } else { 400 },
-                    if too_large {
-                        "payload-too-large"
-                    } else {
-                        "bad-request"
-                    },
-                    if too_large {
-                        format!("the body is larger than the limit of {max} bytes (LONGRUN_MAX_BODY_SIZE)")
-                    } else {
-                        format!("reading the body failed: {e}")
-                    },
-                )
+    let path = req.uri().path().to_string();
+    let max = limits.body_limit(&path);
+    let refuse = |req: &poem::Request, status: u16, slug: &str, detail: String| {
+        Some(
+            Problem::new(status, slug, detail)
                 .for_req(req)
                 .into_response(),
-            );
+        )
+    };
+    let body = match req.take_body().into_bytes_limit(max as usize).await {
+        Ok(b) => b,
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+            return refuse(
+                req,
+                413,
+                "payload-too-large",
+                format!(
+                    "the body is larger than the limit of {max} bytes ({})",
+                    Limits::setting(&path)
+                ),
+            )
+        }
+        Err(e) => {
+            return refuse(
+                req,
+                400,
+                "bad-request",
+                format!("reading the body failed: {e}"),
+            )
         }
     };
-    // Bodies that are not JSON at all are left to the handler, which names the position.
-    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) {
-        if let Err(why) = schemas.check(&schema, &value) {
-            return Some(
-                Problem::bad_request(format!("the body does not fit its schema: {why}"))
-                    .for_req(req)
-                    .into_response(),
+    let imports = matches!(path.as_str(), "/api/v1/imports" | "/api/tools/import");
+    if !imports {
+        let values = if is_json {
+            crate::formats::bounds::json_values(&body)
+        } else {
+            crate::formats::bounds::xml_nodes(&body)
+        };
+        if values > limits.max_body_values {
+            return refuse(
+                req,
+                413,
+                "payload-too-large",
+                format!(
+                    "the body holds more than {} values (LONGRUN_MAX_BODY_VALUES); large data \
+                     goes in as a document (a string, a file part, or an import)",
+                    limits.max_body_values
+                ),
             );
+        }
+    }
+    if is_json {
+        if let Some(schema) = schemas.schema(req.method().as_str(), &path) {
+            // Bodies that are not JSON at all are left to the handler, which names the position.
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) {
+                if let Err(why) = schemas.check(schema, &value) {
+                    return refuse(
+                        req,
+                        400,
+                        "bad-request",
+                        format!("the body does not fit its schema: {why}"),
+                    );
+                }
+            }
         }
     }
     req.set_body(body);
@@ -133,6 +192,8 @@ fn streamed_and_large(req: &poem::Request) -> bool {
 /// A body announced larger than the limit is refused before it is read (bodies without a length
 /// are counted as they are read by the handlers that stream them).
 fn body_too_large(state: &AppState, req: &poem::Request) -> Option<Response> {
+    let path = req.uri().path();
+    let max = state.limits.body_limit(path);
     let len: u64 = req
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)?
@@ -141,13 +202,13 @@ fn body_too_large(state: &AppState, req: &poem::Request) -> Option<Response> {
         .trim()
         .parse()
         .ok()?;
-    (len > state.limits.max_body_size).then(|| {
+    (len > max).then(|| {
         Problem::new(
             413,
             "payload-too-large",
             format!(
-                "the body has {len} bytes; the limit is {} (LONGRUN_MAX_BODY_SIZE)",
-                state.limits.max_body_size
+                "the body has {len} bytes; the limit is {max} ({})",
+                Limits::setting(path)
             ),
         )
         .for_req(req)
@@ -429,8 +490,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                     too_large
                 } else if let Some(refused) =
                     if req.headers().contains_key(poem::http::header::CONTENT_TYPE) {
-                        let max = bgrs_state.limits.max_body_size;
-                        Box::pin(strict_json(&body_schemas, max, &mut req)).await
+                        Box::pin(bounded_body(&body_schemas, &bgrs_state.limits, &mut req)).await
                     } else {
                         None
                     }

@@ -85,6 +85,31 @@ impl Default for EngineConfig {
 /// How long a job snapshot may be served without hearing of a write.
 pub const SNAPSHOT_AGE: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// Inputs longer than this (as JSON text) are kept in the object store, not in the jobs table.
+pub const INLINE_INPUT: usize = 64 * 1024;
+
+/// The key that marks a job's `input` as kept in the object store under its `input_blob`.
+const STORED_INPUT: &str = "longrun:storedInput";
+
+fn stored_input_marker(bytes: usize) -> Value {
+    serde_json::json!({ STORED_INPUT: { "bytes": bytes } })
+}
+
+/// The input an operation sees: the stored one read back when the job's input was kept in the
+/// object store (its `input` is then the marker and `input_blob` names the object).
+pub(crate) async fn stored_input(blobs: &crate::blobs::Blobs, job: &Job) -> Result<Value> {
+    match (&job.input_blob, job.input.get(STORED_INPUT)) {
+        (Some(key), Some(_)) => {
+            use futures::TryStreamExt;
+            let read = blobs.get(key, None).await?;
+            let chunks: Vec<bytes::Bytes> = read.stream.try_collect().await?;
+            serde_json::from_slice(&chunks.concat())
+                .map_err(|e| EngineError::BadInput(format!("the stored input is not JSON: {e}")))
+        }
+        _ => Ok(job.input.clone()),
+    }
+}
+
 /// A submission, before it is a job.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -197,6 +222,22 @@ impl Engine {
             )));
         }
         op.admit(&new.input).await.map_err(EngineError::BadInput)?;
+        // A large input goes to the object store, so the jobs table, lists and polls never
+        // carry it; the worker reads it back (`stored_input`).
+        let (input, input_blob, stored) = match new.input_blob {
+            None => {
+                let text = new.input.to_string();
+                if text.len() > INLINE_INPUT {
+                    let key = format!("inputs/{}.json", new.id);
+                    let n = text.len();
+                    self.blobs.put(&key, bytes::Bytes::from(text)).await?;
+                    (stored_input_marker(n), Some(key.clone()), Some(key))
+                } else {
+                    (new.input, None, None)
+                }
+            }
+            blob => (new.input, blob, None),
+        };
         // Stored times have millisecond precision; the first answer must match later reads.
         let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
         let mut job = Job {
@@ -219,8 +260,8 @@ impl Engine {
                 .unwrap_or_else(|| Uuid::now_v7().to_string()),
             attempt: 1,
             max_attempts: self.cfg.max_attempts,
-            input: new.input,
-            input_blob: new.input_blob,
+            input,
+            input_blob,
             options: new.options,
             summary: None,
             error: None,
@@ -228,7 +269,12 @@ impl Engine {
             version: 1,
             lease: None,
         };
-        self.store.insert_job(&mut job, "QUEUED").await?;
+        if let Err(e) = self.store.insert_job(&mut job, "QUEUED").await {
+            if let Some(key) = stored {
+                let _ = self.blobs.delete(&key).await;
+            }
+            return Err(e.into());
+        }
         self.wake.notify_one();
         Ok(job)
     }

@@ -87,30 +87,33 @@ impl Engine {
                     job.operation
                 ),
             )),
-            Some(op) => {
-                let host = Arc::new(JobHost {
-                    store: self.store.clone(),
-                    blobs: self.blobs.clone(),
-                    fence: fence.clone(),
-                    input_blob: job.input_blob.clone(),
-                    saving: AtomicBool::new(false),
-                });
-                let mut ctx = Context::new(
-                    job.input.clone(),
-                    host,
-                    token.clone(),
-                    fence.clone(),
-                    job.owner
-                        .clone()
-                        .unwrap_or_else(|| crate::domain::access::OPEN_TENANT.into()),
-                    self.cfg.progress_throttle,
-                );
-                let r = op.run(&mut ctx).await;
-                if r.is_ok() {
-                    let _ = ctx.flush().await;
+            Some(op) => match super::stored_input(&self.blobs, &job).await {
+                Err(e) => Err(OpError::failed("storage", e.to_string())),
+                Ok(input) => {
+                    let host = Arc::new(JobHost {
+                        store: self.store.clone(),
+                        blobs: self.blobs.clone(),
+                        fence: fence.clone(),
+                        input_blob: job.input_blob.clone(),
+                        saving: AtomicBool::new(false),
+                    });
+                    let mut ctx = Context::new(
+                        input,
+                        host,
+                        token.clone(),
+                        fence.clone(),
+                        job.owner
+                            .clone()
+                            .unwrap_or_else(|| crate::domain::access::OPEN_TENANT.into()),
+                        self.cfg.progress_throttle,
+                    );
+                    let r = op.run(&mut ctx).await;
+                    if r.is_ok() {
+                        let _ = ctx.flush().await;
+                    }
+                    r
                 }
-                r
-            }
+            },
         };
         beat_done.cancel();
         let _ = heart.await;

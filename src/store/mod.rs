@@ -514,6 +514,15 @@ impl Store {
         } else {
             q.order_by_asc(jobs::Column::Id)
         };
+        // Every column the list renders, and not the input: whatever was submitted, a page
+        // reads the same few bytes per job (a large input is in the object store anyway).
+        let q = q
+            .select_only()
+            .columns(
+                <jobs::Column as sea_orm::Iterable>::iter()
+                    .filter(|c| !matches!(c, jobs::Column::Input)),
+            )
+            .column_as(sea_orm::sea_query::Expr::val("null"), "input");
         let mut rows = q.limit(limit + 1).all(&self.db).await?;
         let more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
