@@ -28,6 +28,8 @@ pub enum BlobError {
 #[derive(Clone)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
+    /// The directory of a local store, whose half-written uploads may be left by a crash.
+    local_root: Option<std::path::PathBuf>,
 }
 
 /// A streamed read of (part of) an object.
@@ -66,9 +68,16 @@ impl Blobs {
                 None => return Err(BlobError::BadUrl(url.to_string())),
             };
             std::fs::create_dir_all(dir)?;
-            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir)?)
+            let root = std::path::PathBuf::from(dir);
+            return Ok(Blobs {
+                store: Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir)?),
+                local_root: Some(root),
+            });
         };
-        Ok(Blobs { store })
+        Ok(Blobs {
+            store,
+            local_root: None,
+        })
     }
 
     /// A writer that streams into a new object; call `finish` to make it visible.
@@ -114,6 +123,49 @@ impl Blobs {
             range,
             size,
         })
+    }
+
+    /// Remove what uploads into a local store left half-written when their process died (the
+    /// store writes `NAME#N` and renames it to `NAME` when complete), once untouched for
+    /// `grace`, so uploads in flight in another process are left alone. S3 aborts incomplete
+    /// uploads by its own lifecycle rules. Returns how many were removed.
+    pub async fn sweep_staging(&self, grace: std::time::Duration) -> Result<usize, BlobError> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(0);
+        };
+        let sweep = move || -> std::io::Result<usize> {
+            let mut removed = 0;
+            let mut dirs = vec![root];
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(&dir)? {
+                    let entry = entry?;
+                    let meta = entry.metadata()?;
+                    if meta.is_dir() {
+                        dirs.push(entry.path());
+                        continue;
+                    }
+                    let name = entry.file_name();
+                    let staged =
+                        name.to_str()
+                            .and_then(|n| n.rsplit_once('#'))
+                            .is_some_and(|(_, n)| {
+                                !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+                            });
+                    let idle = meta
+                        .modified()
+                        .ok()
+                        .and_then(|m| m.elapsed().ok())
+                        .is_some_and(|age| age >= grace);
+                    if staged && idle && std::fs::remove_file(entry.path()).is_ok() {
+                        removed += 1;
+                    }
+                }
+            }
+            Ok(removed)
+        };
+        Ok(tokio::task::spawn_blocking(sweep)
+            .await
+            .map_err(std::io::Error::other)??)
     }
 
     /// Remove an object; a missing one is not an error.
@@ -163,5 +215,41 @@ impl BlobWriter {
     /// Give up on the upload.
     pub async fn abort(mut self) {
         let _ = self.inner.abort().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn half_written_uploads_are_swept_once_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path().to_str().unwrap()).unwrap();
+        blobs
+            .put("outputs/a", Bytes::from_static(b"kept"))
+            .await
+            .unwrap();
+        let sub = dir.path().join("outputs");
+        let old = sub.join("b#1");
+        std::fs::write(&old, b"half").unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let fresh = sub.join("c#2");
+        std::fs::write(&fresh, b"in flight").unwrap();
+        let named = sub.join("d#x");
+        std::fs::write(&named, b"not staging").unwrap();
+        let n = blobs
+            .sweep_staging(std::time::Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert!(!old.exists() && fresh.exists() && named.exists());
+        assert!(blobs.get("outputs/a", None).await.is_ok());
     }
 }

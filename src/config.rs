@@ -55,6 +55,13 @@ pub struct ServeArgs {
     /// Base URL of links [default: derived from Host and X-Forwarded-*].
     #[arg(long, env = "LONGRUN_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Addresses (IPs or CIDR ranges, comma-separated) of the proxies whose X-Forwarded-Proto
+    /// and X-Forwarded-Host are believed [default: none].
+    #[arg(long, env = "LONGRUN_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// The tenant whose admin keys see every tenant on `/metrics` [default: none].
+    #[arg(long, env = "LONGRUN_OPERATOR_TENANT")]
+    pub operator_tenant: Option<String>,
     /// How long a worker's claim holds without a heartbeat [default: 30s].
     #[arg(long, env = "LONGRUN_LEASE")]
     pub lease: Option<String>,
@@ -113,6 +120,8 @@ struct FileConfig {
     webhook_secret: Option<String>,
     callback_allow_private: Option<bool>,
     public_url: Option<String>,
+    trusted_proxies: Option<String>,
+    operator_tenant: Option<String>,
     lease: Option<String>,
     max_attempts: Option<i32>,
     shutdown_grace: Option<String>,
@@ -142,6 +151,10 @@ pub struct Config {
     pub webhook_secret: Option<String>,
     pub callback_allow_private: bool,
     pub public_url: Option<String>,
+    /// The proxies whose forwarded headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The tenant whose admin keys see every tenant's jobs on `/metrics`.
+    pub operator_tenant: Option<String>,
     pub lease: Duration,
     pub max_attempts: i32,
     pub shutdown_grace: Duration,
@@ -193,6 +206,24 @@ fn size(name: &str, v: &str) -> Result<u64, ConfigError> {
         }
     };
     Ok((n * mult) as u64)
+}
+
+/// `LONGRUN_TRUSTED_PROXIES`: IPs or CIDR ranges, comma-separated (a bare IP is that one address).
+fn proxies(v: Option<&str>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    v.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    ConfigError(format!(
+                        "trusted_proxies: `{p}` is not an IP address or a CIDR range (e.g. 10.0.0.0/8)"
+                    ))
+                })
+        })
+        .collect()
 }
 
 impl Config {
@@ -261,6 +292,16 @@ impl Config {
                 .clone()
                 .or(file.public_url)
                 .map(|u| u.trim_end_matches('/').to_string()),
+            trusted_proxies: proxies(
+                args.trusted_proxies
+                    .as_deref()
+                    .or(file.trusted_proxies.as_deref()),
+            )?,
+            operator_tenant: args
+                .operator_tenant
+                .clone()
+                .or(file.operator_tenant)
+                .filter(|t| !t.trim().is_empty()),
             lease: d("lease", &args.lease, file.lease, "30s")?,
             max_attempts: args.max_attempts.or(file.max_attempts).unwrap_or(3).max(1),
             shutdown_grace: d(

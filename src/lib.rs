@@ -189,6 +189,8 @@ impl App {
                 max_body_values: config.max_body_values,
             },
             renders: Default::default(),
+            trusted_proxies: config.trusted_proxies.clone(),
+            operator_tenant: config.operator_tenant.clone(),
         });
         let endpoint = Arc::new(poem::EndpointExt::boxed(api::app(state.clone())));
         self_client.set(&endpoint);

@@ -18,7 +18,7 @@ struct Histogram {
 
 /// Labels as written: `a="x",b="y"` (values escaped as the text format asks). Every HTTP
 /// request counts itself, so this is written in one pass into one string.
-fn labels(pairs: &[(&str, &str)]) -> String {
+pub fn labels(pairs: &[(&str, &str)]) -> String {
     let mut out = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 4).sum());
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {

@@ -55,6 +55,12 @@ impl Caller {
         owner.as_deref().unwrap_or(OPEN_TENANT) == self.tenant
     }
 
+    /// Whether the caller may see every tenant's numbers (`/metrics`): the open service's
+    /// caller, or a key of the operator's tenant (`LONGRUN_OPERATOR_TENANT`).
+    pub fn sees_all_tenants(&self, operator: Option<&str>) -> bool {
+        (self.key.is_none() && !self.in_process) || operator == Some(self.tenant.as_str())
+    }
+
     /// Whether this is a background request's inner GET.
     pub fn in_process(&self) -> bool {
         self.in_process

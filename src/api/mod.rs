@@ -42,6 +42,10 @@ pub struct AppState {
     pub limits: Limits,
     /// Job documents rendered for polling clients.
     pub renders: wire::Renders,
+    /// The proxies whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The tenant whose admin keys see every tenant on `/metrics`.
+    pub operator_tenant: Option<String>,
 }
 
 /// Limits on request bodies and inputs (each configurable; see the README's settings).
@@ -400,12 +404,13 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
             poem::endpoint::make(move |req: poem::Request| {
                 let st = metrics_state.clone();
                 async move {
-                    if let Err(p) = access::Key::<access::Admin>::admit(&req) {
-                        return p.into_response();
-                    }
+                    let key = match access::Key::<access::Admin>::admit(&req) {
+                        Ok(k) => k,
+                        Err(p) => return p.into_response(),
+                    };
                     Response::builder()
                         .content_type("text/plain; version=0.0.4")
-                        .body(metrics_text(&st).await)
+                        .body(metrics_text(&st, &key).await)
                 }
             }),
         )
@@ -479,6 +484,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                     }
                 };
                 let mut req = req;
+                wire::mark_forwarding(&mut req, &bgrs_state.trusted_proxies);
                 // Who calls; what the matched operation needs is decided after routing.
                 let admitted = access::authenticate(&bgrs_state, &mut req).await;
                 // The paths that few requests take are boxed (and entered only when they apply):
@@ -548,11 +554,56 @@ fn route_label(answer: &Response, method: &str, path: &str, allowed: &Allowed) -
     }
 }
 
-/// Counters, gauges and histograms in the Prometheus text format.
-async fn metrics_text(state: &AppState) -> String {
+/// Counters, gauges and histograms in the Prometheus text format. The operator (the open
+/// service, or an admin key of `LONGRUN_OPERATOR_TENANT`) sees everything, the jobs per tenant;
+/// another tenant's admin sees its own tenant's jobs and queue, and not the process's counters,
+/// which count every tenant's work.
+async fn metrics_text(state: &AppState, caller: &access::Caller) -> String {
     use std::sync::atomic::Ordering::Relaxed;
-    let m = state.engine.delivery_metrics();
+    let operator = caller.sees_all_tenants(state.operator_tenant.as_deref());
     let mut out = String::new();
+    if let Ok(rows) = state.engine.store().count_by_status().await {
+        // `longrun_jobs`: the visible tenants' jobs summed by status and operation.
+        let mut sums: Vec<(&str, &str, i64)> = Vec::new();
+        for (tenant, status, op, n) in &rows {
+            if !operator && tenant != caller.tenant() {
+                continue;
+            }
+            match sums.iter_mut().find(|r| r.0 == status && r.1 == op) {
+                Some(r) => r.2 += n,
+                None => sums.push((status, op, *n)),
+            }
+        }
+        out.push_str(if operator {
+            "# HELP longrun_jobs Jobs stored, by status and operation (every tenant).\n"
+        } else {
+            "# HELP longrun_jobs Jobs stored, by status and operation (this key's tenant).\n"
+        });
+        out.push_str("# TYPE longrun_jobs gauge\n");
+        for (status, op, n) in &sums {
+            let labels = crate::metrics::labels(&[("status", status), ("operation", op)]);
+            out.push_str(&format!("longrun_jobs{{{labels}}} {n}\n"));
+        }
+        let queued: i64 = sums.iter().filter(|r| r.0 == "QUEUED").map(|r| r.2).sum();
+        out.push_str(&format!(
+            "# HELP longrun_queue_depth Jobs waiting for a worker.\n# TYPE longrun_queue_depth gauge\nlongrun_queue_depth {queued}\n"
+        ));
+        if operator {
+            out.push_str("# HELP longrun_tenant_jobs Jobs stored, by tenant, status and operation.\n# TYPE longrun_tenant_jobs gauge\n");
+            for (tenant, status, op, n) in &rows {
+                let labels = crate::metrics::labels(&[
+                    ("tenant", tenant),
+                    ("status", status),
+                    ("operation", op),
+                ]);
+                out.push_str(&format!("longrun_tenant_jobs{{{labels}}} {n}\n"));
+            }
+        }
+    }
+    if !operator {
+        return out;
+    }
+    let m = state.engine.delivery_metrics();
     for (name, help, v) in [
         (
             "longrun_deliveries_delivered_total",
@@ -572,21 +623,6 @@ async fn metrics_text(state: &AppState) -> String {
     ] {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
-        ));
-    }
-    if let Ok(rows) = state.engine.store().count_by_status().await {
-        out.push_str("# HELP longrun_jobs Jobs stored, by status and operation.\n# TYPE longrun_jobs gauge\n");
-        let mut queued = 0;
-        for (status, op, n) in rows {
-            if status == "QUEUED" {
-                queued += n;
-            }
-            out.push_str(&format!(
-                "longrun_jobs{{status=\"{status}\",operation=\"{op}\"}} {n}\n"
-            ));
-        }
-        out.push_str(&format!(
-            "# HELP longrun_queue_depth Jobs waiting for a worker.\n# TYPE longrun_queue_depth gauge\nlongrun_queue_depth {queued}\n"
         ));
     }
     state.engine.metrics().render(&mut out);

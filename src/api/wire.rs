@@ -159,7 +159,51 @@ pub fn problem_enc(req: &Request) -> Enc {
     negotiate(req).unwrap_or(Enc::Json)
 }
 
-/// Base URL for links: the configured public URL or the request's own origin.
+/// Set on a request whose `X-Forwarded-Proto` and `X-Forwarded-Host` may be believed: it came
+/// from a configured proxy (`LONGRUN_TRUSTED_PROXIES`), or it is a background request's inner
+/// GET, whose forwarded headers the service wrote itself from a checked origin.
+#[derive(Debug, Clone, Copy)]
+pub struct TrustedForwarding;
+
+/// Mark `req` as forwarded by a trusted proxy when its peer is one of `proxies`.
+pub fn mark_forwarding(req: &mut Request, proxies: &[ipnet::IpNet]) {
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    if peer.is_some_and(|ip| proxies.iter().any(|p| p.contains(&ip))) {
+        req.extensions_mut().insert(TrustedForwarding);
+    }
+}
+
+/// A `Host` value that may stand in a link: a name or an IPv4 address of letters, digits, `.`,
+/// `-` and `_`, or a bracketed IPv6 address, with an optional port.
+fn valid_host(h: &str) -> bool {
+    if h.is_empty() || h.len() > 255 {
+        return false;
+    }
+    let (host, port) = match h.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if v6.parse::<std::net::Ipv6Addr>().is_ok() => ("v6", port),
+            _ => return false,
+        },
+        None => match h.rsplit_once(':') {
+            Some((host, _)) => (host, &h[host.len()..]),
+            None => (h, ""),
+        },
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+        });
+    port_ok
+        && !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+/// Base URL for links: the configured public URL, else the request's own origin: its `Host`,
+/// or the forwarded scheme and host when a trusted proxy sent them. Values that are not a
+/// scheme (`http`, `https`) and a host are ignored, so nothing a client sends ends up in a link
+/// but a host name.
 pub fn base_url(req: &Request, public: Option<&str>) -> String {
     if let Some(p) = public {
         return p.to_string();
@@ -170,9 +214,18 @@ pub fn base_url(req: &Request, public: Option<&str>) -> String {
             .and_then(|v| v.to_str().ok())
             .map(|s| s.split(',').next().unwrap_or("").trim().to_string())
     };
-    let proto = get("x-forwarded-proto").unwrap_or_else(|| "http".into());
-    let host = get("x-forwarded-host")
-        .or_else(|| get("host"))
+    let trusted = req.extensions().get::<TrustedForwarding>().is_some();
+    let proto = trusted
+        .then(|| get("x-forwarded-proto"))
+        .flatten()
+        .map(|p| p.to_ascii_lowercase())
+        .filter(|p| p == "http" || p == "https")
+        .unwrap_or_else(|| "http".into());
+    let host = trusted
+        .then(|| get("x-forwarded-host"))
+        .flatten()
+        .filter(|h| valid_host(h))
+        .or_else(|| get("host").filter(|h| valid_host(h)))
         .unwrap_or_else(|| "localhost".into());
     format!("{proto}://{host}")
 }
@@ -764,5 +817,57 @@ impl<R: ApiResponse, const S: u16> ApiResponse for Also<R, S> {
     }
     fn register(registry: &mut Registry) {
         R::register(registry);
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_names_or_addresses_with_a_port() {
+        for ok in [
+            "localhost",
+            "localhost:8080",
+            "api.example.com",
+            "10.0.0.1:443",
+            "[::1]:8080",
+            "[2001:db8::1]",
+            "a_b.c",
+        ] {
+            assert!(valid_host(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "javascript://evil\"><script>",
+            "a b",
+            "a:b",
+            "a:123456",
+            "[::1",
+            "[zz]:1",
+            "a\"><b",
+            "x/y",
+            "a:",
+        ] {
+            assert!(!valid_host(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_when_trusted() {
+        let req = |trusted: bool| {
+            let mut r = Request::builder()
+                .header("host", "svc:8080")
+                .header("x-forwarded-host", "api.example.com")
+                .header("x-forwarded-proto", "https")
+                .finish();
+            if trusted {
+                r.extensions_mut().insert(TrustedForwarding);
+            }
+            r
+        };
+        assert_eq!(base_url(&req(false), None), "http://svc:8080");
+        assert_eq!(base_url(&req(true), None), "https://api.example.com");
+        assert_eq!(base_url(&req(true), Some("https://pub")), "https://pub");
     }
 }

@@ -8,6 +8,10 @@ use chrono::{DateTime, Utc};
 use super::{failure_problem, Engine, Result};
 use crate::domain::{JobFilter, JobStatus, Level};
 
+/// A half-written upload untouched this long belongs to no living upload (one in flight writes
+/// at least every part of 10 MB; an hour allows a client slower than 3 KB/s).
+const STAGING_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 impl Engine {
     /// Re-queue (or give up on) running jobs whose lease expired before `now`; returns how many.
     pub async fn recover_once(&self, now: DateTime<Utc>) -> Result<usize> {
@@ -73,7 +77,8 @@ impl Engine {
         Ok(n)
     }
 
-    /// Remove jobs (and their files) that ended longer than the retention ago; returns how many.
+    /// Remove jobs (and their files) that ended longer than the retention ago, and half-written
+    /// uploads left by a crash; returns how many jobs.
     pub async fn retention_once(&self, now: DateTime<Utc>) -> Result<u64> {
         let keep = chrono::Duration::from_std(self.cfg.retention).unwrap_or_default();
         let filter = JobFilter {
@@ -83,6 +88,12 @@ impl Engine {
         self.store
             .idem_purge(now - chrono::Duration::hours(24))
             .await?;
+        // Uploads a crash left half-written (the first pass runs right after start).
+        match self.blobs.sweep_staging(STAGING_GRACE).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed half-written uploads"),
+            Err(e) => tracing::warn!(error = %e, "sweeping half-written uploads failed"),
+        }
         let mut n = 0;
         loop {
             let batch = self.store.ended_jobs(&filter, 200).await?;

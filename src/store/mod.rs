@@ -233,19 +233,34 @@ impl Store {
             .collect()
     }
 
-    /// How many jobs there are by status and operation (tombstones left out).
-    pub async fn count_by_status(&self) -> Result<Vec<(String, String, i64)>> {
-        Ok(jobs::Entity::find()
+    /// Stored jobs (tombstones aside) by tenant, status and operation.
+    pub async fn count_by_status(&self) -> Result<Vec<(String, String, String, i64)>> {
+        let rows: Vec<(Option<String>, String, String, i64)> = jobs::Entity::find()
             .select_only()
+            .column(jobs::Column::Owner)
             .column(jobs::Column::Status)
             .column(jobs::Column::Operation)
             .column_as(jobs::Column::Id.count(), "n")
             .filter(jobs::Column::Status.ne(JobStatus::Deleted.as_str()))
+            .group_by(jobs::Column::Owner)
             .group_by(jobs::Column::Status)
             .group_by(jobs::Column::Operation)
             .into_tuple()
             .all(&self.db)
-            .await?)
+            .await?;
+        // Jobs made before tenants existed belong to the open tenant.
+        let mut out: Vec<(String, String, String, i64)> = Vec::with_capacity(rows.len());
+        for (owner, status, op, n) in rows {
+            let owner = owner.unwrap_or_else(|| crate::domain::access::OPEN_TENANT.into());
+            match out
+                .iter_mut()
+                .find(|r| r.0 == owner && r.1 == status && r.2 == op)
+            {
+                Some(r) => r.3 += n,
+                None => out.push((owner, status, op, n)),
+            }
+        }
+        Ok(out)
     }
 
     /// A cheap round trip, for readiness.

@@ -927,7 +927,7 @@ async fn access_matrix_postgres() {
 
 #[tokio::test]
 async fn metrics_series_stay_bounded_by_the_routes() {
-    let app = TestApp::spawn("sqlite", 1).await;
+    let app = TestApp::spawn_with("sqlite", 1, |a| a.operator_tenant = Some("acme".into())).await;
     let admin = app.key("acme", "admin").await;
     let (client, base, admin_ref) = (&app.http, app.base.as_str(), admin.as_str());
     let paths: Vec<String> = (0..10_000)
@@ -975,6 +975,65 @@ async fn metrics_series_stay_bounded_by_the_routes() {
     }
     assert!(!text.contains("/nothing/"), "raw paths are never labels");
     assert!(!text.contains("X17"), "invented methods are never labels");
+    app.stop().await;
+}
+
+/// `/metrics` counts another tenant's jobs only for the operator: a tenant's admin sees its own
+/// tenant's jobs and queue, and not the process's counters, which count every tenant's work.
+#[tokio::test]
+async fn metrics_show_other_tenants_only_to_the_operator() {
+    let app = TestApp::spawn_with("sqlite", 1, |a| a.operator_tenant = Some("ops".into())).await;
+    let acme = app.key("acme", "admin").await;
+    let globex = app.key("globex", "admin").await;
+    let ops = app.key("ops", "admin").await;
+    for _ in 0..3 {
+        let j = submit(
+            &app,
+            &acme,
+            json!({"operation": "sleepy", "input": {"ms": 1}}),
+        )
+        .await;
+        ended(&app, &link(&j, "self").unwrap(), &acme).await;
+    }
+    let j = submit(&app, &globex, json!({"operation": "noop"})).await;
+    ended(&app, &link(&j, "self").unwrap(), &globex).await;
+    let metrics = |key: String| {
+        let app = &app;
+        async move { send(app, Method::GET, "/metrics", Some(&key), None).await.2 }
+    };
+    let g = metrics(globex.clone()).await;
+    assert!(
+        g.contains("longrun_jobs{status=\"SUCCESS\",operation=\"noop\"} 1"),
+        "{g}"
+    );
+    assert!(!g.contains("sleepy"), "globex sees nothing of acme: {g}");
+    assert!(
+        !g.contains("acme") && !g.contains("longrun_tenant_jobs"),
+        "{g}"
+    );
+    assert!(!g.contains("longrun_http_requests_total"), "{g}");
+    let a = metrics(acme).await;
+    assert!(
+        a.contains("longrun_jobs{status=\"SUCCESS\",operation=\"sleepy\"} 3"),
+        "{a}"
+    );
+    assert!(!a.contains("noop"), "{a}");
+    let o = metrics(ops).await;
+    for want in [
+        "longrun_jobs{status=\"SUCCESS\",operation=\"sleepy\"} 3",
+        "longrun_tenant_jobs{tenant=\"acme\",status=\"SUCCESS\",operation=\"sleepy\"} 3",
+        "longrun_tenant_jobs{tenant=\"globex\",status=\"SUCCESS\",operation=\"noop\"} 1",
+        "longrun_http_requests_total{",
+    ] {
+        assert!(o.contains(want), "{want} in {o}");
+    }
+    let read = app.key("ops", "read").await;
+    assert_eq!(
+        send(&app, Method::GET, "/metrics", Some(&read), None)
+            .await
+            .0,
+        403
+    );
     app.stop().await;
 }
 

@@ -290,3 +290,133 @@ async fn large_inputs_live_in_the_object_store_postgres() {
         large_inputs_live_in_the_object_store("postgres").await;
     }
 }
+
+async fn location_with(app: &TestApp, headers: &[(&str, &str)]) -> String {
+    let mut r = app
+        .http
+        .post(app.url("/api/v1/jobs"))
+        .json(&json!({"operation": "noop"}));
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    location(&r)
+}
+
+/// `X-Forwarded-Host` and `X-Forwarded-Proto` make links only when a configured proxy sent
+/// them, and only as a host and a scheme; a hostile `Host` is not copied into links either.
+#[tokio::test]
+async fn forwarded_headers_need_a_trusted_proxy() {
+    let hostile = [
+        (
+            "x-forwarded-host",
+            "javascript://evil\"><script>alert(1)</script>",
+        ),
+        ("x-forwarded-proto", "javascript"),
+    ];
+    let nice = [
+        ("x-forwarded-host", "api.example.com"),
+        ("x-forwarded-proto", "https"),
+    ];
+    // No proxy configured: the request's own Host, whatever is forwarded.
+    let app = TestApp::spawn("sqlite", 1).await;
+    for h in [&hostile[..], &nice[..]] {
+        let loc = location_with(&app, h).await;
+        assert!(loc.starts_with(&app.base), "{loc}");
+    }
+    let loc = location_with(&app, &[("host", "a\"><b>")]).await;
+    assert!(loc.starts_with("http://localhost/"), "{loc}");
+    app.stop().await;
+
+    // Loopback is a trusted proxy: forwarded values are used when they are a scheme and a host.
+    let app = TestApp::spawn_with("sqlite", 1, |a| {
+        a.trusted_proxies = Some("10.0.0.0/8, 127.0.0.1".into())
+    })
+    .await;
+    let loc = location_with(&app, &nice).await;
+    assert!(
+        loc.starts_with("https://api.example.com/api/v1/jobs/"),
+        "{loc}"
+    );
+    let loc = location_with(&app, &hostile).await;
+    assert!(loc.starts_with(&app.base), "{loc}");
+    // A background request's links carry the checked origin, not what its client sent.
+    let r = app
+        .http
+        .get(app.url("/api/v1/operations?bgrs=yes"))
+        .header("x-forwarded-host", "api.example.com:8443")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    assert!(location(&r).starts_with("https://api.example.com:8443/bgrs/"));
+    let bg: Value = r.json().await.unwrap();
+    let done = app
+        .wait_end(&app.url(&format!("/api/v1/jobs/{}", {
+            let m = link(&bg, "monitor").unwrap();
+            m.rsplit('/').next().unwrap().to_string()
+        })))
+        .await;
+    assert_eq!(done["jobStatus"], "SUCCESS", "{done}");
+    let rid = bg["request"].as_str().unwrap();
+    let body = app
+        .http
+        .get(app.url(&format!("/bgrs/{rid}/result")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("https://api.example.com:8443/"), "{body}");
+    app.stop().await;
+}
+
+/// An export's input is checked by the export's own check on both routes: the same refusals,
+/// with the same status, and nothing stored.
+#[tokio::test]
+async fn exports_are_checked_alike_on_every_route() {
+    let app = TestApp::spawn("sqlite", 1).await;
+    for input in [
+        json!({"dataset": "secrets"}),
+        json!({"dataset": "tools", "format": "yaml"}),
+        json!({"dataset": "tools", "partSize": 0}),
+        json!({"dataset": "tools", "filter": {"status": ["FAILED"]}}),
+        json!({"dataset": "jobs", "filter": {"status": ["NOPE"]}}),
+        json!({"dataset": "jobs", "filter": {"createdAfter": "yesterday"}}),
+    ] {
+        let (s1, p1) = post(
+            &app,
+            "/api/v1/exports",
+            "application/json",
+            input.to_string(),
+        )
+        .await;
+        let generic = json!({"operation": "export", "input": input});
+        let (s2, p2) = post(
+            &app,
+            "/api/v1/jobs",
+            "application/json",
+            generic.to_string(),
+        )
+        .await;
+        assert_eq!((s1, s2), (400, 400), "{input}: {p1} / {p2}");
+    }
+    // The request operation reads only this service's API, on whatever route submits it.
+    for uri in ["http://127.0.0.1:1/", "/metrics", "//evil.example/api/"] {
+        let generic = json!({"operation": "request", "input": {"uri": uri}});
+        let (s, p) = post(
+            &app,
+            "/api/v1/jobs",
+            "application/json",
+            generic.to_string(),
+        )
+        .await;
+        assert_eq!(s, 400, "{uri}: {p}");
+    }
+    let (_, _, list) = app.get(&app.url("/api/v1/jobs")).await;
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 0, "{list}");
+    app.stop().await;
+}

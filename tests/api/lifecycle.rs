@@ -7,7 +7,8 @@ use crate::helpers::*;
 #[tokio::test]
 async fn import_lifecycle_json_and_xml_following_links() {
     for b in backends() {
-        let app = TestApp::spawn(b, 2).await;
+        // The test client stands for a proxy on loopback too (the forwarded origin below).
+        let app = TestApp::spawn_with(b, 2, |a| a.trusted_proxies = Some("127.0.0.1".into())).await;
         // JSON.
         let r = app.post_json("/api/v1/imports", &seed_payload()).await;
         assert_eq!(r.status(), 201);
@@ -66,7 +67,7 @@ async fn import_lifecycle_json_and_xml_following_links() {
             .await
             .unwrap();
         assert_eq!(r.status(), 304);
-        // Links follow the origin the client used (through a proxy too).
+        // Links follow the origin the client used (through a trusted proxy too).
         let r = app
             .http
             .get(&loc)

@@ -63,6 +63,10 @@ impl InProcess for SelfClient {
         }
         let mut req = req.finish();
         crate::api::access::run_as(&mut req, owner);
+        // Its forwarded headers are the checked origin `intercept` wrote (and are checked again
+        // as a scheme and a host when links are made).
+        req.extensions_mut()
+            .insert(crate::api::wire::TrustedForwarding);
         let resp = match ep.call(req).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
@@ -161,12 +165,21 @@ pub async fn intercept(state: &AppState, req: &Request) -> Option<Response> {
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| uri.clone());
-    let headers: Vec<Value> = REPLAYED
+    // The origin its links will use is this request's, as checked now (`base_url`): the inner
+    // request gets it as forwarded headers it can believe, never the client's own.
+    let origin = base_url(req, state.public_url.as_deref());
+    let (proto, host) = origin.split_once("://").unwrap_or(("http", "localhost"));
+    let headers: Vec<Value> = ["accept", "accept-language", "x-correlation-id"]
         .iter()
         .filter_map(|h| {
             let v = req.headers().get(*h)?.to_str().ok()?;
             Some(json!([h, v]))
         })
+        .chain([
+            json!(["host", host]),
+            json!(["x-forwarded-proto", proto]),
+            json!(["x-forwarded-host", host]),
+        ])
         .collect();
     let submitted = state
         .engine
