@@ -383,9 +383,15 @@ impl ComparisonsApi {
         let limits = crate::formats::xml::XmlLimits {
             max_depth: 32,
             max_bytes: limit,
+            max_values: self.state.limits.max_body_values,
         };
-        let (_, v) = crate::formats::xml::from_xml(&bytes, &CompareRequest::shape(), &limits)
-            .map_err(|e| Problem::bad_request(format!("the XML body is not valid: {e}")))?;
+        // Documents up to twice the input limit: parsed off the async threads.
+        let (_, v) = tokio::task::spawn_blocking(move || {
+            crate::formats::xml::from_xml(&bytes, &CompareRequest::shape(), &limits)
+        })
+        .await
+        .map_err(|e| Problem::new(500, "internal", e.to_string()))?
+        .map_err(|e| Problem::bad_request(format!("the XML body is not valid: {e}")))?;
         require_inputs(&v)?;
         let r = CompareRequest::parse_from_json(Some(v)).map_err(|e| {
             Problem::bad_request(format!("the XML body is not valid: {}", e.into_message()))

@@ -103,8 +103,16 @@ async fn bounded_body(
         .and_then(|v| v.to_str().ok())
         .map(wire::media_type)
         .unwrap_or_default();
-    let is_json = ct == "application/json";
-    if !(is_json || wire::is_xml(&ct)) || streamed_and_large(req) {
+    // What the payloads parse as JSON (`application/json` and any `application/…+json`) or XML.
+    let is_json =
+        ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"));
+    let is_xml = wire::is_xml(&ct) || ct.ends_with("+xml");
+    // A form is read part by part under its own limits; a large import is streamed. A caller
+    // without a valid key is answered 401 by its operation before any body is read.
+    if ct.starts_with("multipart/")
+        || streamed_and_large(req)
+        || access::authenticated_tenant(req).is_none()
+    {
         return None;
     }
     let path = req.uri().path().to_string();
@@ -142,8 +150,10 @@ async fn bounded_body(
     if !imports {
         let values = if is_json {
             crate::formats::bounds::json_values(&body)
-        } else {
+        } else if is_xml {
             crate::formats::bounds::xml_nodes(&body)
+        } else {
+            0
         };
         if values > limits.max_body_values {
             return refuse(
@@ -175,6 +185,16 @@ async fn bounded_body(
     }
     req.set_body(body);
     None
+}
+
+/// Whether a request carries a body (announced by length or sent chunked) or says what it is.
+fn has_body(req: &poem::Request) -> bool {
+    let h = req.headers();
+    h.contains_key(poem::http::header::CONTENT_TYPE)
+        || h.contains_key(poem::http::header::TRANSFER_ENCODING)
+        || h.get(poem::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
 }
 
 /// Import bodies are streamed record by record, never held whole; the whole-body check holds
@@ -494,13 +514,11 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                     refusal
                 } else if let Some(too_large) = body_too_large(&bgrs_state, &req) {
                     too_large
-                } else if let Some(refused) =
-                    if req.headers().contains_key(poem::http::header::CONTENT_TYPE) {
-                        Box::pin(bounded_body(&body_schemas, &bgrs_state.limits, &mut req)).await
-                    } else {
-                        None
-                    }
-                {
+                } else if let Some(refused) = if has_body(&req) {
+                    Box::pin(bounded_body(&body_schemas, &bgrs_state.limits, &mut req)).await
+                } else {
+                    None
+                } {
                     refused
                 } else if let Some(answer) = if compat::bgrs::wants_background(&req) {
                     Box::pin(compat::bgrs::intercept(&bgrs_state, &req)).await

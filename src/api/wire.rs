@@ -658,6 +658,7 @@ impl<T: Type + ParseFromJSON + XmlShape> ParsePayload for XmlBody<T> {
         let limits = crate::formats::xml::XmlLimits {
             max_depth: 32,
             max_bytes: XML_BODY_LIMIT,
+            ..Default::default()
         };
         let (_, value) = crate::formats::xml::from_xml(&bytes, &T::shape(), &limits)
             .map_err(|e| Problem::bad_request(format!("the XML body is not valid: {e}")))?;

@@ -85,8 +85,10 @@ impl Default for EngineConfig {
 /// How long a job snapshot may be served without hearing of a write.
 pub const SNAPSHOT_AGE: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Inputs longer than this (as JSON text) are kept in the object store, not in the jobs table.
-pub const INLINE_INPUT: usize = 64 * 1024;
+/// Inputs longer than this (as JSON text) are kept in the object store, not in the jobs table:
+/// a row stays within one database page, so reading a page of the job list costs the same
+/// whatever was submitted (BENCHMARKS.md).
+pub const INLINE_INPUT: usize = 2 * 1024;
 
 /// The key that marks a job's `input` as kept in the object store under its `input_blob`.
 const STORED_INPUT: &str = "longrun:storedInput";

@@ -12,6 +12,7 @@ use super::{failure_problem, Engine};
 use crate::domain::{Fence, Job, JobStatus, Level};
 use crate::operations::{Context, OpError};
 use crate::store::Beat;
+use futures::FutureExt;
 
 impl Engine {
     /// Start `workers` claim loops; they end when `shutdown` is called.
@@ -107,7 +108,26 @@ impl Engine {
                             .unwrap_or_else(|| crate::domain::access::OPEN_TENANT.into()),
                         self.cfg.progress_throttle,
                     );
-                    let r = op.run(&mut ctx).await;
+                    // A panicking operation fails its job; it does not take the worker (and its
+                    // heartbeat, which would hold the lease forever) with it.
+                    let r = match std::panic::AssertUnwindSafe(op.run(&mut ctx))
+                        .catch_unwind()
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(panic) => {
+                            let what = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_else(|| "a panic".into());
+                            tracing::error!(job_id = %job.id, panic = %what, "operation panicked");
+                            Err(OpError::failed(
+                                "internal",
+                                format!("the operation stopped on an internal error: {what}"),
+                            ))
+                        }
+                    };
                     if r.is_ok() {
                         let _ = ctx.flush().await;
                     }

@@ -40,6 +40,8 @@ pub struct XmlLimits {
     pub max_depth: usize,
     /// Largest document accepted, checked before any parsing.
     pub max_bytes: usize,
+    /// Most elements and attributes together (each becomes a value).
+    pub max_values: usize,
 }
 
 impl Default for XmlLimits {
@@ -47,6 +49,7 @@ impl Default for XmlLimits {
         XmlLimits {
             max_depth: 64,
             max_bytes: 64 * 1024 * 1024,
+            max_values: 100_000,
         }
     }
 }
@@ -81,7 +84,14 @@ pub enum XmlError {
     /// Input beyond the size limit.
     #[error("document larger than {0} bytes")]
     TooLarge(usize),
+    /// More elements and attributes than the limit.
+    #[error("more than {0} elements and attributes")]
+    TooManyValues(usize),
 }
+
+/// Most attributes one element may have: no request body needs more, and each is compared with
+/// the others for duplicates.
+const MAX_ATTRIBUTES: usize = 256;
 
 // ---------------------------------------------------------------------------
 // Writing
@@ -381,6 +391,9 @@ pub(crate) enum Ev {
 pub(crate) struct XmlStream<R: BufRead> {
     reader: Reader<Tracked<R>>,
     buf: Vec<u8>,
+    /// Elements and attributes still allowed.
+    values_left: usize,
+    max_values: usize,
 }
 
 fn syntax_at<R: BufRead>(
@@ -406,7 +419,16 @@ impl<R: BufRead> XmlStream<R> {
         XmlStream {
             reader,
             buf: Vec::new(),
+            values_left: usize::MAX,
+            max_values: usize::MAX,
         }
+    }
+
+    /// Allow at most `n` elements and attributes in what is read from now on.
+    pub(crate) fn with_max_values(mut self, n: usize) -> Self {
+        self.values_left = n;
+        self.max_values = n;
+        self
     }
 
     /// A syntax error at the current position.
@@ -415,7 +437,13 @@ impl<R: BufRead> XmlStream<R> {
     }
 
     pub(crate) fn next(&mut self) -> Result<Ev, XmlError> {
-        let XmlStream { reader, buf } = self;
+        let XmlStream {
+            reader,
+            buf,
+            values_left,
+            max_values,
+        } = self;
+        let budget = (values_left, *max_values);
         loop {
             buf.clear();
             let done = reader.buffer_position();
@@ -426,8 +454,8 @@ impl<R: BufRead> XmlStream<R> {
             };
             let here = |message: String| syntax_at(reader, reader.buffer_position(), message);
             return match event {
-                Event::Start(e) => Ok(Ev::Start(node_from(reader, &e)?)),
-                Event::Empty(e) => Ok(Ev::Empty(node_from(reader, &e)?)),
+                Event::Start(e) => Ok(Ev::Start(node_from(reader, &e, budget)?)),
+                Event::Empty(e) => Ok(Ev::Empty(node_from(reader, &e, budget)?)),
                 Event::End(_) => Ok(Ev::End),
                 Event::Text(t) => match t.xml10_content() {
                     Ok(text) => Ok(Ev::Text(text.into_owned())),
@@ -542,8 +570,17 @@ impl<R: BufRead> XmlStream<R> {
 fn node_from<R: BufRead>(
     reader: &Reader<Tracked<R>>,
     start: &BytesStart,
+    (left, max): (&mut usize, usize),
 ) -> Result<Node, XmlError> {
     let here = |message: String| syntax_at(reader, reader.buffer_position(), message);
+    let mut take = || match left.checked_sub(1) {
+        Some(l) => {
+            *left = l;
+            Ok(())
+        }
+        None => Err(XmlError::TooManyValues(max)),
+    };
+    take()?;
     let decoder = reader.decoder();
     let mut node = Node {
         name: decoder
@@ -552,12 +589,23 @@ fn node_from<R: BufRead>(
             .into_owned(),
         ..Node::default()
     };
-    for attr in start.attributes() {
+    // quick-xml's own duplicate check compares each attribute with all before it, without
+    // bound; ours runs over at most MAX_ATTRIBUTES.
+    for (i, attr) in start.attributes().with_checks(false).enumerate() {
+        if i >= MAX_ATTRIBUTES {
+            return Err(here(format!(
+                "more than {MAX_ATTRIBUTES} attributes on one element"
+            )));
+        }
+        take()?;
         let attr = attr.map_err(|e| here(e.to_string()))?;
         let key = decoder
             .decode(attr.key.as_ref())
             .map_err(|e| here(e.to_string()))?
             .into_owned();
+        if node.attrs.iter().any(|(k, _)| *k == key) {
+            return Err(here(format!("attribute `{key}` appears twice")));
+        }
         // Namespace declarations are markup, not data.
         if key == "xmlns" || key.starts_with("xmlns:") {
             continue;
@@ -599,7 +647,9 @@ pub fn from_xml(
     if xml.len() > limits.max_bytes {
         return Err(XmlError::TooLarge(limits.max_bytes));
     }
-    let root = XmlStream::new(xml).read_document(limits.max_depth)?;
+    let root = XmlStream::new(xml)
+        .with_max_values(limits.max_values)
+        .read_document(limits.max_depth)?;
     let value = convert(&root, root_shape, "")?;
     Ok((root.name, value))
 }
@@ -991,7 +1041,29 @@ mod tests {
         let limits = XmlLimits {
             max_depth: 64,
             max_bytes: 10,
+            ..XmlLimits::default()
         };
+        // Many attributes: refused per element and in total, quickly (no quadratic check).
+        let many = format!(
+            "<a {}/>",
+            (0..100_000)
+                .map(|i| format!("a{i}=\"\""))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let t = std::time::Instant::now();
+        assert!(from_xml(many.as_bytes(), &Shape::Any, &XmlLimits::default()).is_err());
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
+        let tight = XmlLimits {
+            max_values: 3,
+            ..XmlLimits::default()
+        };
+        assert!(from_xml(b"<a x=\"1\"><b/></a>", &Shape::Any, &tight).is_ok());
+        assert!(matches!(
+            from_xml(b"<a x=\"1\" y=\"2\"><b/></a>", &Shape::Any, &tight),
+            Err(XmlError::TooManyValues(3))
+        ));
+        assert!(from_xml(b"<a x=\"1\" x=\"2\"/>", &Shape::Any, &XmlLimits::default()).is_err());
         assert!(matches!(
             from_xml(b"<a>12345678</a>", &Shape::Any, &limits),
             Err(XmlError::TooLarge(10))
@@ -1180,7 +1252,7 @@ mod tests {
                 2 => Shape::Array(Box::new(Shape::Map)),
                 _ => Shape::Object(vec![("n".into(), Shape::Integer), ("b".into(), Shape::Boolean)]),
             };
-            let limits = XmlLimits { max_depth: 8, max_bytes: 150 };
+            let limits = XmlLimits { max_depth: 8, max_bytes: 150, max_values: 1000 };
             let _ = from_xml(&bytes, &shape, &limits);
         }
     }

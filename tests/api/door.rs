@@ -128,13 +128,25 @@ async fn request_operation_reads_only_for_its_owner(backend: &'static str) {
     let (_, list, _) = send(&app, Method::GET, "/api/v1/jobs", Some(&evil), None).await;
     assert_eq!(list["jobs"].as_array().unwrap().len(), 0, "{list}");
 
-    // The same request without the field runs as evil: the answer holds only evil's jobs. A
-    // credential in its replayed headers is not used.
+    // A credential among its replayed headers is refused; without the field and the header it
+    // runs as evil: the answer holds only evil's jobs.
+    let (s, p, _) = send(
+        &app,
+        Method::POST,
+        "/api/v1/jobs",
+        Some(&evil),
+        Some(
+            &json!({"operation": "request", "input": {"uri": "/api/v1/jobs",
+               "headers": [["authorization", format!("Bearer {acme}")]]}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 400, "{p}");
     let job = submit(
         &app,
         &evil,
         json!({"operation": "request", "input": {"uri": "/api/v1/jobs",
-               "headers": [["authorization", format!("Bearer {acme}")]]}}),
+               "headers": [["accept", "application/json"]]}}),
     )
     .await;
     let done = ended(&app, &link(&job, "self").unwrap(), &evil).await;
@@ -195,6 +207,58 @@ async fn request_operation_reads_only_for_its_owner(backend: &'static str) {
     )
     .await;
     assert!(!body.contains("acme-secret-42"), "{body}");
+
+    // A deleted background request is gone for its owner, and not found for anyone else, with
+    // a made-up link or without a key.
+    let (s, _, _) = send(
+        &app,
+        Method::DELETE,
+        &link(&bg, "monitor").unwrap(),
+        Some(&evil),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403, "a submit key does not delete");
+    let evil_admin = app.key("evil", "admin").await;
+    let (s, _, _) = send(
+        &app,
+        Method::DELETE,
+        &link(&bg, "monitor").unwrap(),
+        Some(&evil_admin),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let rid = bg["request"].as_str().unwrap();
+    for (key, want) in [
+        (Some(evil.as_str()), 410),
+        (Some(acme.as_str()), 404),
+        (None, 404),
+    ] {
+        let (s, p, _) = send(
+            &app,
+            Method::GET,
+            &format!("/bgrs/{rid}?sig=x&expires=0"),
+            key,
+            None,
+        )
+        .await;
+        let want = if key == Some(evil.as_str()) {
+            404
+        } else {
+            want
+        };
+        assert_eq!(s, want, "{p}");
+        let (s, p, _) = send(&app, Method::GET, &format!("/bgrs/{rid}"), key, None).await;
+        let want = if key.is_none() {
+            401
+        } else if key == Some(evil.as_str()) {
+            410
+        } else {
+            404
+        };
+        assert_eq!(s, want, "{p}");
+    }
     app.stop().await;
 }
 

@@ -105,6 +105,9 @@ impl Operation for Sleepy {
             ctx.stage(i.min(3) as i32, 3, &format!("Step {i}")).await?;
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
+        if ctx.input().get("panic") == Some(&Value::Bool(true)) {
+            panic!("asked to panic");
+        }
         if ctx.input().get("fail") == Some(&Value::Bool(true)) {
             return Err(OpError::failed("test", "asked to fail"));
         }

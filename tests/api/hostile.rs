@@ -194,6 +194,12 @@ async fn bodies_cannot_amplify() {
             "application/xml",
             format!("<job><operation>noop</operation><input>{}</input></job>", "<a/>".repeat(200_000)),
         ),
+        // Any JSON media type the payloads accept is held to the same limits.
+        (
+            "/api/v1/jobs",
+            "application/vnd.example+json",
+            format!("{{\"operation\":\"noop\",\"input\":{zeros}}}"),
+        ),
     ];
     for (path, ct, body) in cases {
         let (s, p) = post(&app, path, ct, body.clone()).await;
@@ -418,5 +424,99 @@ async fn exports_are_checked_alike_on_every_route() {
     }
     let (_, _, list) = app.get(&app.url("/api/v1/jobs")).await;
     assert_eq!(list["jobs"].as_array().unwrap().len(), 0, "{list}");
+    app.stop().await;
+}
+
+/// Attributes count as values, and an element with very many is refused at once (quick-xml's
+/// own duplicate check is quadratic in them).
+#[tokio::test]
+async fn xml_attributes_cannot_amplify() {
+    let app = TestApp::spawn("sqlite", 1).await;
+    let attrs = |n: usize| {
+        (0..n)
+            .map(|i| format!("a{i}=\"\""))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for (path, body) in [
+        (
+            "/api/v1/comparisons",
+            format!("<compare {}/>", attrs(150_000)),
+        ),
+        ("/api/v1/jobs", format!("<job {}/>", attrs(300_000))),
+        (
+            "/api/v1/jobs",
+            format!(
+                "<job><operation>noop</operation><input><x {}/></input></job>",
+                attrs(300)
+            ),
+        ),
+        (
+            "/api/v1/jobs",
+            format!(
+                "<job><operation>noop</operation><input>{}</input></job>",
+                (0..2_000)
+                    .map(|_| format!("<x {}/>", attrs(60)))
+                    .collect::<String>()
+            ),
+        ),
+    ] {
+        let t = std::time::Instant::now();
+        let (s, p) = post(&app, path, "application/xml", body).await;
+        assert!([400, 413].contains(&s), "{path}: {s} {p}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "{path} took {:?}",
+            t.elapsed()
+        );
+    }
+    let (_, _, list) = app.get(&app.url("/api/v1/jobs")).await;
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 0, "{list}");
+    app.stop().await;
+}
+
+/// A `request` job that names a URI the service cannot make, or a header it does not replay, is
+/// refused at submission; a background request whose query grows too long is refused too; and an
+/// operation that panics fails its job without taking its worker along.
+#[tokio::test]
+async fn request_jobs_and_panics_do_not_stop_workers() {
+    let app = TestApp::spawn("sqlite", 1).await;
+    for input in [
+        json!({"uri": "/api/ x"}),
+        json!({"uri": format!("/api/v1/jobs?q={}", "a".repeat(9000))}),
+        json!({"uri": "/api/v1/jobs", "headers": [["x-forwarded-host", "evil.example"]]}),
+        json!({"uri": "/api/v1/jobs", "headers": [["Authorization", "Bearer x"]]}),
+        json!({"uri": "/api/v1/jobs", "origin": "javascript://x"}),
+        json!({"uri": "/api/v1/jobs", "origin": "https://a.example/path"}),
+    ] {
+        let body = json!({"operation": "request", "input": input});
+        let (s, p) = post(&app, "/api/v1/jobs", "application/json", body.to_string()).await;
+        assert_eq!(s, 400, "{input}: {p}");
+    }
+    let long = format!("/api/v1/jobs?bgrs=yes&q={}", "(".repeat(4000));
+    let r = app.http.get(app.url(&long)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // Two panicking jobs on the one worker, then an ordinary one: it still runs.
+    for _ in 0..2 {
+        let (s, j) = post(
+            &app,
+            "/api/v1/jobs",
+            "application/json",
+            json!({"operation": "sleepy", "input": {"panic": true}}).to_string(),
+        )
+        .await;
+        assert_eq!(s, 201);
+        let done = app.wait_end(&link(&j, "self").unwrap()).await;
+        assert_eq!(done["jobStatus"], "FAILED", "{done}");
+    }
+    let (_, j) = post(
+        &app,
+        "/api/v1/jobs",
+        "application/json",
+        json!({"operation": "sleepy", "input": {"ms": 1}}).to_string(),
+    )
+    .await;
+    let done = app.wait_end(&link(&j, "self").unwrap()).await;
+    assert_eq!(done["jobStatus"], "SUCCESS", "{done}");
     app.stop().await;
 }

@@ -24,7 +24,7 @@ use crate::api::{ApiTags, AppState};
 use crate::domain::signals::{share_sig, share_valid};
 use crate::domain::{job_href, Job, JobStatus};
 use crate::engine::{EngineError, NewJob};
-use crate::operations::request::{Answer, InProcess};
+use crate::operations::request::{Answer, InProcess, ANSWER_HEADERS};
 
 /// Calls the service's own endpoint in-process (set once the endpoint is built). It holds the
 /// endpoint weakly: the endpoint owns the engine, which owns this client.
@@ -45,6 +45,7 @@ impl InProcess for SelfClient {
         &self,
         uri: &str,
         headers: &[(String, String)],
+        origin: Option<&str>,
         owner: &str,
     ) -> Result<Answer, String> {
         let ep = self
@@ -52,21 +53,32 @@ impl InProcess for SelfClient {
             .get()
             .and_then(Weak::upgrade)
             .ok_or("the service is not serving HTTP in this process")?;
-        let mut req = Request::builder()
-            .method(poem::http::Method::GET)
-            .uri_str(uri);
+        let uri: poem::http::Uri = uri
+            .parse()
+            .map_err(|e| format!("`{uri}` is not a path and query: {e}"))?;
+        let mut req = Request::builder().method(poem::http::Method::GET).uri(uri);
         // Only the headers that shape an answer; never a credential (the identity is `owner`).
         for (k, v) in headers {
-            if REPLAYED.contains(&k.to_ascii_lowercase().as_str()) {
+            if ANSWER_HEADERS.contains(&k.to_ascii_lowercase().as_str()) {
                 req = req.header(k.as_str(), v.as_str());
             }
         }
+        // The links' origin, as the submission's was checked (`intercept`) or as a directly
+        // submitted job named it (a scheme and a host, checked by the operation): given as
+        // forwarded headers the inner request believes, and checked again as links are made.
+        if let Some((proto, host)) = origin.and_then(|o| o.split_once("://")) {
+            let host = host.trim_end_matches('/');
+            req = req
+                .header("host", host)
+                .header("x-forwarded-proto", proto)
+                .header("x-forwarded-host", host);
+        }
         let mut req = req.finish();
         crate::api::access::run_as(&mut req, owner);
-        // Its forwarded headers are the checked origin `intercept` wrote (and are checked again
-        // as a scheme and a host when links are made).
-        req.extensions_mut()
-            .insert(crate::api::wire::TrustedForwarding);
+        if origin.is_some() {
+            req.extensions_mut()
+                .insert(crate::api::wire::TrustedForwarding);
+        }
         let resp = match ep.call(req).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
@@ -90,16 +102,6 @@ impl InProcess for SelfClient {
         })
     }
 }
-
-/// Headers replayed on the in-process request (what shapes the answer, never credentials).
-const REPLAYED: [&str; 6] = [
-    "accept",
-    "accept-language",
-    "host",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-correlation-id",
-];
 
 fn is_bgrs(v: &str) -> bool {
     matches!(v, "yes" | "1" | "true")
@@ -165,28 +167,26 @@ pub async fn intercept(state: &AppState, req: &Request) -> Option<Response> {
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| uri.clone());
-    // The origin its links will use is this request's, as checked now (`base_url`): the inner
-    // request gets it as forwarded headers it can believe, never the client's own.
-    let origin = base_url(req, state.public_url.as_deref());
-    let (proto, host) = origin.split_once("://").unwrap_or(("http", "localhost"));
-    let headers: Vec<Value> = ["accept", "accept-language", "x-correlation-id"]
+    // The origin its links will use is this request's, as checked now (`base_url`), never the
+    // client's own forwarded headers.
+    // (With LONGRUN_PUBLIC_URL every link uses that anyway.)
+    let origin = state.public_url.is_none().then(|| base_url(req, None));
+    let headers: Vec<Value> = ANSWER_HEADERS
         .iter()
         .filter_map(|h| {
             let v = req.headers().get(*h)?.to_str().ok()?;
             Some(json!([h, v]))
         })
-        .chain([
-            json!(["host", host]),
-            json!(["x-forwarded-proto", proto]),
-            json!(["x-forwarded-host", host]),
-        ])
         .collect();
     let submitted = state
         .engine
         .submit(NewJob {
             id: Uuid::now_v7(),
             operation: "request".into(),
-            input: json!({"uri": uri, "name": name, "headers": headers}),
+            input: match origin {
+                Some(o) => json!({"uri": uri, "name": name, "headers": headers, "origin": o}),
+                None => json!({"uri": uri, "name": name, "headers": headers}),
+            },
             input_blob: None,
             correlation_id: crate::api::wire::correlation_id(req, None),
             options: Default::default(),
@@ -327,13 +327,18 @@ impl BgrsApi {
     ) -> Result<Job, Problem> {
         let missing = || Problem::not_found(format!("no background request `{rid}`"));
         let id: Uuid = rid.parse().map_err(|_| missing())?;
-        let job = self.state.engine.get(id).await.map_err(|e| match e {
-            EngineError::NotFound(_) => missing(),
-            other => other.into(),
-        })?;
-        if job.operation != "request" {
-            return Err(missing());
-        }
+        // Tombstones too: whether it was deleted is told only to whoever may see it.
+        let job = match self.state.engine.find(id).await? {
+            Some(j) if j.operation == "request" => j,
+            _ => return Err(missing()),
+        };
+        let gone = |job: Job| {
+            if job.status == JobStatus::Deleted {
+                Err(EngineError::Gone(job.id).into())
+            } else {
+                Ok(job)
+            }
+        };
         // A share link works for anyone, with or without a key.
         if let (Some(exp), Some(sig)) = (expires, sig) {
             let tenant = job
@@ -344,17 +349,14 @@ impl BgrsApi {
                 if Utc::now().timestamp() > exp {
                     return Err(Problem::new(410, "gone", "this share link has expired"));
                 }
-                return Ok(job);
+                return gone(job);
             }
             return Err(missing());
         }
-        let Some(caller) = reader.caller() else {
-            return Err(missing());
-        };
-        if !caller.owns(&job.owner) {
-            return Err(missing());
+        match reader.caller() {
+            Some(caller) if caller.owns(&job.owner) => gone(job),
+            _ => Err(missing()),
         }
-        Ok(job)
     }
 
     fn doc(&self, base: &str, job: &Job) -> BgrsDoc {

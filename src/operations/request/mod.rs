@@ -21,14 +21,23 @@ pub struct Answer {
 /// Calls the service's own HTTP endpoint without a network (the API implements it).
 #[async_trait]
 pub trait InProcess: Send + Sync {
-    /// GET `uri` (path and query) with `headers`, for tenant `owner` with the `read` scope.
+    /// GET `uri` (path and query) with `headers`, for tenant `owner` with the `read` scope; the
+    /// answer's links use `origin` (a scheme and a host) when given.
     async fn get(
         &self,
         uri: &str,
         headers: &[(String, String)],
+        origin: Option<&str>,
         owner: &str,
     ) -> Result<Answer, String>;
 }
+
+/// The longest `uri` a background request may have.
+pub const MAX_URI: usize = 8 * 1024;
+
+/// The headers a background request replays: what shapes an answer, never a credential or an
+/// origin (that is `origin`).
+pub const ANSWER_HEADERS: [&str; 3] = ["accept", "accept-language", "x-correlation-id"];
 
 /// The `request` operation.
 pub struct RequestOperation {
@@ -53,7 +62,8 @@ impl Operation for RequestOperation {
         json!({"type": "object", "required": ["uri"], "properties": {
             "uri": {"type": "string", "description": "path and query under /api/"},
             "name": {"type": "string"},
-            "headers": {"type": "array"}
+            "headers": {"type": "array", "description": "[name, value] pairs of Accept, Accept-Language or X-Correlation-Id"},
+            "origin": {"type": "string", "description": "scheme and host of the links in the answer"}
         }})
     }
     fn stages(&self) -> i32 {
@@ -67,6 +77,41 @@ impl Operation for RequestOperation {
         if !uri.starts_with("/api/") {
             return Err("only GETs under /api/ run in the background".into());
         }
+        if uri.len() > MAX_URI {
+            return Err(format!("`uri` is longer than {MAX_URI} bytes"));
+        }
+        if !uri.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(
+                "`uri` must be a path and query in visible ASCII (percent-encode the rest)".into(),
+            );
+        }
+        for h in input
+            .get("headers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = h.get(0).and_then(Value::as_str).unwrap_or_default();
+            if !ANSWER_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(format!(
+                    "header `{name}` is not replayed; a background request takes {}",
+                    ANSWER_HEADERS.join(", ")
+                ));
+            }
+        }
+        if let Some(origin) = input.get("origin") {
+            origin
+                .as_str()
+                .and_then(|o| url::Url::parse(o).ok())
+                .filter(|u| {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.host().is_some()
+                        && u.path() == "/"
+                        && u.query().is_none()
+                        && u.username().is_empty()
+                })
+                .ok_or("`origin` must be a scheme and a host, like https://api.example.com")?;
+        }
         Ok(())
     }
 
@@ -75,6 +120,7 @@ impl Operation for RequestOperation {
         let name = ctx.input()["name"].as_str().unwrap_or(&uri).to_string();
         // The job's owner, never its input: the GET reads only what the submitter could.
         let owner = ctx.owner().to_string();
+        let origin = ctx.input()["origin"].as_str().map(str::to_string);
         let headers: Vec<(String, String)> = ctx.input()["headers"]
             .as_array()
             .into_iter()
@@ -84,7 +130,7 @@ impl Operation for RequestOperation {
         ctx.stage(1, 2, &format!("Running GET {name}")).await?;
         let answer = self
             .client
-            .get(&uri, &headers, &owner)
+            .get(&uri, &headers, origin.as_deref(), &owner)
             .await
             .map_err(|e| OpError::failed("request", e))?;
         ctx.stage(2, 2, "Storing the answer").await?;
