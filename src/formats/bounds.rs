@@ -5,12 +5,11 @@
 //! Written by hand because the parsers at hand (serde_json, quick-xml) offer no counting pass
 //! that allocates nothing per value; these are single loops over the bytes.
 
-/// At least as many as the values a JSON text holds: every value but the first follows a `,` or
-/// opens a container (`[`, `{`), outside strings. Invalid JSON is counted the same way; its
-/// parser then says what is wrong.
-pub fn json_values(bytes: &[u8]) -> usize {
-    let (mut n, mut in_string, mut escaped) = (1usize, false, false);
-    for &b in bytes {
+/// The bytes of a JSON text that lie outside its strings (its structure: brackets, commas,
+/// colons, scalars), in order.
+pub fn json_structure(bytes: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let (mut in_string, mut escaped) = (false, false);
+    bytes.iter().copied().filter(move |&b| {
         if in_string {
             match b {
                 _ if escaped => escaped = false,
@@ -18,15 +17,21 @@ pub fn json_values(bytes: &[u8]) -> usize {
                 b'"' => in_string = false,
                 _ => {}
             }
+            false
         } else {
-            match b {
-                b'"' => in_string = true,
-                b',' | b'[' | b'{' => n += 1,
-                _ => {}
-            }
+            in_string = b == b'"';
+            !in_string
         }
-    }
-    n
+    })
+}
+
+/// At least as many as the values a JSON text holds: every value but the first follows a `,` or
+/// opens a container (`[`, `{`), outside strings. Invalid JSON is counted the same way; its
+/// parser then says what is wrong.
+pub fn json_values(bytes: &[u8]) -> usize {
+    1 + json_structure(bytes)
+        .filter(|b| matches!(b, b',' | b'[' | b'{'))
+        .count()
 }
 
 /// At least as many as the elements (and so the values) an XML text holds: each starts with `<`.

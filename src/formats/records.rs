@@ -87,19 +87,9 @@ pub fn scan<R: Read>(
 
 /// How deeply the arrays and objects of well-formed JSON text nest (a scalar is 0, `{}` is 1).
 fn depth(text: &str) -> usize {
-    let (mut now, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for b in text.bytes() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let (mut now, mut max) = (0usize, 0usize);
+    for b in super::bounds::json_structure(text.as_bytes()) {
         match b {
-            b'"' => in_string = true,
             b'{' | b'[' => {
                 now += 1;
                 max = max.max(now);

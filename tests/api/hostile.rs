@@ -52,6 +52,14 @@ async fn post(app: &TestApp, path: &str, ct: &str, body: String) -> (u16, Value)
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
+/// `input` sent to the operation's own route and as `operation` to `/api/v1/jobs`: both 400.
+async fn refused_on_both(app: &TestApp, route: &str, operation: &str, input: Value) {
+    let (s1, p1) = post(app, route, "application/json", input.to_string()).await;
+    let generic = json!({"operation": operation, "input": input});
+    let (s2, p2) = post(app, "/api/v1/jobs", "application/json", generic.to_string()).await;
+    assert_eq!((s1, s2), (400, 400), "{input}: {p1} / {p2}");
+}
+
 /// A comparison input by `uri` on loopback, private or NAT64/6to4 forms is refused with 400 on
 /// the generic route as on the dedicated one, in JSON and XML, stores nothing and is never
 /// fetched.
@@ -138,22 +146,7 @@ async fn documents_are_checked_alike_on_every_route() {
     ];
     for (a, b) in cases {
         let inputs = json!({"inputA": {"content": a}, "inputB": {"content": b}});
-        let (s1, p1) = post(
-            &app,
-            "/api/v1/comparisons",
-            "application/json",
-            inputs.to_string(),
-        )
-        .await;
-        let generic = json!({"operation": "compare", "input": inputs});
-        let (s2, p2) = post(
-            &app,
-            "/api/v1/jobs",
-            "application/json",
-            generic.to_string(),
-        )
-        .await;
-        assert_eq!((s1, s2), (400, 400), "{a}: {p1} / {p2}");
+        refused_on_both(&app, "/api/v1/comparisons", "compare", inputs).await;
     }
     let (_, _, list) = app.get(&app.url("/api/v1/jobs")).await;
     assert_eq!(list["jobs"].as_array().unwrap().len(), 0, "{list}");
@@ -393,22 +386,7 @@ async fn exports_are_checked_alike_on_every_route() {
         json!({"dataset": "jobs", "filter": {"status": ["NOPE"]}}),
         json!({"dataset": "jobs", "filter": {"createdAfter": "yesterday"}}),
     ] {
-        let (s1, p1) = post(
-            &app,
-            "/api/v1/exports",
-            "application/json",
-            input.to_string(),
-        )
-        .await;
-        let generic = json!({"operation": "export", "input": input});
-        let (s2, p2) = post(
-            &app,
-            "/api/v1/jobs",
-            "application/json",
-            generic.to_string(),
-        )
-        .await;
-        assert_eq!((s1, s2), (400, 400), "{input}: {p1} / {p2}");
+        refused_on_both(&app, "/api/v1/exports", "export", input).await;
     }
     // The request operation reads only this service's API, on whatever route submits it.
     for uri in ["http://127.0.0.1:1/", "/metrics", "//evil.example/api/"] {
