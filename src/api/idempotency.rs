@@ -1,7 +1,8 @@
 //! `Idempotency-Key` on submissions (IETF draft): the same key with the same request within 24 h
-//! answers what the first one answered; with another body it is a 422; while the first is still
-//! being handled, a 409. Keys belong to the caller and hold across instances (they live in the
-//! database).
+//! answers what the first one answered; with another body it is a 422. A retry while the first is
+//! still being handled waits for its answer, or for its lease to run out (its process died: the
+//! retry is handled as new); a 409 only after waiting `PENDING_WAIT`. Keys belong to the caller
+//! and hold across instances (they live in the database).
 
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +17,14 @@ use crate::store::{KeptAnswer, Reservation};
 
 /// Largest first answer kept for replay; a larger one is replayed with its status and Location.
 const KEEP_BODY: usize = 4 * 1024 * 1024;
+
+/// How long a reservation holds without being renewed: its request renews it every third of
+/// this while it is handled, so one whose process died is free again this long after.
+const PENDING_LEASE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a request waits for another one with its key to answer (or to lose its lease)
+/// before it answers 409.
+const PENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 fn problem(req: &Request, status: u16, slug: &str, detail: &str) -> Response {
     Problem::new(status, slug, detail)
@@ -56,22 +65,38 @@ where
         req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("")
     );
     let store = state.engine.store();
-    let since = chrono::Utc::now() - chrono::Duration::hours(24);
-    let reservation = match store.idem_reserve(&id, since).await {
-        Ok(r) => r,
-        Err(e) => {
-            return Problem::from(crate::engine::EngineError::from(e))
-                .for_req(&req)
-                .into_response()
+    // A key being handled elsewhere: wait for its answer (replayed), or for its lease to run out
+    // (its process died: handled as new here), up to PENDING_WAIT; only then 409.
+    let waited_since = std::time::Instant::now();
+    let reservation = loop {
+        let now = chrono::Utc::now();
+        let stale = now - chrono::Duration::from_std(PENDING_LEASE).unwrap_or_default();
+        match store
+            .idem_reserve(&id, now - chrono::Duration::hours(24), stale)
+            .await
+        {
+            Ok(Reservation::Pending) if waited_since.elapsed() < PENDING_WAIT => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Ok(r) => break r,
+            Err(e) => {
+                return Problem::from(crate::engine::EngineError::from(e))
+                    .for_req(&req)
+                    .into_response()
+            }
         }
     };
     match reservation {
-        Reservation::Pending => problem(
-            &req,
-            409,
-            "request-in-progress",
-            "a request with this Idempotency-Key is still being handled; try again shortly",
-        ),
+        Reservation::Pending => {
+            let mut p = Problem::new(
+                409,
+                "request-in-progress",
+                "a request with this Idempotency-Key is still being handled; try again shortly",
+            )
+            .for_req(&req);
+            p.retry_after = Some(PENDING_LEASE.as_secs());
+            p.into_response()
+        }
         Reservation::Done(kept) => {
             let mut h = Sha256::new();
             h.update(target.as_bytes());
@@ -102,19 +127,49 @@ where
                 }
             });
             req.set_body(Body::from_bytes_stream(stream));
-            let resp = call(req).await;
+            // The reservation's lease is renewed while the request is handled (a long upload).
+            let resp = {
+                let renew = async {
+                    loop {
+                        tokio::time::sleep(PENDING_LEASE / 3).await;
+                        if let Err(e) = store.idem_renew(&id).await {
+                            tracing::warn!(error = %e, "could not renew an idempotency key");
+                        }
+                    }
+                };
+                tokio::select! {
+                    resp = call(req) => resp,
+                    _ = renew => unreachable!("the renewal loop never ends"),
+                }
+            };
             if !resp.status().is_success() {
                 let _ = store.idem_release(&id).await;
                 return resp;
             }
+            // The answer is kept whole up to KEEP_BODY; a larger one is kept as its status and
+            // Location, and streamed on to the client without being held.
             let (parts, body) = resp.into_parts();
-            let bytes = body.into_bytes().await.unwrap_or_default();
+            let mut stream = body.into_bytes_stream();
+            let mut head: Vec<u8> = Vec::new();
+            let mut rest = None;
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(c) => {
+                        head.extend_from_slice(&c);
+                        if head.len() > KEEP_BODY {
+                            rest = Some(stream);
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
             let fingerprint = hex(&hasher.lock().unwrap().clone().finalize());
-            let text = std::str::from_utf8(&bytes)
-                .ok()
-                .filter(|_| bytes.len() <= KEEP_BODY)
-                .unwrap_or("")
-                .to_string();
+            let text = if rest.is_none() {
+                std::str::from_utf8(&head).unwrap_or("").to_string()
+            } else {
+                String::new()
+            };
             let kept = KeptAnswer {
                 fingerprint,
                 status: parts.status.as_u16(),
@@ -133,7 +188,13 @@ where
             if let Err(e) = store.idem_complete(&id, &kept).await {
                 tracing::warn!(error = %e, "could not keep an idempotent answer");
             }
-            Response::from_parts(parts, Body::from(bytes))
+            let body = match rest {
+                None => Body::from(head),
+                Some(rest) => Body::from_bytes_stream(
+                    futures::stream::once(async move { Ok(bytes::Bytes::from(head)) }).chain(rest),
+                ),
+            };
+            Response::from_parts(parts, body)
         }
     }
 }

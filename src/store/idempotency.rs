@@ -1,5 +1,8 @@
 //! Idempotency keys: a key is reserved before its request is handled, completed with the answer,
-//! or released when the request failed; a later request with the key finds one of those.
+//! or released when the request failed; a later request with the key finds one of those. A
+//! reservation is held under a short lease that its request renews while it is handled
+//! (`idem_renew`); one whose process died is taken over once the lease has run out, so a retry
+//! after a crash is handled as new instead of waiting out the day.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
@@ -29,12 +32,26 @@ pub enum Reservation {
 }
 
 impl Store {
-    /// Reserve key `id` (a digest of the caller and the key); entries older than `since` are
-    /// forgotten first.
-    pub async fn idem_reserve(&self, id: &str, since: DateTime<Utc>) -> Result<Reservation> {
+    /// Reserve key `id` (a digest of the caller and the key). Entries older than `since` are
+    /// forgotten first, and so is a pending reservation not renewed since `stale` (its process
+    /// died).
+    pub async fn idem_reserve(
+        &self,
+        id: &str,
+        since: DateTime<Utc>,
+        stale: DateTime<Utc>,
+    ) -> Result<Reservation> {
         idempotency::Entity::delete_many()
             .filter(idempotency::Column::Id.eq(id))
-            .filter(idempotency::Column::CreatedAt.lt(ms(since)))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(idempotency::Column::CreatedAt.lt(ms(since)))
+                    .add(
+                        sea_orm::Condition::all()
+                            .add(idempotency::Column::State.eq("pending"))
+                            .add(idempotency::Column::CreatedAt.lt(ms(stale))),
+                    ),
+            )
             .exec(&self.db)
             .await?;
         let res = idempotency::Entity::insert(idempotency::ActiveModel {
@@ -60,7 +77,7 @@ impl Store {
             .await?
         else {
             // Removed between the two statements: try once more.
-            return Box::pin(self.idem_reserve(id, since)).await;
+            return Box::pin(self.idem_reserve(id, since, stale)).await;
         };
         Ok(match (row.state.as_str(), row.fingerprint, row.status) {
             ("done", Some(fingerprint), Some(status)) => Reservation::Done(KeptAnswer {
@@ -72,6 +89,20 @@ impl Store {
             }),
             _ => Reservation::Pending,
         })
+    }
+
+    /// Renew the lease of the pending reservation `id` (its `created_at` is the last renewal).
+    pub async fn idem_renew(&self, id: &str) -> Result<()> {
+        idempotency::Entity::update_many()
+            .set(idempotency::ActiveModel {
+                created_at: Set(ms(Utc::now())),
+                ..Default::default()
+            })
+            .filter(idempotency::Column::Id.eq(id))
+            .filter(idempotency::Column::State.eq("pending"))
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 
     /// Keep the first answer of key `id`.

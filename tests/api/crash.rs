@@ -233,3 +233,82 @@ fn webhook_secret_is_made_once_and_kept() {
     assert_eq!(run(None), first, "kept in the database");
     assert_eq!(run(Some(TEST_SECRET)), TEST_SECRET);
 }
+
+/// `kill -9` while a large import with an `Idempotency-Key` is being uploaded, then the same
+/// request again on the restarted service: accepted (the dead reservation is taken over once its
+/// lease has run out), never the 409 that held the key for a day; then replayed.
+async fn idempotency_key_survives_a_crash_mid_upload(backend: &'static str) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_for(backend, dir.path()).await;
+    let store = store_for(backend, dir.path());
+    let http = reqwest::Client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = start(&db, &store, port);
+    wait_up(&http, &base).await;
+    let body = generated(20_000, "I").into_bytes();
+    // Half the body, then the upload stalls until the process is killed.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    tx.send(Ok(body[..body.len() / 2].to_vec())).await.unwrap();
+    let upload = {
+        let http = http.clone();
+        let url = format!("{base}/api/v1/imports");
+        tokio::spawn(async move {
+            http.post(url)
+                .header("content-type", "application/json")
+                .header("idempotency-key", "upload-1")
+                .body(reqwest::Body::wrap_stream(tokio_stream_of(rx)))
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill9();
+    drop(tx);
+    let _ = upload.await;
+    let mut child = start(&db, &store, port);
+    wait_up(&http, &base).await;
+    let send = || {
+        http.post(format!("{base}/api/v1/imports"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "upload-1")
+            .body(body.clone())
+            .send()
+    };
+    let r = send().await.unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.headers()["location"].to_str().unwrap(), loc);
+    let list: Value = http
+        .get(format!("{base}/api/v1/jobs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 1, "{list}");
+    child.kill9();
+}
+
+/// A stream of the chunks `rx` receives, ending when its sender is dropped.
+fn tokio_stream_of(
+    rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+}
+
+#[tokio::test]
+async fn idempotency_key_survives_a_crash_mid_upload_sqlite() {
+    idempotency_key_survives_a_crash_mid_upload("sqlite").await;
+}
+
+#[tokio::test]
+async fn idempotency_key_survives_a_crash_mid_upload_postgres() {
+    if postgres_or_skip() {
+        idempotency_key_survives_a_crash_mid_upload("postgres").await;
+    }
+}

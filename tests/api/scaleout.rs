@@ -140,7 +140,10 @@ async fn kill_9_one_of_two_instances() {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
     let (p1, p2) = (free_port(), free_port());
-    let env = [("LONGRUN_WORKERS", "2")];
+    // Each instance's node id starts with its HOSTNAME, so the operator resource tells which
+    // instance holds a job.
+    let env_one = [("LONGRUN_WORKERS", "2"), ("HOSTNAME", "instance-one")];
+    let env_two = [("LONGRUN_WORKERS", "2"), ("HOSTNAME", "instance-two")];
     // On S3 when the suite has one, else on a shared directory.
     let backend = if std::env::var("LONGRUN_TEST_S3_URL").is_ok() {
         "postgres+s3"
@@ -148,8 +151,8 @@ async fn kill_9_one_of_two_instances() {
         "postgres"
     };
     let store = store_for(backend, dir.path());
-    let mut one = start_with(&db, &store, p1, &env);
-    let _two = start_with(&db, &store, p2, &env);
+    let mut one = start_with(&db, &store, p1, &env_one);
+    let _two = start_with(&db, &store, p2, &env_two);
     let (b1, b2) = (
         format!("http://127.0.0.1:{p1}"),
         format!("http://127.0.0.1:{p2}"),
@@ -169,21 +172,47 @@ async fn kill_9_one_of_two_instances() {
         assert_eq!(r.status(), 201);
         locs.push(location(&r).replace(&b1, &b2));
     }
-    // Wait until instance one is running something, then kill it.
-    for _ in 0..400 {
-        let (_, _, v) = {
-            let r = http
-                .get(format!("{b2}/api/v1/jobs?status=PROCESSING"))
+    // Wait until instance one holds a job early in its run (by the operator resource's node),
+    // then kill it: that job must be taken over.
+    let mut held = false;
+    for _ in 0..800 {
+        let v: Value = http
+            .get(format!("{b2}/api/v1/jobs?status=PROCESSING"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for j in v["jobs"].as_array().unwrap() {
+            if j["progress"]["amount"].as_i64().unwrap_or(0) > 2_000 {
+                continue;
+            }
+            let op: Value = http
+                .get(format!(
+                    "{b2}/api/v1/jobs/{}/operator",
+                    j["jobId"].as_str().unwrap()
+                ))
                 .send()
                 .await
+                .unwrap()
+                .json()
+                .await
                 .unwrap();
-            (0, 0, r.json::<Value>().await.unwrap())
-        };
-        if !v["jobs"].as_array().unwrap().is_empty() {
+            if op["node"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("instance-one-"))
+            {
+                held = true;
+                break;
+            }
+        }
+        if held {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert!(held, "instance one never held a running job");
     one.kill9();
     let deadline = std::time::Instant::now() + Duration::from_secs(5 + 10 + 120);
     let mut recovered = 0;
