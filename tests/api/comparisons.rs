@@ -521,12 +521,14 @@ async fn cancel_mid_comparison_and_delete_queued() {
         assert_eq!(v["jobStatus"], "DELETED");
         assert_eq!(app.http.get(&queued).send().await.unwrap().status(), 410);
 
-        // Wait until the diff itself is under way and reporting progress.
+        // Wait until the diff itself is under way and reporting progress, with at least half
+        // of it still to go, so the cancel arrives inside it even on a loaded machine.
         let mut seen = Value::Null;
         for _ in 0..3000 {
             let (_, _, j) = app.get(&loc).await;
-            if j["phaseDescription"] == "Comparison in progress"
-                && j["progress"]["total"].as_i64().unwrap_or(0) > 0
+            let total = j["progress"]["total"].as_i64().unwrap_or(0);
+            let amount = j["progress"]["amount"].as_i64().unwrap_or(0);
+            if j["phaseDescription"] == "Comparison in progress" && total > 0 && amount * 2 < total
             {
                 seen = j;
                 break;
