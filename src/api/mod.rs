@@ -2,6 +2,7 @@
 //! use-cases only; never sees a database entity.
 
 pub mod access;
+mod bodies;
 mod comparisons;
 pub mod compat;
 pub mod docs;
@@ -10,6 +11,7 @@ mod exports;
 mod idempotency;
 mod imports;
 mod jobs;
+mod prometheus;
 mod root;
 mod signals;
 mod strict;
@@ -23,6 +25,8 @@ use poem_openapi::{OpenApiService, Tags};
 
 use crate::engine::Engine;
 use wire::{problem_enc, Problem};
+
+pub use bodies::Limits;
 
 /// What every handler shares.
 pub struct AppState {
@@ -46,198 +50,6 @@ pub struct AppState {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The tenant whose admin keys see every tenant on `/metrics`.
     pub operator_tenant: Option<String>,
-}
-
-/// Limits on request bodies and inputs (each configurable; see the README's settings).
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Largest request body, in bytes.
-    pub max_body_size: u64,
-    /// Most records an import may hold.
-    pub max_import_records: u64,
-    /// Most parts a multipart form may have.
-    pub max_parts: usize,
-    /// Largest document per comparison input, and so the largest job input.
-    pub max_input_size: u64,
-    /// Most values a body read whole may hold.
-    pub max_body_values: usize,
-}
-
-impl Limits {
-    /// The largest body a request to `path` may send: imports are streamed record by record
-    /// (`LONGRUN_MAX_BODY_SIZE`); a comparison carries two documents; every other body is read
-    /// whole, so it is held to one input (`LONGRUN_MAX_INPUT_SIZE`) and its envelope.
-    pub fn body_limit(&self, path: &str) -> u64 {
-        match path {
-            "/api/v1/imports" | "/api/tools/import" => self.max_body_size,
-            "/api/v1/comparisons" => self.max_input_size * 2 + ENVELOPE,
-            _ => self.max_input_size + ENVELOPE,
-        }
-        .min(self.max_body_size)
-    }
-
-    fn setting(path: &str) -> &'static str {
-        match path {
-            "/api/v1/imports" | "/api/tools/import" => "LONGRUN_MAX_BODY_SIZE",
-            _ => "LONGRUN_MAX_INPUT_SIZE",
-        }
-    }
-}
-
-/// Room for what surrounds an input in a body (operation, options, `async`).
-const ENVELOPE: u64 = 1 << 20;
-
-/// A body that is read whole (JSON or XML, except large imports, which are streamed) is read here
-/// first, up to its route's limit (a 413 as it passes it, never read beyond), its values counted
-/// before anything parses it (a 413 over `LONGRUN_MAX_BODY_VALUES`: a parsed tree costs tens of
-/// bytes per value), and a JSON body that breaks its operation's schema in the served document is
-/// a 400 before the handler sees it. The body is put back otherwise.
-async fn bounded_body(
-    schemas: &strict::BodySchemas,
-    limits: &Limits,
-    req: &mut poem::Request,
-) -> Option<Response> {
-    let ct = req
-        .headers()
-        .get(poem::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(wire::media_type)
-        .unwrap_or_default();
-    // What the payloads parse as JSON (`application/json` and any `application/…+json`) or XML.
-    let is_json =
-        ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"));
-    let is_xml = wire::is_xml(&ct) || ct.ends_with("+xml");
-    // A form is read part by part under its own limits; a large import is streamed. A caller
-    // without a valid key is answered 401 by its operation before any body is read.
-    if ct.starts_with("multipart/")
-        || streamed_and_large(req)
-        || access::authenticated_tenant(req).is_none()
-    {
-        return None;
-    }
-    let path = req.uri().path().to_string();
-    let max = limits.body_limit(&path);
-    let refuse = |req: &poem::Request, status: u16, slug: &str, detail: String| {
-        Some(
-            Problem::new(status, slug, detail)
-                .for_req(req)
-                .into_response(),
-        )
-    };
-    let body = match req.take_body().into_bytes_limit(max as usize).await {
-        Ok(b) => b,
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-            return refuse(
-                req,
-                413,
-                "payload-too-large",
-                format!(
-                    "the body is larger than the limit of {max} bytes ({})",
-                    Limits::setting(&path)
-                ),
-            )
-        }
-        Err(e) => {
-            return refuse(
-                req,
-                400,
-                "bad-request",
-                format!("reading the body failed: {e}"),
-            )
-        }
-    };
-    let imports = matches!(path.as_str(), "/api/v1/imports" | "/api/tools/import");
-    if !imports {
-        let values = if is_json {
-            crate::formats::bounds::json_values(&body)
-        } else if is_xml {
-            crate::formats::bounds::xml_nodes(&body)
-        } else {
-            0
-        };
-        if values > limits.max_body_values {
-            return refuse(
-                req,
-                413,
-                "payload-too-large",
-                format!(
-                    "the body holds more than {} values (LONGRUN_MAX_BODY_VALUES); large data \
-                     goes in as a document (a string, a file part, or an import)",
-                    limits.max_body_values
-                ),
-            );
-        }
-    }
-    if is_json {
-        if let Some(schema) = schemas.schema(req.method().as_str(), &path) {
-            // Bodies that are not JSON at all are left to the handler, which names the position.
-            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) {
-                if let Err(why) = schemas.check(schema, &value) {
-                    return refuse(
-                        req,
-                        400,
-                        "bad-request",
-                        format!("the body does not fit its schema: {why}"),
-                    );
-                }
-            }
-        }
-    }
-    req.set_body(body);
-    None
-}
-
-/// Whether a request carries a body (announced by length or sent chunked) or says what it is.
-fn has_body(req: &poem::Request) -> bool {
-    let h = req.headers();
-    h.contains_key(poem::http::header::CONTENT_TYPE)
-        || h.contains_key(poem::http::header::TRANSFER_ENCODING)
-        || h.get(poem::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim() != "0")
-}
-
-/// Import bodies are streamed record by record, never held whole; the whole-body check holds
-/// them in memory, so it sees only small ones (what hand-written and generated clients send to
-/// try the service). Larger ones are checked by the streaming parser: the envelope, then each
-/// record, whose failures are reported per record.
-const STRICT_STREAMED_MAX: u64 = 1 << 20;
-
-fn streamed_and_large(req: &poem::Request) -> bool {
-    let streamed = matches!(req.uri().path(), "/api/v1/imports" | "/api/tools/import");
-    let len = req
-        .headers()
-        .get(poem::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    streamed && len.is_none_or(|n| n > STRICT_STREAMED_MAX)
-}
-
-/// A body announced larger than the limit is refused before it is read (bodies without a length
-/// are counted as they are read by the handlers that stream them).
-fn body_too_large(state: &AppState, req: &poem::Request) -> Option<Response> {
-    let path = req.uri().path();
-    let max = state.limits.body_limit(path);
-    let len: u64 = req
-        .headers()
-        .get(poem::http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    (len > max).then(|| {
-        Problem::new(
-            413,
-            "payload-too-large",
-            format!(
-                "the body has {len} bytes; the limit is {max} ({})",
-                Limits::setting(path)
-            ),
-        )
-        .for_req(req)
-        .into_response()
-    })
 }
 
 /// Groups of the OpenAPI document.
@@ -430,7 +242,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                     };
                     Response::builder()
                         .content_type("text/plain; version=0.0.4")
-                        .body(metrics_text(&st, &key).await)
+                        .body(prometheus::metrics_text(&st, &key).await)
                 }
             }),
         )
@@ -512,10 +324,15 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                 // poll's future stays small.
                 let answer = if let Err(refusal) = admitted {
                     refusal
-                } else if let Some(too_large) = body_too_large(&bgrs_state, &req) {
+                } else if let Some(too_large) = bodies::body_too_large(&bgrs_state, &req) {
                     too_large
-                } else if let Some(refused) = if has_body(&req) {
-                    Box::pin(bounded_body(&body_schemas, &bgrs_state.limits, &mut req)).await
+                } else if let Some(refused) = if bodies::has_body(&req) {
+                    Box::pin(bodies::bounded_body(
+                        &body_schemas,
+                        &bgrs_state.limits,
+                        &mut req,
+                    ))
+                    .await
                 } else {
                     None
                 } {
@@ -533,7 +350,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                 } else {
                     call(req).await
                 };
-                let route = route_label(&answer, &method, &path, &allowed);
+                let route = prometheus::route_label(&answer, &method, &path, &allowed);
                 count_state.engine.metrics().count(
                     "longrun_http_requests_total",
                     &[
@@ -546,105 +363,6 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                 Ok(answer)
             }
         })
-}
-
-/// The metrics label of a request: the route the router matched, named by its documented
-/// template (`/api/v1/jobs/{id}`; the router names its parameters `param0`, …); for an answer
-/// given before routing (a refused body, a background request, an idempotent replay), the
-/// documented template its path fits; else one shared label. Never the raw path, so the series
-/// stay as few as the routes.
-fn route_label(answer: &Response, method: &str, path: &str, allowed: &Allowed) -> String {
-    let matched = answer
-        .data::<PathPattern>()
-        .map(|p| crate::metrics::route_template(&p.0))
-        .filter(|p| !p.is_empty());
-    if let Some(pattern) = matched {
-        return allowed
-            .template_of(&pattern)
-            .map(str::to_string)
-            .unwrap_or(pattern);
-    }
-    match allowed.find(path) {
-        Some((template, methods)) if methods.split(", ").any(|m| m == method) => {
-            template.to_string()
-        }
-        _ => crate::metrics::UNMATCHED_ROUTE.to_string(),
-    }
-}
-
-/// Counters, gauges and histograms in the Prometheus text format. The operator (the open
-/// service, or an admin key of `LONGRUN_OPERATOR_TENANT`) sees everything, the jobs per tenant;
-/// another tenant's admin sees its own tenant's jobs and queue, and not the process's counters,
-/// which count every tenant's work.
-async fn metrics_text(state: &AppState, caller: &access::Caller) -> String {
-    use std::sync::atomic::Ordering::Relaxed;
-    let operator = caller.sees_all_tenants(state.operator_tenant.as_deref());
-    let mut out = String::new();
-    if let Ok(rows) = state.engine.store().count_by_status().await {
-        // `longrun_jobs`: the visible tenants' jobs summed by status and operation.
-        let mut sums: Vec<(&str, &str, i64)> = Vec::new();
-        for (tenant, status, op, n) in &rows {
-            if !operator && tenant != caller.tenant() {
-                continue;
-            }
-            match sums.iter_mut().find(|r| r.0 == status && r.1 == op) {
-                Some(r) => r.2 += n,
-                None => sums.push((status, op, *n)),
-            }
-        }
-        out.push_str(if operator {
-            "# HELP longrun_jobs Jobs stored, by status and operation (every tenant).\n"
-        } else {
-            "# HELP longrun_jobs Jobs stored, by status and operation (this key's tenant).\n"
-        });
-        out.push_str("# TYPE longrun_jobs gauge\n");
-        for (status, op, n) in &sums {
-            let labels = crate::metrics::labels(&[("status", status), ("operation", op)]);
-            out.push_str(&format!("longrun_jobs{{{labels}}} {n}\n"));
-        }
-        let queued: i64 = sums.iter().filter(|r| r.0 == "QUEUED").map(|r| r.2).sum();
-        out.push_str(&format!(
-            "# HELP longrun_queue_depth Jobs waiting for a worker.\n# TYPE longrun_queue_depth gauge\nlongrun_queue_depth {queued}\n"
-        ));
-        if operator {
-            out.push_str("# HELP longrun_tenant_jobs Jobs stored, by tenant, status and operation.\n# TYPE longrun_tenant_jobs gauge\n");
-            for (tenant, status, op, n) in &rows {
-                let labels = crate::metrics::labels(&[
-                    ("tenant", tenant),
-                    ("status", status),
-                    ("operation", op),
-                ]);
-                out.push_str(&format!("longrun_tenant_jobs{{{labels}}} {n}\n"));
-            }
-        }
-    }
-    if !operator {
-        return out;
-    }
-    let m = state.engine.delivery_metrics();
-    for (name, help, v) in [
-        (
-            "longrun_deliveries_delivered_total",
-            "Callbacks and notification events delivered.",
-            m.delivered.load(Relaxed),
-        ),
-        (
-            "longrun_delivery_failed_tries_total",
-            "Delivery tries that failed (non-2xx, timeout, refused).",
-            m.failed_tries.load(Relaxed),
-        ),
-        (
-            "longrun_deliveries_given_up_total",
-            "Deliveries given up after their last try or a 410 from the receiver.",
-            m.given_up.load(Relaxed),
-        ),
-    ] {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
-        ));
-    }
-    state.engine.metrics().render(&mut out);
-    out
 }
 
 /// The methods each documented path takes, for the `Allow` header of a 405 (RFC 9110), and the

@@ -45,15 +45,7 @@ async fn call(
 }
 
 async fn wait_ended(app: &TestApp, href: &str, key: &str) -> Value {
-    for _ in 0..500 {
-        let (s, _, j) = call(app, Method::GET, href, Some(key), None).await;
-        assert_eq!(s, 200, "{j}");
-        if ["SUCCESS", "FAILED", "CANCELLED"].contains(&j["jobStatus"].as_str().unwrap_or("")) {
-            return j;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{href} did not end");
+    ended_as(app, href, key).await
 }
 
 /// Tenant B's admin key on each of tenant A's objects: 404 everywhere, and A's objects are as

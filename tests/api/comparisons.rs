@@ -223,13 +223,15 @@ async fn asynchronous_flows_follow_the_links() {
     }
 }
 
-/// A sync limit shorter than the work: the answer falls back to 201 + Location.
+/// A sync limit shorter than the work: the answer falls back to 201 + Location. The documents
+/// are large enough that the work cannot end within the limit (two tiny ones once did).
 #[tokio::test]
 async fn sync_limit_falls_back_to_the_job() {
     let app = TestApp::spawn_with(backends()[0], 1, |a| a.sync_limit = Some("1ms".into())).await;
+    let (a, b) = (big_xml(20_000, false), big_xml(20_000, true));
     let r = post_compare(
         &app,
-        json!({"inputA": {"content": A_XML}, "inputB": {"content": B_XML}}),
+        json!({"inputA": {"content": a}, "inputB": {"content": b}}),
     )
     .await;
     assert_eq!(r.status(), 201);

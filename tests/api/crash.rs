@@ -282,14 +282,7 @@ async fn idempotency_key_survives_a_crash_mid_upload(backend: &'static str) {
     assert_eq!(again.status(), 201);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.headers()["location"].to_str().unwrap(), loc);
-    let list: Value = http
-        .get(format!("{base}/api/v1/jobs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = json_of(&http, &format!("{base}/api/v1/jobs")).await;
     assert_eq!(list["jobs"].as_array().unwrap().len(), 1, "{list}");
     child.kill9();
 }
@@ -311,4 +304,42 @@ async fn idempotency_key_survives_a_crash_mid_upload_postgres() {
     if postgres_or_skip() {
         idempotency_key_survives_a_crash_mid_upload("postgres").await;
     }
+}
+
+/// Half-written uploads a crash left in a local object store are removed by the maintenance pass
+/// that runs right after start, once they have been untouched for an hour; a fresh one (an
+/// upload in flight elsewhere) and the objects themselves stay.
+#[tokio::test]
+async fn crash_leftovers_in_staging_are_removed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = dir.path().join("objects");
+    let outputs = objects.join("outputs");
+    std::fs::create_dir_all(&outputs).unwrap();
+    let stale = outputs.join("left-by-a-crash#1");
+    std::fs::write(&stale, b"half").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(2 * 3600))
+        .unwrap();
+    let fresh = outputs.join("in-flight#1");
+    std::fs::write(&fresh, b"busy").unwrap();
+    let kept = outputs.join("an-object");
+    std::fs::write(&kept, b"kept").unwrap();
+    let store = format!("file://{}", objects.display());
+    let app = TestApp::spawn_with("sqlite", 1, |a| {
+        a.store_url = Some(store);
+        a.lease = Some("1s".into());
+    })
+    .await;
+    for _ in 0..100 {
+        if !stale.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!stale.exists(), "the crash leftover was removed");
+    assert!(fresh.exists() && kept.exists());
+    app.stop().await;
 }

@@ -12,54 +12,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-/// One request; (status, body as JSON or Null, body as text).
-async fn send(
-    app: &TestApp,
-    method: Method,
-    href: &str,
-    key: Option<&str>,
-    body: Option<&Value>,
-) -> (u16, Value, String) {
-    let href = if href.starts_with("http") {
-        href.to_string()
-    } else {
-        app.url(href)
-    };
-    let mut r = app
-        .http
-        .request(method, href)
-        .header("accept", "application/json")
-        .timeout(Duration::from_secs(30));
-    if let Some(k) = key {
-        r = r.bearer_auth(k);
-    }
-    if let Some(b) = body {
-        r = r.json(b);
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    )
-}
-
-async fn ended(app: &TestApp, href: &str, key: &str) -> Value {
-    for _ in 0..1000 {
-        let (s, j, _) = send(app, Method::GET, href, Some(key), None).await;
-        assert_eq!(s, 200, "{href}: {j}");
-        if ["SUCCESS", "FAILED", "CANCELLED"].contains(&j["jobStatus"].as_str().unwrap_or("")) {
-            return j;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{href} did not end");
-}
-
 async fn submit(app: &TestApp, key: &str, body: Value) -> Value {
-    let (s, j, _) = send(app, Method::POST, "/api/v1/jobs", Some(key), Some(&body)).await;
+    let (s, j, _) = keyed(app, Method::POST, "/api/v1/jobs", Some(key), Some(&body)).await;
     assert_eq!(s, 201, "{j}");
     j
 }
@@ -78,7 +32,7 @@ async fn request_operation_reads_only_for_its_owner(backend: &'static str) {
         json!({"operation": "sleepy", "input": {"ms": 1}, "correlationId": "acme-secret-42"}),
     )
     .await;
-    ended(&app, &link(&secret, "self").unwrap(), &acme).await;
+    ended_as(&app, &link(&secret, "self").unwrap(), &acme).await;
 
     // An input that names a tenant is refused, naming the field, in JSON and in XML, on the
     // generic route and wherever the identity hides.
@@ -87,7 +41,7 @@ async fn request_operation_reads_only_for_its_owner(backend: &'static str) {
         json!({"uri": "/api/v1/jobs", "Tenant": "acme"}),
         json!({"uri": "/api/v1/jobs", "options": {"tenant_id": "acme"}}),
     ] {
-        let (s, p, _) = send(
+        let (s, p, _) = keyed(
             &app,
             Method::POST,
             "/api/v1/jobs",
@@ -115,7 +69,7 @@ async fn request_operation_reads_only_for_its_owner(backend: &'static str) {
     let text = r.text().await.unwrap();
     assert!(text.contains("input.owner"), "{text}");
     // The dedicated routes' bodies cannot carry an identity either (their schemas are closed).
-    let (s, p, _) = send(
+    let (s, p, _) = keyed(
         &app,
         Method::POST,
         "/api/v1/exports",
@@ -125,12 +79,12 @@ async fn request_operation_reads_only_for_its_owner(backend: &'static str) {
     .await;
     assert_eq!(s, 400, "{p}");
     // Nothing was stored by the refusals.
-    let (_, list, _) = send(&app, Method::GET, "/api/v1/jobs", Some(&evil), None).await;
+    let (_, list, _) = get_as(&app, "/api/v1/jobs", Some(&evil)).await;
     assert_eq!(list["jobs"].as_array().unwrap().len(), 0, "{list}");
 
     // A credential among its replayed headers is refused; without the field and the header it
     // runs as evil: the answer holds only evil's jobs.
-    let (s, p, _) = send(
+    let (s, p, _) = keyed(
         &app,
         Method::POST,
         "/api/v1/jobs",
@@ -149,10 +103,10 @@ async fn request_operation_reads_only_for_its_owner(backend: &'static str) {
                "headers": [["accept", "application/json"]]}}),
     )
     .await;
-    let done = ended(&app, &link(&job, "self").unwrap(), &evil).await;
+    let done = ended_as(&app, &link(&job, "self").unwrap(), &evil).await;
     assert_eq!(done["jobStatus"], "SUCCESS", "{done}");
     let file = link(&done, "file").unwrap();
-    let (s, _, body) = send(&app, Method::GET, &file, Some(&evil), None).await;
+    let (s, _, body) = get_as(&app, &file, Some(&evil)).await;
     assert_eq!(s, 200);
     assert!(!body.contains("acme-secret-42"), "{body}");
     assert!(
@@ -161,32 +115,23 @@ async fn request_operation_reads_only_for_its_owner(backend: &'static str) {
     );
 
     // A background request, with `owner` in its query, reads as its submitter too.
-    let (s, bg, _) = send(
+    let (s, bg, _) = get_as(
         &app,
-        Method::GET,
         "/api/v1/jobs?bgrs=yes&owner=acme&tenant=acme",
         Some(&evil),
-        None,
     )
     .await;
     assert_eq!(s, 201, "{bg}");
     let monitor = link(&bg, "monitor").unwrap();
-    let done = ended(&app, &monitor, &evil).await;
+    let done = ended_as(&app, &monitor, &evil).await;
     assert_eq!(done["jobStatus"], "SUCCESS", "{done}");
     let rid = bg["request"].as_str().unwrap();
-    let (s, _, body) = send(
-        &app,
-        Method::GET,
-        &format!("/bgrs/{rid}/result"),
-        Some(&evil),
-        None,
-    )
-    .await;
+    let (s, _, body) = get_as(&app, &format!("/bgrs/{rid}/result"), Some(&evil)).await;
     assert_eq!(s, 200, "{body}");
     assert!(!body.contains("acme-secret-42"), "{body}");
 
     // A background GET of acme's job by evil is evil's job, and its answer is a 404.
-    let (s, bg, _) = send(
+    let (s, bg, _) = keyed(
         &app,
         Method::GET,
         &format!("{}?bgrs=yes", link(&secret, "self").unwrap()),
@@ -195,22 +140,15 @@ async fn request_operation_reads_only_for_its_owner(backend: &'static str) {
     )
     .await;
     assert_eq!(s, 201, "{bg}");
-    let done = ended(&app, &link(&bg, "monitor").unwrap(), &evil).await;
+    let done = ended_as(&app, &link(&bg, "monitor").unwrap(), &evil).await;
     assert_eq!(done["summary"]["status"], 404, "{done}");
     let rid = bg["request"].as_str().unwrap();
-    let (_, _, body) = send(
-        &app,
-        Method::GET,
-        &format!("/bgrs/{rid}/result"),
-        Some(&evil),
-        None,
-    )
-    .await;
+    let (_, _, body) = get_as(&app, &format!("/bgrs/{rid}/result"), Some(&evil)).await;
     assert!(!body.contains("acme-secret-42"), "{body}");
 
     // A deleted background request is gone for its owner, and not found for anyone else, with
     // a made-up link or without a key.
-    let (s, _, _) = send(
+    let (s, _, _) = keyed(
         &app,
         Method::DELETE,
         &link(&bg, "monitor").unwrap(),
@@ -220,7 +158,7 @@ async fn request_operation_reads_only_for_its_owner(backend: &'static str) {
     .await;
     assert_eq!(s, 403, "a submit key does not delete");
     let evil_admin = app.key("evil", "admin").await;
-    let (s, _, _) = send(
+    let (s, _, _) = keyed(
         &app,
         Method::DELETE,
         &link(&bg, "monitor").unwrap(),
@@ -235,21 +173,14 @@ async fn request_operation_reads_only_for_its_owner(backend: &'static str) {
         (Some(acme.as_str()), 404),
         (None, 404),
     ] {
-        let (s, p, _) = send(
-            &app,
-            Method::GET,
-            &format!("/bgrs/{rid}?sig=x&expires=0"),
-            key,
-            None,
-        )
-        .await;
+        let (s, p, _) = get_as(&app, &format!("/bgrs/{rid}?sig=x&expires=0"), key).await;
         let want = if key == Some(evil.as_str()) {
             404
         } else {
             want
         };
         assert_eq!(s, want, "{p}");
-        let (s, p, _) = send(&app, Method::GET, &format!("/bgrs/{rid}"), key, None).await;
+        let (s, p, _) = get_as(&app, &format!("/bgrs/{rid}"), key).await;
         let want = if key.is_none() {
             401
         } else if key == Some(evil.as_str()) {
@@ -289,7 +220,7 @@ async fn encoded_queries_cannot_widen_a_scope(backend: &'static str) {
         json!({"operation": "sleepy", "input": {"ms": 1}}),
     )
     .await;
-    ended(&app, &link(&job, "self").unwrap(), &read).await;
+    ended_as(&app, &link(&job, "self").unwrap(), &read).await;
     let task = job["taskId"].as_i64().unwrap();
 
     for q in [
@@ -304,35 +235,14 @@ async fn encoded_queries_cannot_widen_a_scope(backend: &'static str) {
         "prune=yes",
         "Prune=true&prune=true",
     ] {
-        let (s, p, _) = send(
-            &app,
-            Method::GET,
-            &format!("/tasks/{task}?{q}"),
-            Some(&read),
-            None,
-        )
-        .await;
+        let (s, p, _) = get_as(&app, &format!("/tasks/{task}?{q}"), Some(&read)).await;
         // Refused (403), or not a prune at all (400 for a value that is no boolean, 200 where
         // the value the handler reads is false): never a prune with the read scope.
         assert!([403, 400, 200].contains(&s), "{q}: {s} {p}");
-        let (s, t, _) = send(
-            &app,
-            Method::GET,
-            &format!("/tasks/{task}"),
-            Some(&read),
-            None,
-        )
-        .await;
+        let (s, t, _) = get_as(&app, &format!("/tasks/{task}"), Some(&read)).await;
         assert_eq!(s, 200, "after {q}, the task must still be there: {t}");
     }
-    let (s, p, _) = send(
-        &app,
-        Method::GET,
-        &format!("/tasks/{task}?prun%65=true"),
-        Some(&read),
-        None,
-    )
-    .await;
+    let (s, p, _) = get_as(&app, &format!("/tasks/{task}?prun%65=true"), Some(&read)).await;
     assert_eq!(s, 403, "{p}");
     assert_eq!(p["type"], "urn:longrun:problem:insufficient-scope");
     assert!(p["detail"].as_str().unwrap().contains("prune=true"), "{p}");
@@ -350,78 +260,39 @@ async fn encoded_queries_cannot_widen_a_scope(backend: &'static str) {
         "%63ancel=%74rue",
         "cancel=false&cancel=true",
     ] {
-        let (s, p, _) = send(
-            &app,
-            Method::GET,
-            &format!("/tasks/{long_task}?{q}"),
-            Some(&read),
-            None,
-        )
-        .await;
+        let (s, p, _) = get_as(&app, &format!("/tasks/{long_task}?{q}"), Some(&read)).await;
         assert!([403, 200].contains(&s), "{q}: {s} {p}");
-        let (_, j, _) = send(
-            &app,
-            Method::GET,
-            &link(&long, "self").unwrap(),
-            Some(&read),
-            None,
-        )
-        .await;
+        let (_, j, _) = get_as(&app, &link(&long, "self").unwrap(), Some(&read)).await;
         assert_ne!(j["jobStatus"], "CANCELLED", "{q}: {j}");
         assert_ne!(j["cancelRequested"], true, "{q}: {j}");
     }
     // The encoded forms do what they say for a key that may.
-    let (s, t, _) = send(
+    let (s, t, _) = get_as(
         &app,
-        Method::GET,
         &format!("/tasks/{long_task}?c%61ncel=true"),
         Some(&submit_key),
-        None,
     )
     .await;
     assert_eq!(s, 200, "{t}");
-    ended(&app, &link(&long, "self").unwrap(), &read).await;
-    let (s, p, _) = send(
+    ended_as(&app, &link(&long, "self").unwrap(), &read).await;
+    let (s, p, _) = get_as(
         &app,
-        Method::GET,
         &format!("/tasks/{task}?prun%65=true"),
         Some(&submit_key),
-        None,
     )
     .await;
     assert_eq!(s, 403, "{p}");
-    let (s, _, _) = send(
-        &app,
-        Method::GET,
-        &format!("/tasks/{task}?prun%65=true"),
-        Some(&admin),
-        None,
-    )
-    .await;
+    let (s, _, _) = get_as(&app, &format!("/tasks/{task}?prun%65=true"), Some(&admin)).await;
     assert_eq!(s, 200);
-    let (s, _, _) = send(
-        &app,
-        Method::GET,
-        &format!("/tasks/{task}"),
-        Some(&read),
-        None,
-    )
-    .await;
+    let (s, _, _) = get_as(&app, &format!("/tasks/{task}"), Some(&read)).await;
     assert_eq!(s, 404);
 
     // A background request is a submission, however `bgrs` is spelled.
     for q in ["bgrs=yes", "bgr%73=yes", "bgrs=no&bgrs=1"] {
-        let (s, p, _) = send(
-            &app,
-            Method::GET,
-            &format!("/api/tools?{q}"),
-            Some(&read),
-            None,
-        )
-        .await;
+        let (s, p, _) = get_as(&app, &format!("/api/tools?{q}"), Some(&read)).await;
         assert_eq!(s, 403, "{q}: {p}");
     }
-    let (_, list, _) = send(&app, Method::GET, "/api/v1/jobs", Some(&read), None).await;
+    let (_, list, _) = get_as(&app, "/api/v1/jobs", Some(&read)).await;
     let ops: Vec<&str> = list["jobs"]
         .as_array()
         .unwrap()
@@ -798,7 +669,7 @@ impl Fixture {
 }
 
 async fn fixture(app: &TestApp, key: &str) -> Fixture {
-    let (s, imp, _) = send(
+    let (s, imp, _) = keyed(
         app,
         Method::POST,
         "/api/tools/import",
@@ -807,8 +678,8 @@ async fn fixture(app: &TestApp, key: &str) -> Fixture {
     )
     .await;
     assert_eq!(s, 201, "{imp}");
-    ended(app, &link(&imp, "monitor").unwrap(), key).await;
-    let (s, cmp, _) = send(
+    ended_as(app, &link(&imp, "monitor").unwrap(), key).await;
+    let (s, cmp, _) = keyed(
         app,
         Method::POST,
         "/api/v1/comparisons",
@@ -820,10 +691,10 @@ async fn fixture(app: &TestApp, key: &str) -> Fixture {
     )
     .await;
     assert_eq!(s, 201, "{cmp}");
-    let cmp = ended(app, &link(&cmp, "self").unwrap(), key).await;
-    let (s, bg, _) = send(app, Method::GET, "/api/tools?bgrs=yes", Some(key), None).await;
+    let cmp = ended_as(app, &link(&cmp, "self").unwrap(), key).await;
+    let (s, bg, _) = get_as(app, "/api/tools?bgrs=yes", Some(key)).await;
     assert_eq!(s, 201, "{bg}");
-    ended(app, &link(&bg, "monitor").unwrap(), key).await;
+    ended_as(app, &link(&bg, "monitor").unwrap(), key).await;
     Fixture {
         job: link(&cmp, "self").unwrap(),
         file: link(&cmp, "file").unwrap(),
@@ -845,14 +716,14 @@ async fn fresh(app: &TestApp, key: &str, base: &Fixture, running: bool) -> Fixtu
     let href = link(&job, "self").unwrap();
     if running {
         for _ in 0..500 {
-            let (_, j, _) = send(app, Method::GET, &href, Some(key), None).await;
+            let (_, j, _) = get_as(app, &href, Some(key)).await;
             if j["jobStatus"] == "PROCESSING" {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     } else {
-        ended(app, &href, key).await;
+        ended_as(app, &href, key).await;
     }
     Fixture {
         job: href,
@@ -874,7 +745,7 @@ fn rank(scope: &str) -> u8 {
 async fn access_matrix(backend: &'static str) {
     let app = TestApp::spawn(backend, 4).await;
     // The rows cover the served document exactly: a new operation needs a row.
-    let (_, doc, _) = send(&app, Method::GET, "/openapi.json", None, None).await;
+    let (_, doc, _) = get_as(&app, "/openapi.json", None).await;
     let documented: BTreeSet<String> = doc["paths"]
         .as_object()
         .unwrap()
@@ -938,7 +809,7 @@ async fn access_matrix(backend: &'static str) {
                 },
             };
             let path = fx.fill(r.path);
-            let (s, body, text) = send(&app, r.method.clone(), &path, key, r.body.as_ref()).await;
+            let (s, body, text) = keyed(&app, r.method.clone(), &path, key, r.body.as_ref()).await;
             if s != want {
                 failures.push(format!(
                     "{} ({} {path}) as {who}: {s}, expected {want}: {}",
@@ -958,7 +829,7 @@ async fn access_matrix(backend: &'static str) {
                 }
             }
             if r.target == Target::FreshRunning {
-                send(
+                keyed(
                     &app,
                     Method::POST,
                     &format!("{}/cancel", fx.job),
@@ -1018,7 +889,7 @@ async fn metrics_series_stay_bounded_by_the_routes() {
             assert!([404, 405, 410].contains(&r.status().as_u16()), "{p}");
         })
         .await;
-    let (s, _, text) = send(&app, Method::GET, "/metrics", Some(&admin), None).await;
+    let (s, _, text) = get_as(&app, "/metrics", Some(&admin)).await;
     assert_eq!(s, 200);
     let series: Vec<&str> = text
         .lines()
@@ -1057,13 +928,13 @@ async fn metrics_show_other_tenants_only_to_the_operator() {
             json!({"operation": "sleepy", "input": {"ms": 1}}),
         )
         .await;
-        ended(&app, &link(&j, "self").unwrap(), &acme).await;
+        ended_as(&app, &link(&j, "self").unwrap(), &acme).await;
     }
     let j = submit(&app, &globex, json!({"operation": "noop"})).await;
-    ended(&app, &link(&j, "self").unwrap(), &globex).await;
+    ended_as(&app, &link(&j, "self").unwrap(), &globex).await;
     let metrics = |key: String| {
         let app = &app;
-        async move { send(app, Method::GET, "/metrics", Some(&key), None).await.2 }
+        async move { get_as(app, "/metrics", Some(&key)).await.2 }
     };
     let g = metrics(globex.clone()).await;
     assert!(
@@ -1092,13 +963,34 @@ async fn metrics_show_other_tenants_only_to_the_operator() {
         assert!(o.contains(want), "{want} in {o}");
     }
     let read = app.key("ops", "read").await;
-    assert_eq!(
-        send(&app, Method::GET, "/metrics", Some(&read), None)
-            .await
-            .0,
-        403
-    );
+    assert_eq!(get_as(&app, "/metrics", Some(&read)).await.0, 403);
     app.stop().await;
 }
 
 use futures::StreamExt;
+
+/// A caller without a valid key is answered 401 by its operation before its body is read: a
+/// body over every limit gets the 401, not the 413 that reading it would give.
+#[tokio::test]
+async fn no_key_is_refused_before_the_body_is_read() {
+    let app = TestApp::spawn("sqlite", 1).await;
+    app.key("acme", "admin").await;
+    let zeros = format!(
+        "{{\"operation\":\"noop\",\"input\":[{}0]}}",
+        "0,".repeat(300_000)
+    );
+    for key in [None, Some("lr_not_a_key")] {
+        let mut r = app
+            .http
+            .post(app.url("/api/v1/jobs"))
+            .header("content-type", "application/json")
+            .body(zeros.clone());
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{key:?}");
+        assert!(r.headers().contains_key("www-authenticate"));
+    }
+    app.stop().await;
+}

@@ -609,3 +609,60 @@ pub fn postgres_or_skip() -> bool {
     eprintln!("LONGRUN_TEST_POSTGRES_URL is not set: this PostgreSQL case was skipped");
     false
 }
+
+/// One request with an API key (or none); (status, body as JSON or Null, body as text).
+pub async fn keyed(
+    app: &TestApp,
+    method: reqwest::Method,
+    href: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value, String) {
+    let href = if href.starts_with("http") {
+        href.to_string()
+    } else {
+        app.url(href)
+    };
+    let mut r = app
+        .http
+        .request(method, href)
+        .header("accept", "application/json")
+        .timeout(Duration::from_secs(30));
+    if let Some(k) = key {
+        r = r.bearer_auth(k);
+    }
+    if let Some(b) = body {
+        r = r.json(b);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    )
+}
+
+/// A GET with an API key (or none).
+pub async fn get_as(app: &TestApp, href: &str, key: Option<&str>) -> (u16, Value, String) {
+    keyed(app, reqwest::Method::GET, href, key, None).await
+}
+
+/// The job at `href`, read with `key` until it has ended.
+pub async fn ended_as(app: &TestApp, href: &str, key: &str) -> Value {
+    for _ in 0..1000 {
+        let (s, j, _) = get_as(app, href, Some(key)).await;
+        assert_eq!(s, 200, "{href}: {j}");
+        if ["SUCCESS", "FAILED", "CANCELLED"].contains(&j["jobStatus"].as_str().unwrap_or("")) {
+            return j;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{href} did not end");
+}
+
+/// GET `url` with a plain client and read its JSON.
+pub async fn json_of(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}

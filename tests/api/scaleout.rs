@@ -172,33 +172,24 @@ async fn kill_9_one_of_two_instances() {
         assert_eq!(r.status(), 201);
         locs.push(location(&r).replace(&b1, &b2));
     }
-    // Wait until instance one holds a job early in its run (by the operator resource's node),
-    // then kill it: that job must be taken over.
+    // Wait until instance one holds a job that is not near its end (by the operator resource's
+    // node), then kill it: that job must be taken over.
     let mut held = false;
-    for _ in 0..800 {
-        let v: Value = http
-            .get(format!("{b2}/api/v1/jobs?status=PROCESSING"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    for _ in 0..3000 {
+        let v = json_of(
+            &http,
+            &format!("{b2}/api/v1/jobs?status=STARTED&status=PROCESSING"),
+        )
+        .await;
         for j in v["jobs"].as_array().unwrap() {
-            if j["progress"]["amount"].as_i64().unwrap_or(0) > 2_000 {
+            if j["progress"]["amount"].as_i64().unwrap_or(0) > 4_000 {
                 continue;
             }
-            let op: Value = http
-                .get(format!(
-                    "{b2}/api/v1/jobs/{}/operator",
-                    j["jobId"].as_str().unwrap()
-                ))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let op = json_of(
+                &http,
+                &format!("{b2}/api/v1/jobs/{}/operator", j["jobId"].as_str().unwrap()),
+            )
+            .await;
             if op["node"]
                 .as_str()
                 .is_some_and(|n| n.starts_with("instance-one-"))
@@ -251,6 +242,55 @@ async fn submit_keyed(app: &TestApp, key: &str, ms: u64) -> reqwest::Response {
         .send()
         .await
         .unwrap()
+}
+
+/// A retry while the first request with its key is still being handled (a slow upload) waits
+/// for the first answer and replays it: one job, the same Location, no 409.
+#[tokio::test]
+async fn a_retry_in_flight_waits_for_the_first_answer() {
+    let app = TestApp::spawn("sqlite", 1).await;
+    let body = generated(2_000, "W").into_bytes();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    tx.send(Ok(body[..body.len() / 2].to_vec())).await.unwrap();
+    let first = {
+        let r = app
+            .http
+            .post(app.url("/api/v1/imports"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "slow-1")
+            .body(reqwest::Body::wrap_stream(futures::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|c| (c, rx)) },
+            )));
+        tokio::spawn(r.send())
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = {
+        let r = app
+            .http
+            .post(app.url("/api/v1/imports"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "slow-1")
+            .body(body.clone());
+        tokio::spawn(r.send())
+    };
+    // The retry is waiting; the first upload now finishes.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(
+        !second.is_finished(),
+        "the retry waits for the first answer"
+    );
+    tx.send(Ok(body[body.len() / 2..].to_vec())).await.unwrap();
+    drop(tx);
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status(), 201);
+    let second = second.await.unwrap().unwrap();
+    assert_eq!(second.status(), 201);
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+    assert_eq!(location(&second), location(&first));
+    let (_, _, list) = app.get(&app.url("/api/v1/jobs")).await;
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 1, "{list}");
+    app.stop().await;
 }
 
 /// The same key and body answer the first job; another body is a 422; 50 concurrent identical
