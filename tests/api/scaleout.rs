@@ -139,11 +139,10 @@ async fn kill_9_one_of_two_instances() {
     let db = fresh_postgres().await;
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
-    let (p1, p2) = (free_port(), free_port());
+    let ports = [free_port(), free_port()];
     // Each instance's node id starts with its HOSTNAME, so the operator resource tells which
     // instance holds a job.
-    let env_one = [("LONGRUN_WORKERS", "2"), ("HOSTNAME", "instance-one")];
-    let env_two = [("LONGRUN_WORKERS", "2"), ("HOSTNAME", "instance-two")];
+    let names = ["instance-one", "instance-two"];
     // On S3 when the suite has one, else on a shared directory.
     let backend = if std::env::var("LONGRUN_TEST_S3_URL").is_ok() {
         "postgres+s3"
@@ -151,17 +150,23 @@ async fn kill_9_one_of_two_instances() {
         "postgres"
     };
     let store = store_for(backend, dir.path());
-    let mut one = start_with(&db, &store, p1, &env_one);
-    let _two = start_with(&db, &store, p2, &env_two);
-    let (b1, b2) = (
-        format!("http://127.0.0.1:{p1}"),
-        format!("http://127.0.0.1:{p2}"),
-    );
-    wait_up(&http, &b1).await;
-    wait_up(&http, &b2).await;
-    let mut locs = Vec::new();
+    let mut procs: Vec<_> = (0..2)
+        .map(|i| {
+            start_with(
+                &db,
+                &store,
+                ports[i],
+                &[("LONGRUN_WORKERS", "2"), ("HOSTNAME", names[i])],
+            )
+        })
+        .collect();
+    let bases = ports.map(|p| format!("http://127.0.0.1:{p}"));
+    wait_up(&http, &bases[0]).await;
+    wait_up(&http, &bases[1]).await;
+    // Submitted alternately to both; kept as paths, read later from the survivor.
+    let mut paths = Vec::new();
     for i in 0..20 {
-        let base = if i % 2 == 0 { &b1 } else { &b2 };
+        let base = &bases[i % 2];
         let r = http
             .post(format!("{base}/api/v1/imports"))
             .header("content-type", "application/json")
@@ -170,15 +175,16 @@ async fn kill_9_one_of_two_instances() {
             .await
             .unwrap();
         assert_eq!(r.status(), 201);
-        locs.push(location(&r).replace(&b1, &b2));
+        paths.push(location(&r).replace(base.as_str(), ""));
     }
-    // Wait until instance one holds a job that is not near its end (by the operator resource's
-    // node), then kill it: that job must be taken over.
-    let mut held = false;
-    for _ in 0..3000 {
+    // Wait until either instance holds a job that is not near its end (by the operator
+    // resource's node), then kill that instance: its job must be taken over by the other.
+    let mut victim = None;
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while victim.is_none() && std::time::Instant::now() < until {
         let v = json_of(
             &http,
-            &format!("{b2}/api/v1/jobs?status=STARTED&status=PROCESSING"),
+            &format!("{}/api/v1/jobs?status=STARTED&status=PROCESSING", bases[0]),
         )
         .await;
         for j in v["jobs"].as_array().unwrap() {
@@ -187,29 +193,32 @@ async fn kill_9_one_of_two_instances() {
             }
             let op = json_of(
                 &http,
-                &format!("{b2}/api/v1/jobs/{}/operator", j["jobId"].as_str().unwrap()),
+                &format!(
+                    "{}/api/v1/jobs/{}/operator",
+                    bases[0],
+                    j["jobId"].as_str().unwrap()
+                ),
             )
             .await;
-            if op["node"]
-                .as_str()
-                .is_some_and(|n| n.starts_with("instance-one-"))
-            {
-                held = true;
+            let node = op["node"].as_str().unwrap_or_default();
+            victim = names
+                .iter()
+                .position(|n| node.starts_with(&format!("{n}-")));
+            if victim.is_some() {
                 break;
             }
         }
-        if held {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(held, "instance one never held a running job");
-    one.kill9();
+    let victim = victim.expect("no instance ever held a running job early in its work");
+    procs[victim].kill9();
+    let survivor = &bases[1 - victim];
     let deadline = std::time::Instant::now() + Duration::from_secs(5 + 10 + 120);
     let mut recovered = 0;
-    for loc in &locs {
+    for path in &paths {
+        let loc = format!("{survivor}{path}");
         loop {
-            let j: Value = http.get(loc).send().await.unwrap().json().await.unwrap();
+            let j: Value = http.get(&loc).send().await.unwrap().json().await.unwrap();
             if j["jobStatus"] == "SUCCESS" {
                 if j["attempt"].as_i64().unwrap() > 1 {
                     recovered += 1;
@@ -231,7 +240,7 @@ async fn kill_9_one_of_two_instances() {
         }
     }
     assert!(recovered >= 1, "at least one job was taken over");
-    assert_eq!(count_tools(&http, &b2).await, 20 * 6_000);
+    assert_eq!(count_tools(&http, survivor).await, 20 * 6_000);
 }
 
 async fn submit_keyed(app: &TestApp, key: &str, ms: u64) -> reqwest::Response {
