@@ -22,7 +22,7 @@ use async_trait::async_trait;
 
 use crate::blobs::Blobs;
 use crate::config::{Config, Role};
-use crate::domain::{Fence, ToolWrite};
+use crate::domain::{RunLease, ToolWrite};
 use crate::engine::{Engine, EngineConfig};
 use crate::operations::compare::CompareOperation;
 use crate::operations::export::{Dataset, ExportOperation, ExportSource};
@@ -33,8 +33,8 @@ use crate::store::Store;
 
 #[async_trait]
 impl ToolCatalog for Store {
-    async fn write_batch(&self, fence: &Fence, batch: &[ToolWrite]) -> Result<bool, String> {
-        self.write_import_batch(fence, batch)
+    async fn write_batch(&self, lease: &RunLease, batch: &[ToolWrite]) -> Result<bool, String> {
+        self.write_import_batch(lease, batch)
             .await
             .map_err(|e| e.to_string())
     }
@@ -232,7 +232,11 @@ impl App {
         } else {
             None
         };
-        let maintenance = runs_workers.then(|| self.engine.start_maintenance());
+        let maintenance = if runs_workers {
+            self.engine.start_maintenance()
+        } else {
+            Vec::new()
+        };
         let deliveries = runs_workers.then(|| self.engine.start_deliveries());
         let poller = self.engine.start_change_poller();
         let hearing = self.engine.start_listener();

@@ -461,6 +461,7 @@ mod tests {
             rows: None,
             created: Utc::now(),
             consumed: false,
+            attempt: 1,
         };
         let mut failed = job(JobStatus::Failed);
         failed.error = Some(json!({"type": "t", "status": 500}));

@@ -175,6 +175,8 @@ pub struct OutputFile {
     pub created: DateTime<Utc>,
     /// Set once a `keepResult: false` file was read completely and removed.
     pub consumed: bool,
+    /// The attempt that wrote it; a job's outputs are those of its current attempt.
+    pub attempt: i32,
 }
 
 /// Severity of a job message.
@@ -398,6 +400,7 @@ pub(crate) mod tests {
             rows: None,
             created: Utc::now(),
             consumed: false,
+            attempt: 1,
         };
         assert_eq!(
             rels(&s, std::slice::from_ref(&file)),

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub(crate) mod job;
+mod lease;
 pub mod signals;
 mod status;
 mod tool;
@@ -11,7 +12,8 @@ pub use job::{
     Link, Message, OutputFile, Progress,
 };
 pub use status::{JobStatus, UnknownStatus};
-pub use tool::{tool_json, Fence, ToolRow, ToolWrite};
+pub use lease::{LeaseClock, RunLease};
+pub use tool::{tool_json, ToolRow, ToolWrite};
 
 /// Filters of the audit collection.
 #[derive(Debug, Clone, Default, PartialEq)]

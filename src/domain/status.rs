@@ -66,7 +66,7 @@ impl JobStatus {
     ///
     /// Running states may fall back to QUEUED: that is how a job whose worker died (lease expired)
     /// or was shut down is handed to another worker as a new attempt.
-    pub fn can_move_to(self, to: JobStatus) -> bool {
+    pub const fn can_move_to(self, to: JobStatus) -> bool {
         use JobStatus::*;
         match (self, to) {
             (Deleted, _) => false,
@@ -78,6 +78,13 @@ impl JobStatus {
             (Failed | Cancelled, Queued) => true,
             _ => false,
         }
+    }
+}
+
+impl JobStatus {
+    /// The statuses that may move to `self` (for writes conditional on the status they find).
+    pub fn sources(self) -> impl Iterator<Item = JobStatus> {
+        JobStatus::ALL.into_iter().filter(move |s| s.can_move_to(self))
     }
 }
 

@@ -1,4 +1,4 @@
-//! Tools of the catalog (seed 000), import outcomes, and the fence of a worker's writes.
+//! Tools of the catalog (seed 000) and import outcomes.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -29,14 +29,6 @@ pub enum ToolWrite {
         record: Value,
         reason: String,
     },
-}
-
-/// The fence a worker writes under: only the current owner of the current attempt may write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fence {
-    pub job_id: Uuid,
-    pub attempt: i32,
-    pub node: String,
 }
 
 /// The seed's record shape of a tool.

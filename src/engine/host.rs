@@ -1,4 +1,5 @@
-//! The engine's side of an operation's `Context`: fenced writes about one running job.
+//! The engine's side of an operation's `Context`: writes about one running job, each under
+//! its run lease.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -7,7 +8,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::blobs::Blobs;
-use crate::domain::{Fence, JobStatus, Level, OutputFile};
+use crate::domain::{RunLease, JobStatus, Level, OutputFile};
 use crate::operations::{FileDone, FileSink, Host, OpError, Report};
 use crate::store::{RunPatch, Store};
 
@@ -15,7 +16,7 @@ use crate::store::{RunPatch, Store};
 pub(crate) struct JobHost {
     pub store: Store,
     pub blobs: Blobs,
-    pub fence: Fence,
+    pub lease: RunLease,
     pub input_blob: Option<String>,
     pub saving: AtomicBool,
 }
@@ -42,7 +43,7 @@ impl Host for JobHost {
             current_stage: r.stage.map(|s| s.0),
             progress: r.progress,
         };
-        match self.store.worker_update(&self.fence, patch).await {
+        match self.store.worker_update(&self.lease, patch).await {
             Ok(true) => Ok(()),
             // The fence no longer holds: the job was cancelled, deleted or taken over.
             Ok(false) => Err(OpError::Cancelled),
@@ -51,16 +52,15 @@ impl Host for JobHost {
     }
 
     async fn message(&self, level: Level, text: &str) -> Result<(), OpError> {
-        self.store
-            .append_message(
-                self.fence.job_id,
-                level,
-                "operation",
-                text,
-                self.fence.attempt,
-            )
+        match self
+            .store
+            .worker_message(&self.lease, level, "operation", text)
             .await
-            .map_err(storage)
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(OpError::Cancelled),
+            Err(e) => Err(storage(e)),
+        }
     }
 
     async fn open_input(&self) -> Result<Box<dyn tokio::io::AsyncBufRead + Send + Unpin>, OpError> {
@@ -75,8 +75,8 @@ impl Host for JobHost {
     async fn create_file(&self, name: &str, content_type: &str) -> Result<FileSink, OpError> {
         let key = format!(
             "jobs/{}/{}/{}-{}",
-            self.fence.job_id,
-            self.fence.attempt,
+            self.lease.job_id(),
+            self.lease.attempt(),
             Uuid::now_v7().simple(),
             name
         );
@@ -93,7 +93,7 @@ impl Host for JobHost {
         let id = Uuid::now_v7();
         let file = OutputFile {
             id,
-            job_id: self.fence.job_id,
+            job_id: self.lease.job_id(),
             name: f.name,
             content_type: f.content_type,
             size: f.size as i64,
@@ -102,8 +102,13 @@ impl Host for JobHost {
             rows: f.rows,
             created: Utc::now(),
             consumed: false,
+            attempt: self.lease.attempt(),
         };
-        self.store.insert_file(&file).await.map_err(storage)?;
+        if !self.store.add_file(&self.lease, &file).await.map_err(storage)? {
+            // Not this run's to add any more: the object belongs to nobody.
+            let _ = self.blobs.delete(&file.object_key).await;
+            return Err(OpError::Cancelled);
+        }
         Ok(file)
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{failure_problem, Engine, Result};
-use crate::domain::{JobFilter, JobStatus, Level};
+use crate::domain::{Job, JobFilter, JobStatus, Level};
 
 /// A half-written upload untouched this long belongs to no living upload (one in flight writes
 /// at least every part of 10 MB; an hour allows a client slower than 3 KB/s).
@@ -20,51 +20,7 @@ impl Engine {
         for job in expired {
             let res = self
                 .store
-                .transition(job.id, |j| {
-                    let still = j.status.is_running()
-                        && j.lease.as_ref().map(|l| l.expires < now).unwrap_or(true);
-                    if !still {
-                        return Err(());
-                    }
-                    let owner = j.lease.as_ref().map(|l| l.owner.clone()).unwrap_or_default();
-                    j.lease = None;
-                    if j.cancel_requested {
-                        j.status = JobStatus::Cancelled;
-                        j.finished = Some(now);
-                        j.phase = Some("Cancelled".into());
-                        return Ok(Some((
-                            Level::Warning,
-                            "state".into(),
-                            format!("CANCELLED: node {owner} stopped answering after the cancel request"),
-                        )));
-                    }
-                    if j.attempt >= j.max_attempts {
-                        j.error = Some(failure_problem(
-                            "abandoned",
-                            &format!(
-                                "the worker running this job stopped answering {} times (last: node {owner}); giving up",
-                                j.attempt
-                            ),
-                            j,
-                        ));
-                        j.status = JobStatus::Failed;
-                        j.finished = Some(now);
-                        return Ok(Some((
-                            Level::Error,
-                            "state".into(),
-                            format!("FAILED: lease of node {owner} expired on attempt {} of {}", j.attempt, j.max_attempts),
-                        )));
-                    }
-                    j.status = JobStatus::Queued;
-                    j.attempt += 1;
-                    j.started = None;
-                    j.phase = Some("Recovered after a worker stopped; waiting for a free worker".into());
-                    Ok(Some((
-                        Level::Warning,
-                        "recovery".into(),
-                        format!("lease of node {owner} expired; queued again as attempt {}", j.attempt),
-                    )))
-                })
+                .transition(job.id, |j| recover(j, now).ok_or(()))
                 .await?;
             if let Ok(Some(_)) = res {
                 n += 1;
@@ -101,35 +57,48 @@ impl Engine {
                 return Ok(n);
             }
             for job in batch {
-                self.erase(&job).await?;
-                n += 1;
+                n += u64::from(self.erase(&job).await?);
             }
         }
     }
 
-    /// Run recovery and retention periodically until shutdown.
-    pub fn start_maintenance(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Run recovery and retention periodically until shutdown, each in a task of its own, so
+    /// a large purge never delays taking over the jobs of a dead node. Recovery reads the
+    /// database's clock, the one every lease is measured by.
+    pub fn start_maintenance(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         let me = self.clone();
-        tokio::spawn(async move {
+        let recovery = tokio::spawn(async move {
             let every = (me.cfg.lease / 2).max(std::time::Duration::from_millis(200));
-            let mut last_retention =
-                std::time::Instant::now() - std::time::Duration::from_secs(3600);
             loop {
                 tokio::select! {
                     _ = me.stop_claiming.cancelled() => return,
                     _ = tokio::time::sleep(every) => {}
                 }
-                if let Err(e) = me.recover_once(Utc::now()).await {
+                let now = match me.store.db_now().await {
+                    Ok(now) => now,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the database's clock failed");
+                        continue;
+                    }
+                };
+                if let Err(e) = me.recover_once(now).await {
                     tracing::warn!(error = %e, "recovery failed");
                 }
-                if last_retention.elapsed() >= std::time::Duration::from_secs(60) {
-                    last_retention = std::time::Instant::now();
-                    if let Err(e) = me.retention_once(Utc::now()).await {
-                        tracing::warn!(error = %e, "retention failed");
-                    }
+            }
+        });
+        let me = self.clone();
+        let retention = tokio::spawn(async move {
+            loop {
+                if let Err(e) = me.retention_once(Utc::now()).await {
+                    tracing::warn!(error = %e, "retention failed");
+                }
+                tokio::select! {
+                    _ = me.stop_claiming.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
                 }
             }
-        })
+        });
+        vec![recovery, retention]
     }
 
     /// Stop claiming, ask running jobs to reach a checkpoint, wait up to the grace period, and
@@ -137,8 +106,8 @@ impl Engine {
     pub async fn shutdown(&self, mut workers: tokio::task::JoinSet<()>) {
         self.stopping.store(true, Ordering::SeqCst);
         self.stop_claiming.cancel();
-        for t in self.running.lock().unwrap().values() {
-            t.cancel();
+        for r in self.running.lock().unwrap().values() {
+            r.token.cancel();
         }
         let grace = tokio::time::sleep(self.cfg.grace);
         tokio::pin!(grace);
@@ -148,28 +117,83 @@ impl Engine {
                 _ = &mut grace => { workers.abort_all(); break }
             }
         }
-        let held = self.store.held_by(&self.node).await.unwrap_or_default();
-        for id in held {
+        // The runs that did not reach a checkpoint in time: released under their own leases
+        // (a lease that ran out meanwhile is recovery's to handle).
+        let held: Vec<_> = self
+            .running
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(_, r)| r.lease)
+            .collect();
+        for lease in held {
             let node = self.node.clone();
             let _ = self
                 .store
-                .transition(id, |j| {
-                    if !j.status.is_running()
-                        || j.lease.as_ref().map(|l| l.owner.as_str()) != Some(node.as_str())
-                    {
-                        return Err(());
-                    }
-                    j.lease = None;
+                .end_run(&lease, |j| {
                     j.status = JobStatus::Queued;
                     j.attempt += 1;
                     j.started = None;
-                    Ok(Some((
+                    (
                         Level::Warning,
-                        "state".into(),
                         format!("released at shutdown of node {node} after the grace period"),
-                    )))
+                    )
                 })
                 .await;
         }
     }
+}
+
+/// What recovery does with a job whose lease ran out before `now`: cancel it (a stop was
+/// asked), fail it (no attempts left), or queue it again as the next attempt; None when it is
+/// no longer running on an expired lease.
+pub(crate) fn recover(j: &mut Job, now: DateTime<Utc>) -> Option<Option<(Level, String, String)>> {
+    let still = j.status.is_running() && j.lease.as_ref().map(|l| l.expires < now).unwrap_or(true);
+    if !still {
+        return None;
+    }
+    let owner = j.lease.as_ref().map(|l| l.owner.clone()).unwrap_or_default();
+    j.lease = None;
+    if j.cancel_requested {
+        j.status = JobStatus::Cancelled;
+        j.finished = Some(now);
+        j.phase = Some("Cancelled".into());
+        return Some(Some((
+            Level::Warning,
+            "state".into(),
+            format!("CANCELLED: node {owner} stopped answering after the cancel request"),
+        )));
+    }
+    if j.attempt >= j.max_attempts {
+        j.error = Some(failure_problem(
+            "abandoned",
+            &format!(
+                "the worker running this job stopped answering {} times (last: node {owner}); giving up",
+                j.attempt
+            ),
+            j,
+        ));
+        j.status = JobStatus::Failed;
+        j.finished = Some(now);
+        return Some(Some((
+            Level::Error,
+            "state".into(),
+            format!(
+                "FAILED: lease of node {owner} expired on attempt {} of {}",
+                j.attempt, j.max_attempts
+            ),
+        )));
+    }
+    j.status = JobStatus::Queued;
+    j.attempt += 1;
+    j.started = None;
+    j.phase = Some("Recovered after a worker stopped; waiting for a free worker".into());
+    Some(Some((
+        Level::Warning,
+        "recovery".into(),
+        format!(
+            "lease of node {owner} expired; queued again as attempt {}",
+            j.attempt
+        ),
+    )))
 }

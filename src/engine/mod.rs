@@ -133,7 +133,7 @@ pub struct Engine {
     pub(crate) node: String,
     pub(crate) cfg: EngineConfig,
     pub(crate) wake: Notify,
-    pub(crate) running: Mutex<HashMap<Uuid, CancellationToken>>,
+    pub(crate) running: Mutex<HashMap<Uuid, Run>>,
     pub(crate) stopping: AtomicBool,
     pub(crate) stop_claiming: CancellationToken,
     pub(crate) delivery_metrics: DeliveryMetrics,
@@ -395,9 +395,7 @@ impl Engine {
             .await?;
         let job = res?.ok_or(EngineError::NotFound(id))?;
         if job.status.is_running() {
-            if let Some(t) = self.running.lock().unwrap().get(&id) {
-                t.cancel();
-            }
+            self.stop_local(id);
             Ok(Cancelled::Pending(job))
         } else {
             Ok(Cancelled::Done(job))
@@ -418,7 +416,6 @@ impl Engine {
                         j.status
                     )));
                 }
-                debug_assert!(j.status.can_move_to(JobStatus::Queued));
                 j.status = JobStatus::Queued;
                 j.attempt += 1;
                 j.cancel_requested = false;
@@ -438,7 +435,9 @@ impl Engine {
             })
             .await?;
         let job = res?.ok_or(EngineError::NotFound(id))?;
-        self.remove_outputs(id, false).await?;
+        // The new attempt's outputs are its own (the store shows only the current attempt's
+        // files), so a fast run that ends meanwhile keeps them; only earlier ones go.
+        self.forget_earlier_outputs(id, job.attempt).await?;
         self.wake.notify_one();
         Ok(job)
     }
@@ -464,10 +463,8 @@ impl Engine {
             })
             .await?;
         let job = res?.ok_or(EngineError::NotFound(id))?;
-        if let Some(t) = self.running.lock().unwrap().get(&id) {
-            t.cancel();
-        }
-        self.remove_outputs(id, true).await?;
+        self.stop_local(id);
+        self.consume_outputs(id).await?;
         if let Some(key) = &job.input_blob {
             self.blobs.delete(key).await?;
         }
@@ -488,44 +485,60 @@ impl Engine {
                 return Ok(n);
             }
             for job in batch {
-                self.erase(&job).await?;
-                n += 1;
+                n += u64::from(self.erase(&job).await?);
             }
         }
     }
 
-    /// Remove an ended job entirely (seed 003's prune); unfinished jobs are left alone.
+    /// Remove an ended job entirely (seed 003's prune); unfinished jobs, and jobs that
+    /// changed since `job` was read, are left alone.
     pub async fn prune(&self, job: &Job) -> Result<bool> {
         if !job.status.is_end() {
             return Ok(false);
         }
-        self.erase(job).await?;
-        Ok(true)
+        self.erase(job).await
     }
 
-    /// Remove a job entirely: objects first, then rows.
-    pub(crate) async fn erase(&self, job: &Job) -> Result<()> {
-        self.remove_outputs(job.id, false).await?;
+    /// Remove a job entirely if it is still as `job` shows it (so a restart in between is never
+    /// lost): rows first, in one conditional transaction, then the objects they named.
+    pub(crate) async fn erase(&self, job: &Job) -> Result<bool> {
+        let Some(files) = self.store.remove_job(job).await? else {
+            return Ok(false);
+        };
+        for f in &files {
+            self.blobs.delete(&f.object_key).await?;
+        }
         if let Some(key) = &job.input_blob {
             self.blobs.delete(key).await?;
         }
-        self.store.remove_job(job.id).await?;
+        Ok(true)
+    }
+
+    /// Delete a deleted job's output objects, keeping the rows as consumed markers (410).
+    async fn consume_outputs(&self, id: Uuid) -> Result<()> {
+        for f in &self.store.files(id).await? {
+            self.blobs.delete(&f.object_key).await?;
+            self.store.consume_file(f.id).await?;
+        }
         Ok(())
     }
 
-    /// Delete a job's output objects; keep the rows as consumed markers (410) or drop them.
-    async fn remove_outputs(&self, id: Uuid, keep_rows: bool) -> Result<()> {
-        let files = self.store.files(id).await?;
+    /// Remove what attempts before `attempt` wrote: objects first, then their records.
+    pub(crate) async fn forget_earlier_outputs(&self, id: Uuid, attempt: i32) -> Result<()> {
+        let files = self.store.files_before(id, attempt).await?;
         for f in &files {
             self.blobs.delete(&f.object_key).await?;
-            if keep_rows {
-                self.store.consume_file(f.id).await?;
-            }
         }
-        if !keep_rows {
-            self.store.delete_files(id).await?;
-        }
+        let ids: Vec<Uuid> = files.iter().map(|f| f.id).collect();
+        self.store.forget_files(&ids).await?;
         Ok(())
+    }
+
+    /// Fire the cancel token of a job if it runs in this process.
+    pub(crate) fn stop_local(&self, id: Uuid) {
+        if let Some(r) = self.running.lock().unwrap().get(&id) {
+            r.token.cancel();
+        }
     }
 
     /// An output file with its job, whether or not it is gone.
@@ -589,6 +602,12 @@ impl Engine {
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
+}
+
+/// A run of this process: its lease and the token that stops it.
+pub(crate) struct Run {
+    pub lease: crate::domain::RunLease,
+    pub token: CancellationToken,
 }
 
 /// A problem document stored as a job's `error`.

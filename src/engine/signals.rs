@@ -271,11 +271,7 @@ impl Engine {
             while let Some(signal) = rx.recv().await {
                 match signal {
                     Signal::New(_) => me.wake.notify_one(),
-                    Signal::Cancel(id) => {
-                        if let Some(t) = me.running.lock().unwrap().get(&id) {
-                            t.cancel();
-                        }
-                    }
+                    Signal::Cancel(id) => me.stop_local(id),
                     Signal::Changed(id) => me.store.changes().touch(id),
                     Signal::Missed => {
                         me.wake.notify_waiters();

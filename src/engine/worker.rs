@@ -1,7 +1,9 @@
-//! The worker pool: claim under a lease, heartbeat, run, and finish under the fence.
+//! The worker pool: claim a run lease, renew it, run, and finish under it; a run whose lease
+//! cannot be renewed stops itself.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use chrono::Utc;
 use tokio::task::JoinSet;
@@ -9,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::host::JobHost;
 use super::{failure_problem, Engine};
-use crate::domain::{Fence, Job, JobStatus, Level};
+use crate::domain::{Job, JobStatus, LeaseClock, Level, RunLease};
 use crate::operations::{Context, OpError};
 use crate::store::Beat;
 use futures::FutureExt;
@@ -30,17 +32,17 @@ impl Engine {
             if self.stop_claiming.is_cancelled() {
                 return;
             }
-            let now = Utc::now();
-            let lease = chrono::Duration::from_std(self.cfg.lease).unwrap_or_default();
-            match self.store.claim(&self.node, now + lease, now).await {
-                Ok(Some(job)) => {
-                    let waited = (now - job.created).num_milliseconds().max(0) as f64 / 1000.0;
+            let sent = Instant::now();
+            match self.store.claim(&self.node, self.cfg.lease).await {
+                Ok(Some((job, lease))) => {
+                    let waited =
+                        (Utc::now() - job.created).num_milliseconds().max(0) as f64 / 1000.0;
                     self.metrics.observe(
                         "longrun_claim_latency_seconds",
                         &[("operation", &job.operation)],
                         waited,
                     );
-                    self.run_job(job).await
+                    self.run_job(job, lease, sent).await
                 }
                 Ok(None) => {
                     tokio::select! {
@@ -57,27 +59,38 @@ impl Engine {
         }
     }
 
-    /// Run one claimed job to its end (or until it is lost or released).
-    async fn run_job(self: &Arc<Self>, job: Job) {
-        let fence = Fence {
-            job_id: job.id,
-            attempt: job.attempt,
-            node: self.node.clone(),
-        };
+    /// Run one claimed job to its end (or until its lease is lost or released). `sent` is when
+    /// the claim was sent, where the lease's time starts on this node's clock.
+    async fn run_job(self: &Arc<Self>, job: Job, lease: RunLease, sent: Instant) {
         let token = CancellationToken::new();
         if job.cancel_requested {
             token.cancel();
         }
-        self.running.lock().unwrap().insert(job.id, token.clone());
+        let clock = Arc::new(Mutex::new(LeaseClock::new(self.cfg.lease, sent)));
+        self.running.lock().unwrap().insert(
+            job.id,
+            super::Run {
+                lease: lease.clone(),
+                token: token.clone(),
+            },
+        );
         let lost = Arc::new(AtomicBool::new(false));
         let beat_done = CancellationToken::new();
         let heart = tokio::spawn(heartbeat(
             self.clone(),
-            fence.clone(),
+            lease.clone(),
+            clock.clone(),
             token.clone(),
             lost.clone(),
             beat_done.clone(),
         ));
+        if job.attempt > 1 {
+            // What earlier attempts wrote is no longer this job's output (the store already
+            // shows only this attempt's files); remove it.
+            if let Err(e) = self.forget_earlier_outputs(job.id, job.attempt).await {
+                tracing::warn!(job_id = %job.id, error = %e, "removing outputs of earlier attempts failed");
+            }
+        }
         tracing::info!(job_id = %job.id, correlation_id = %job.correlation_id, attempt = job.attempt, "job started");
 
         let result = match self.registry.get(&job.operation) {
@@ -94,7 +107,7 @@ impl Engine {
                     let host = Arc::new(JobHost {
                         store: self.store.clone(),
                         blobs: self.blobs.clone(),
-                        fence: fence.clone(),
+                        lease: lease.clone(),
                         input_blob: job.input_blob.clone(),
                         saving: AtomicBool::new(false),
                     });
@@ -102,7 +115,7 @@ impl Engine {
                         input,
                         host,
                         token.clone(),
-                        fence.clone(),
+                        lease.clone(),
                         job.owner
                             .clone()
                             .unwrap_or_else(|| crate::domain::access::OPEN_TENANT.into()),
@@ -137,74 +150,57 @@ impl Engine {
         };
         beat_done.cancel();
         let _ = heart.await;
-        self.running.lock().unwrap().remove(&job.id);
+        self.forget_run(&lease);
         if lost.load(Ordering::SeqCst) {
-            tracing::warn!(job_id = %job.id, "lease lost; result of this run discarded");
+            tracing::warn!(job_id = %job.id, attempt = lease.attempt(), "lease lost; this run stopped and its result was discarded");
             return;
         }
-        if let Err(e) = self.finish(&fence, result).await {
-            tracing::error!(job_id = %job.id, error = %e, "could not record the end of a job");
+        // A failing database gets a few tries, while the lease still holds; after that the
+        // lease runs out and recovery queues the job again (nothing is lost, the run is redone).
+        let mut wait = std::time::Duration::from_millis(100);
+        loop {
+            match self.finish(&lease, &result).await {
+                Ok(()) => return,
+                Err(e) if !clock.lock().unwrap().expired(Instant::now() + wait) => {
+                    tracing::warn!(job_id = %job.id, error = %e, "recording the end of a job failed; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(2));
+                }
+                Err(e) => {
+                    tracing::error!(job_id = %job.id, error = %e, "could not record the end of a job; its lease will run out and it will run again");
+                    return;
+                }
+            }
         }
     }
 
-    /// Record how a run ended, only if this worker still owns the job.
+    /// Drop the run of `lease` from the running map, unless a newer attempt took its place.
+    fn forget_run(&self, lease: &RunLease) {
+        let mut running = self.running.lock().unwrap();
+        if running
+            .get(&lease.job_id())
+            .is_some_and(|r| r.lease.attempt() == lease.attempt())
+        {
+            running.remove(&lease.job_id());
+        }
+    }
+
+    /// Record how a run ended, only while its lease holds.
     async fn finish(
         &self,
-        fence: &Fence,
-        result: Result<serde_json::Value, OpError>,
+        lease: &RunLease,
+        result: &Result<serde_json::Value, OpError>,
     ) -> Result<(), crate::store::StoreError> {
         let releasing = self.is_stopping();
         let res = self
             .store
-            .transition(fence.job_id, |j| {
-                let owned = j.attempt == fence.attempt
-                    && j.status.is_running()
-                    && j.lease.as_ref().map(|l| l.owner.as_str()) == Some(fence.node.as_str());
-                if !owned {
-                    return Err(());
-                }
-                let now = Utc::now();
-                let msg = match &result {
-                    Ok(summary) => {
-                        debug_assert!(j.status.can_move_to(JobStatus::Success));
-                        j.status = JobStatus::Success;
-                        j.summary = Some(summary.clone());
-                        j.current_stage = j.total_stages;
-                        j.phase = Some("Completed".into());
-                        j.finished = Some(now);
-                        (Level::Info, "SUCCESS".to_string())
-                    }
-                    Err(OpError::Cancelled) if releasing && !j.cancel_requested => {
-                        j.status = JobStatus::Queued;
-                        j.attempt += 1;
-                        j.phase = Some("Released at shutdown; waiting for a free worker".into());
-                        j.started = None;
-                        (
-                            Level::Warning,
-                            format!(
-                                "released at shutdown of node {}; queued again as attempt {}",
-                                fence.node, j.attempt
-                            ),
-                        )
-                    }
-                    Err(OpError::Cancelled) => {
-                        j.status = JobStatus::Cancelled;
-                        j.phase = Some("Cancelled".into());
-                        j.finished = Some(now);
-                        (Level::Info, "CANCELLED".to_string())
-                    }
-                    Err(OpError::Failed { kind, detail }) => {
-                        j.error = Some(failure_problem(kind, detail, j));
-                        j.status = JobStatus::Failed;
-                        j.finished = Some(now);
-                        (Level::Error, format!("FAILED: {detail}"))
-                    }
-                };
-                j.lease = None;
-                Ok(Some((msg.0, "state".to_string(), msg.1)))
+            .end_run(lease, |j| {
+                let (to, level, text) = run_outcome(j, result, releasing, lease.owner());
+                apply_outcome(j, to, result, Utc::now());
+                (level, text)
             })
             .await?;
-        if let Ok(Some(job)) = res {
+        if let Some(job) = res {
             if let (Some(start), Some(end)) = (job.started, job.finished) {
                 self.metrics.observe(
                     "longrun_job_duration_seconds",
@@ -224,23 +220,91 @@ impl Engine {
     }
 }
 
+/// The status a run ends in, with the message to log.
+fn run_outcome(
+    j: &Job,
+    result: &Result<serde_json::Value, OpError>,
+    releasing: bool,
+    node: &str,
+) -> (JobStatus, Level, String) {
+    match result {
+        Ok(_) => (JobStatus::Success, Level::Info, "SUCCESS".into()),
+        Err(OpError::Cancelled) if releasing && !j.cancel_requested => (
+            JobStatus::Queued,
+            Level::Warning,
+            format!(
+                "released at shutdown of node {node}; queued again as attempt {}",
+                j.attempt + 1
+            ),
+        ),
+        Err(OpError::Cancelled) => (JobStatus::Cancelled, Level::Info, "CANCELLED".into()),
+        Err(OpError::Failed { detail, .. }) => {
+            (JobStatus::Failed, Level::Error, format!("FAILED: {detail}"))
+        }
+    }
+}
+
+/// Write the end of a run into the job: its status and what goes with it.
+fn apply_outcome(
+    j: &mut Job,
+    to: JobStatus,
+    result: &Result<serde_json::Value, OpError>,
+    now: chrono::DateTime<Utc>,
+) {
+    match (to, result) {
+        (JobStatus::Success, Ok(summary)) => {
+            j.summary = Some(summary.clone());
+            j.current_stage = j.total_stages;
+            j.phase = Some("Completed".into());
+            j.finished = Some(now);
+        }
+        (JobStatus::Queued, _) => {
+            j.attempt += 1;
+            j.phase = Some("Released at shutdown; waiting for a free worker".into());
+            j.started = None;
+        }
+        (JobStatus::Failed, Err(OpError::Failed { kind, detail })) => {
+            j.error = Some(failure_problem(kind, detail, j));
+            j.finished = Some(now);
+        }
+        _ => {
+            j.phase = Some("Cancelled".into());
+            j.finished = Some(now);
+        }
+    }
+    j.status = to;
+}
+
+/// Renew the lease every third of its length; stop the run (and mark it lost) when the lease
+/// no longer holds, or when it could not be renewed in time (the database unreachable): by
+/// then another node may take the job, so this one must have stopped writing.
 async fn heartbeat(
     engine: Arc<Engine>,
-    fence: Fence,
+    lease: RunLease,
+    clock: Arc<Mutex<LeaseClock>>,
     token: CancellationToken,
     lost: Arc<AtomicBool>,
     done: CancellationToken,
 ) {
     let every = engine.cfg.lease / 3;
+    let mut next = Instant::now() + every;
     loop {
+        let stop_at = clock.lock().unwrap().stop_at();
         tokio::select! {
             _ = done.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep_until(next.min(stop_at).into()) => {}
         }
-        let now = Utc::now();
-        let until = now + chrono::Duration::from_std(engine.cfg.lease).unwrap_or_default();
-        match engine.store.heartbeat(&fence, until, now).await {
-            Ok(Beat::Alive { cancel }) => {
+        if clock.lock().unwrap().expired(Instant::now()) {
+            tracing::warn!(job_id = %lease.job_id(), "the lease could not be renewed in time; stopping this run");
+            lost.store(true, Ordering::SeqCst);
+            token.cancel();
+            return;
+        }
+        let sent = Instant::now();
+        next = sent + every;
+        match engine.store.heartbeat(&lease, engine.cfg.lease).await {
+            Ok(Beat::Alive { cancel, .. }) => {
+                clock.lock().unwrap().renewed(sent);
                 if cancel {
                     token.cancel();
                 }
@@ -250,7 +314,10 @@ async fn heartbeat(
                 token.cancel();
                 return;
             }
-            Err(e) => tracing::warn!(job_id = %fence.job_id, error = %e, "heartbeat failed"),
+            Err(e) => {
+                tracing::warn!(job_id = %lease.job_id(), error = %e, "renewing the lease failed; trying again");
+                next = Instant::now() + (every / 4).max(std::time::Duration::from_millis(50));
+            }
         }
     }
 }

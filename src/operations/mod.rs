@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{Fence, Level, OutputFile, Progress};
+use crate::domain::{RunLease, Level, OutputFile, Progress};
 
 /// Why an operation stopped without a result.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +116,7 @@ pub struct Context {
     input: Value,
     host: Arc<dyn Host>,
     cancel: CancellationToken,
-    fence: Fence,
+    lease: RunLease,
     owner: String,
     last_flush: Option<Instant>,
     throttle: Duration,
@@ -125,11 +125,11 @@ pub struct Context {
 
 impl Context {
     /// Build a context (the engine does this).
-    pub fn new(
+    pub(crate) fn new(
         input: Value,
         host: Arc<dyn Host>,
         cancel: CancellationToken,
-        fence: Fence,
+        lease: RunLease,
         owner: String,
         throttle: Duration,
     ) -> Context {
@@ -137,7 +137,7 @@ impl Context {
             input,
             host,
             cancel,
-            fence,
+            lease,
             owner,
             last_flush: None,
             throttle,
@@ -169,9 +169,10 @@ impl Context {
         }
     }
 
-    /// The write fence of this run, to hand to ports that write on the job's behalf.
-    pub fn fence(&self) -> &Fence {
-        &self.fence
+    /// The run lease, to hand to ports that write on the job's behalf (they write only while
+    /// it holds).
+    pub fn lease(&self) -> &RunLease {
+        &self.lease
     }
 
     /// Enter stage `current` of `total` with a phase description; always written at once.

@@ -84,6 +84,7 @@ pub mod job_files {
         pub rows: Option<i64>,
         pub created_at: i64,
         pub consumed: bool,
+        pub attempt: i32,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,13 +2,13 @@
 //! `longrun` channel (inside its transaction, so only committed changes are heard), and each
 //! instance listens, so new work, cancel requests and changes reach every process at once.
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use super::{Backend, Result, Store};
+use super::{Result, Store};
 
 /// The channel every instance listens on.
-const CHANNEL: &str = "longrun";
+pub(super) const CHANNEL: &str = "longrun";
 
 /// What another instance (or this one) announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,84 +47,73 @@ fn parse(payload: &str) -> Option<Signal> {
 }
 
 impl Store {
-    /// Announce `payloads` on PostgreSQL (inside `db`'s transaction if it is one); nothing on
-    /// SQLite, whose single process already knows.
+    /// Announce `payloads` to other instances (inside `db`'s transaction if it is one), where
+    /// the database carries such news; nothing on SQLite, whose single process already knows.
     pub(super) async fn announce(
         &self,
         db: &impl ConnectionTrait,
         payloads: Vec<String>,
     ) -> Result<()> {
-        if self.backend != Backend::Postgres || payloads.is_empty() {
-            return Ok(());
+        if let Some(stmt) = self.driver.notify(&payloads) {
+            db.execute_raw(stmt).await?;
         }
-        // One statement for all of them (a batch of submissions announces hundreds).
-        let calls: Vec<String> = (0..payloads.len())
-            .map(|i| format!("pg_notify($1, ${})", i + 2))
-            .collect();
-        let mut values: Vec<sea_orm::Value> = vec![CHANNEL.into()];
-        values.extend(payloads.into_iter().map(Into::into));
-        db.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!("SELECT {}", calls.join(", ")),
-            values,
-        ))
-        .await?;
         Ok(())
     }
 
-    /// Listen for announcements (PostgreSQL only): a channel fed by a task that reconnects by
-    /// itself and says `Missed` whenever it may have missed something.
+    /// Listen for other instances' announcements, where the database carries them.
     pub fn listen(&self) -> Option<tokio::sync::mpsc::Receiver<Signal>> {
-        if self.backend != Backend::Postgres {
-            return None;
-        }
-        let (tx, rx) = tokio::sync::mpsc::channel(4096);
-        let url = self.url.clone();
-        tokio::spawn(async move {
-            use sea_orm::sqlx::postgres::PgListener;
-            loop {
-                let mut listener = match PgListener::connect(&url).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "LISTEN connection failed; retrying");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        continue;
-                    }
-                };
-                if let Err(e) = listener.listen(CHANNEL).await {
-                    tracing::warn!(error = %e, "LISTEN failed; retrying");
+        self.driver.listen(&self.url)
+    }
+}
+
+/// PostgreSQL's listener: a channel fed by a task that reconnects by itself and says `Missed`
+/// whenever it may have missed something.
+pub(super) fn start(url: String) -> tokio::sync::mpsc::Receiver<Signal> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4096);
+    tokio::spawn(async move {
+        use sea_orm::sqlx::postgres::PgListener;
+        loop {
+            let mut listener = match PgListener::connect(&url).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN connection failed; retrying");
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     continue;
                 }
-                if tx.send(Signal::Missed).await.is_err() {
+            };
+            if let Err(e) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %e, "LISTEN failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+            if tx.send(Signal::Missed).await.is_err() {
+                return;
+            }
+            loop {
+                // Stop listening (and give the connection back) once nobody hears.
+                let next = tokio::select! {
+                    n = listener.try_recv() => n,
+                    _ = tx.closed() => return,
+                };
+                let signal = match next {
+                    Ok(Some(n)) => match parse(n.payload()) {
+                        Some(s) => s,
+                        None => continue,
+                    },
+                    // The connection dropped; the next call reconnects.
+                    Ok(None) => Signal::Missed,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                        break;
+                    }
+                };
+                if tx.send(signal).await.is_err() {
                     return;
                 }
-                loop {
-                    // Stop listening (and give the connection back) once nobody hears.
-                    let next = tokio::select! {
-                        n = listener.try_recv() => n,
-                        _ = tx.closed() => return,
-                    };
-                    let signal = match next {
-                        Ok(Some(n)) => match parse(n.payload()) {
-                            Some(s) => s,
-                            None => continue,
-                        },
-                        // The connection dropped; the next call reconnects.
-                        Ok(None) => Signal::Missed,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
-                            break;
-                        }
-                    };
-                    if tx.send(signal).await.is_err() {
-                        return;
-                    }
-                }
             }
-        });
-        Some(rx)
-    }
+        }
+    });
+    rx
 }
 
 #[cfg(test)]

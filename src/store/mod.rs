@@ -2,13 +2,13 @@
 //! Everything it hands out is a domain type.
 
 mod changes;
-mod claim;
+mod driver;
 mod entities;
 mod idempotency;
 mod keys;
 mod listen;
-mod nodelay;
 mod outbox;
+mod run;
 mod submit;
 mod tools;
 
@@ -17,23 +17,22 @@ pub use idempotency::{KeptAnswer, Reservation};
 pub use keys::KeyRecord;
 pub use listen::Signal;
 pub use outbox::DeliveryState;
+pub use run::Beat;
 
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use migration::{Migrator, MigratorTrait};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    ColumnTrait, Condition, ConnectionTrait, Database, DatabaseConnection,
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::{
-    Cursor, Fence, Job, JobFilter, JobOptions, JobStatus, Lease, Level, Message, OutputFile,
-    Progress,
+    Cursor, Job, JobFilter, JobOptions, JobStatus, Lease, Level, Message, OutputFile, Progress,
 };
 use entities::{job_files, job_messages, jobs, settings};
 
@@ -46,6 +45,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the job changed concurrently too often; try again")]
     Contention,
+    #[error("a job cannot move from {0} to {1}")]
+    IllegalMove(JobStatus, JobStatus),
 }
 
 /// Shorthand for store results.
@@ -85,58 +86,12 @@ pub struct RunPatch {
     pub progress: Option<Progress>,
 }
 
-/// The answer to a heartbeat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Beat {
-    /// Lease renewed; `cancel` is true when someone asked the job to stop.
-    Alive { cancel: bool },
-    /// The worker no longer owns the job: stop at once, write nothing.
-    Lost,
-}
-
-/// Pool settings for `url`: `max` connections; SQLite in WAL mode.
-fn options(url: &str, backend: Backend, max: u32) -> ConnectOptions {
-    let mut opts = ConnectOptions::new(url.to_string());
-    opts.sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(30))
-        .max_connections(max)
-        .min_connections(1);
-    if backend == Backend::Postgres {
-        let port = url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.port())
-            .unwrap_or(5432);
-        opts.map_sqlx_postgres_pool_opts(move |pool| {
-            pool.after_connect(move |_, _| {
-                Box::pin(async move {
-                    nodelay::to_port(port);
-                    Ok(())
-                })
-            })
-        });
-    }
-    if backend == Backend::Sqlite {
-        // A local file needs no liveness ping before each use of a pooled connection.
-        opts.test_before_acquire(false);
-        // WAL lets readers run beside the one writer; NORMAL sync keeps every commit through a
-        // process crash (kill -9), which is the durability promise of a 201.
-        opts.map_sqlx_sqlite_opts(|o| {
-            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
-                .create_if_missing(true)
-                .foreign_keys(false)
-        });
-    }
-    opts
-}
-
 /// The store: a pool of connections to SQLite or PostgreSQL.
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    backend: Backend,
+    /// Everything that differs between the databases.
+    driver: std::sync::Arc<dyn driver::Driver>,
     changes: std::sync::Arc<Changes>,
     url: String,
     /// Whether live keys exist, and when that was last read.
@@ -153,29 +108,24 @@ pub struct Store {
 impl Store {
     /// Connect to `url` (`sqlite://path?mode=rwc` or `postgres://…`); SQLite runs in WAL mode.
     pub async fn connect(url: &str) -> Result<Store> {
-        let backend = if url.starts_with("postgres") {
-            Backend::Postgres
-        } else {
-            Backend::Sqlite
-        };
-        let pool = if backend == Backend::Postgres { 16 } else { 8 };
-        let db = Database::connect(options(url, backend, pool)).await?;
+        let driver: std::sync::Arc<dyn driver::Driver> = driver::for_url(url).into();
+        let db = Database::connect(driver.options(url, driver.pool_size())).await?;
         let mut store = Store {
             bulk: db.clone(),
             db,
-            backend,
+            driver: driver.clone(),
             changes: Default::default(),
             url: url.to_string(),
             keys_known: Default::default(),
             submissions: None,
             gate: Default::default(),
         };
-        // On SQLite the submission writer keeps a connection of its own: its page cache stays
-        // warm (a pooled connection finds its cache stale after every other connection's write)
-        // and it never waits for the pool.
+        // Where the database takes one writer at a time, the submission writer keeps a
+        // connection of its own: its page cache stays warm (a pooled connection finds its cache
+        // stale after every other connection's write) and it never waits for the pool.
         let mut writer = store.clone();
-        if backend == Backend::Sqlite && !url.contains(":memory:") {
-            writer.db = Database::connect(options(url, backend, 1)).await?;
+        if driver.one_writer() && !url.contains(":memory:") {
+            writer.db = Database::connect(driver.options(url, 1)).await?;
             store.bulk = writer.db.clone();
         }
         store.submissions = Some(submit::start(writer));
@@ -187,30 +137,21 @@ impl Store {
     /// submission writer, claims, transitions, progress, heartbeats, import batches) queue here
     /// instead. PostgreSQL needs no turn.
     pub(crate) async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.backend {
-            Backend::Sqlite => Some(self.gate.lock().await),
-            Backend::Postgres => None,
+        if self.driver.one_writer() {
+            Some(self.gate.lock().await)
+        } else {
+            None
         }
     }
 
-    /// Apply every pending migration. On PostgreSQL several instances may start at once: an
-    /// advisory lock held for the migrating transaction lets one migrate while the others wait.
+    /// Apply every pending migration (several instances may start at once).
     pub async fn migrate(&self) -> Result<()> {
-        if self.backend == Backend::Postgres {
-            let txn = self.db.begin().await?;
-            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7470426172)")
-                .await?;
-            Migrator::up(&txn, None).await?;
-            txn.commit().await?;
-        } else {
-            Migrator::up(&self.db, None).await?;
-        }
-        Ok(())
+        self.driver.migrate(self).await
     }
 
     /// Which database this is.
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.driver.backend()
     }
 
     /// The change signals of the jobs written through this store.
@@ -300,13 +241,27 @@ impl Store {
             .transpose()
     }
 
-    /// Read, change and write a job under optimistic concurrency (compare on `version`).
+    /// Read, change and write a job under optimistic concurrency (compare on `version`): the
+    /// one way a job's status changes outside a claim (and a run's progress).
     ///
     /// `change` sees the current job and either edits it (returning a message to log) or refuses
-    /// with its own error; it may be called again if the job changed meanwhile.
+    /// with its own error; it may be called again if the job changed meanwhile. A change of
+    /// status the state machine does not allow is `StoreError::IllegalMove`, and nothing is
+    /// written.
     pub async fn transition<E>(
         &self,
         id: Uuid,
+        change: impl FnMut(&mut Job) -> std::result::Result<Option<(Level, String, String)>, E>,
+    ) -> Result<std::result::Result<Option<Job>, E>> {
+        self.transition_under(id, None, change).await
+    }
+
+    /// `transition`, and when `lease` is given, only while it holds (`run::fenced`, in the
+    /// same compare-and-set).
+    async fn transition_under<E>(
+        &self,
+        id: Uuid,
+        lease: Option<&crate::domain::RunLease>,
         mut change: impl FnMut(&mut Job) -> std::result::Result<Option<(Level, String, String)>, E>,
     ) -> Result<std::result::Result<Option<Job>, E>> {
         for _ in 0..20 {
@@ -321,14 +276,22 @@ impl Store {
             if new == old {
                 return Ok(Ok(Some(old)));
             }
+            if new.status != old.status && !old.status.can_move_to(new.status) {
+                return Err(StoreError::IllegalMove(old.status, new.status));
+            }
             new.version = old.version + 1;
             new.updated = Utc::now();
+            let mut cas = Condition::all()
+                .add(jobs::Column::Id.eq(id.to_string()))
+                .add(jobs::Column::Version.eq(old.version));
+            if let Some(lease) = lease {
+                cas = cas.add(self.fenced(lease));
+            }
             let turn = self.writing().await;
             let txn = self.db.begin().await?;
             let res = jobs::Entity::update_many()
                 .set(diff(&old, &new))
-                .filter(jobs::Column::Id.eq(id.to_string()))
-                .filter(jobs::Column::Version.eq(old.version))
+                .filter(cas)
                 .exec(&txn)
                 .await?;
             if res.rows_affected == 1 {
@@ -359,149 +322,13 @@ impl Store {
                 }
                 return Ok(Ok(Some(new)));
             }
+            // The job changed meanwhile, or the lease no longer holds: read it again (`change`
+            // sees which, and refuses a lost run).
             txn.rollback().await?;
             drop(turn);
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         Err(StoreError::Contention)
-    }
-
-    /// Claim the oldest queued job for `node` with a lease until `lease_until`.
-    pub async fn claim(
-        &self,
-        node: &str,
-        lease_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Job>> {
-        let stmt = claim::claim_statement(
-            self.db.get_database_backend(),
-            node,
-            ms(lease_until),
-            ms(now),
-        );
-        // The claim and its STARTED message are one commit. The UPDATE is the transaction's
-        // first statement, so on SQLite it takes the write lock before reading anything.
-        let turn = self.writing().await;
-        let txn = self.db.begin().await?;
-        let row = jobs::Entity::find().from_raw_sql(stmt).one(&txn).await?;
-        let Some(row) = row else {
-            txn.rollback().await?;
-            return Ok(None);
-        };
-        let job = to_job(row)?;
-        self.announce(&txn, listen::payloads(job.id, false, false))
-            .await?;
-        insert_message(
-            &txn,
-            job.id,
-            Level::Info,
-            "state",
-            &format!("STARTED on node {node} (attempt {})", job.attempt),
-            job.attempt,
-            Utc::now(),
-        )
-        .await?;
-        txn.commit().await?;
-        drop(turn);
-        self.changes.touch(job.id);
-        Ok(Some(job))
-    }
-
-    /// A fenced write by the worker that owns the job; false when it no longer does.
-    pub async fn worker_update(&self, fence: &Fence, patch: RunPatch) -> Result<bool> {
-        let mut am = jobs::ActiveModel {
-            updated_at: Set(ms(Utc::now())),
-            ..Default::default()
-        };
-        if let Some(s) = patch.status {
-            am.status = Set(s.as_str().to_string());
-        }
-        if let Some(p) = patch.phase {
-            am.phase = Set(Some(p));
-        }
-        if let Some(t) = patch.total_stages {
-            am.total_stages = Set(t);
-        }
-        if let Some(c) = patch.current_stage {
-            am.current_stage = Set(c);
-        }
-        if let Some(p) = patch.progress {
-            am.progress_amount = Set(p.amount);
-            am.progress_total = Set(p.total);
-            am.progress_unit = Set(p.unit);
-        }
-        let turn = self.writing().await;
-        let res = jobs::Entity::update_many()
-            .set(am)
-            .col_expr(
-                jobs::Column::Version,
-                Expr::col(jobs::Column::Version).add(1),
-            )
-            .filter(fenced(fence))
-            .exec(&self.db)
-            .await?;
-        drop(turn);
-        if res.rows_affected == 1 {
-            self.changes.touch(fence.job_id);
-            self.announce(&self.db, listen::payloads(fence.job_id, false, false))
-                .await?;
-        }
-        Ok(res.rows_affected == 1)
-    }
-
-    /// Renew the lease of a running job and report whether a stop was asked.
-    pub async fn heartbeat(
-        &self,
-        fence: &Fence,
-        until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Beat> {
-        let turn = self.writing().await;
-        let res = jobs::Entity::update_many()
-            .col_expr(jobs::Column::LeaseExpiresAt, Expr::value(ms(until)))
-            .col_expr(jobs::Column::HeartbeatAt, Expr::value(ms(now)))
-            .filter(fenced(fence))
-            .exec(&self.db)
-            .await?;
-        drop(turn);
-        if res.rows_affected != 1 {
-            return Ok(Beat::Lost);
-        }
-        let cancel = jobs::Entity::find_by_id(fence.job_id.to_string())
-            .select_only()
-            .column(jobs::Column::CancelRequested)
-            .into_tuple::<bool>()
-            .one(&self.db)
-            .await?
-            .unwrap_or(false);
-        Ok(Beat::Alive { cancel })
-    }
-
-    /// Running jobs whose lease ran out before `now`.
-    pub async fn expired_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>> {
-        jobs::Entity::find()
-            .filter(jobs::Column::Status.is_in(JobStatus::RUNNING.map(|s| s.as_str())))
-            .filter(jobs::Column::LeaseExpiresAt.lt(ms(now)))
-            .order_by_asc(jobs::Column::Id)
-            .limit(100)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(to_job)
-            .collect()
-    }
-
-    /// Ids of jobs whose lease `node` holds (for releasing them at shutdown).
-    pub async fn held_by(&self, node: &str) -> Result<Vec<Uuid>> {
-        let ids: Vec<String> = jobs::Entity::find()
-            .select_only()
-            .column(jobs::Column::Id)
-            .filter(jobs::Column::LeaseOwner.eq(node))
-            .filter(jobs::Column::Status.is_in(JobStatus::RUNNING.map(|s| s.as_str())))
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        ids.iter().map(|s| parse_id(s)).collect()
     }
 
     /// The audit collection: one page in id (= creation) order.
@@ -614,10 +441,38 @@ impl Store {
             .collect()
     }
 
-    /// Remove a job row and everything that hangs off it (messages, files, outcomes).
-    pub async fn remove_job(&self, id: Uuid) -> Result<()> {
-        let sid = id.to_string();
+    /// Remove an ended job's row and everything that hangs off it (messages, files, outcomes),
+    /// only if it is still as `seen` (same version, an end state or a tombstone): a job
+    /// restarted meanwhile is left alone. The files it had, for the caller to remove their
+    /// objects; None when the job was left alone (or is gone already).
+    pub async fn remove_job(&self, seen: &Job) -> Result<Option<Vec<OutputFile>>> {
+        let sid = seen.id.to_string();
+        let _turn = self.writing().await;
         let txn = self.db.begin().await?;
+        let files = job_files::Entity::find()
+            .filter(job_files::Column::JobId.eq(sid.clone()))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(to_file)
+            .collect::<Result<Vec<_>>>()?;
+        let gone = jobs::Entity::delete_many()
+            .filter(jobs::Column::Id.eq(sid.clone()))
+            .filter(jobs::Column::Version.eq(seen.version))
+            .filter(
+                jobs::Column::Status.is_in(
+                    JobStatus::END
+                        .iter()
+                        .chain([JobStatus::Deleted].iter())
+                        .map(|s| s.as_str()),
+                ),
+            )
+            .exec(&txn)
+            .await?;
+        if gone.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(None);
+        }
         job_messages::Entity::delete_many()
             .filter(job_messages::Column::JobId.eq(sid.clone()))
             .exec(&txn)
@@ -631,13 +486,12 @@ impl Store {
             .exec(&txn)
             .await?;
         entities::deliveries::Entity::delete_many()
-            .filter(entities::deliveries::Column::JobId.eq(sid.clone()))
+            .filter(entities::deliveries::Column::JobId.eq(sid))
             .exec(&txn)
             .await?;
-        jobs::Entity::delete_by_id(sid).exec(&txn).await?;
         txn.commit().await?;
-        self.changes.touch(id);
-        Ok(())
+        self.changes.touch(seen.id);
+        Ok(Some(files))
     }
 
     // ----- messages ---------------------------------------------------------------------
@@ -678,28 +532,7 @@ impl Store {
 
     // ----- files ------------------------------------------------------------------------
 
-    /// Record an output file.
-    pub async fn insert_file(&self, f: &OutputFile) -> Result<()> {
-        job_files::Entity::insert(job_files::ActiveModel {
-            id: Set(f.id.to_string()),
-            job_id: Set(f.job_id.to_string()),
-            name: Set(f.name.clone()),
-            content_type: Set(f.content_type.clone()),
-            size: Set(f.size),
-            etag: Set(f.etag.clone()),
-            object_key: Set(f.object_key.clone()),
-            rows: Set(f.rows),
-            created_at: Set(ms(f.created)),
-            consumed: Set(f.consumed),
-        })
-        .exec(&self.db)
-        .await?;
-        self.changes.touch(f.job_id);
-        Ok(())
-    }
-
-    /// A job's output files, oldest first.
-    /// The output files of several jobs, by job, in one query.
+    /// The outputs of several jobs (files of their current attempts), by job, in one query.
     pub async fn files_of(
         &self,
         job_ids: &[Uuid],
@@ -710,6 +543,7 @@ impl Store {
         }
         let rows = job_files::Entity::find()
             .filter(job_files::Column::JobId.is_in(job_ids.iter().map(Uuid::to_string)))
+            .filter(run::current_attempt())
             .order_by_asc(job_files::Column::CreatedAt)
             .order_by_asc(job_files::Column::Id)
             .all(&self.db)
@@ -721,9 +555,11 @@ impl Store {
         Ok(by_job)
     }
 
+    /// A job's outputs (the files of its current attempt), oldest first.
     pub async fn files(&self, job_id: Uuid) -> Result<Vec<OutputFile>> {
         job_files::Entity::find()
             .filter(job_files::Column::JobId.eq(job_id.to_string()))
+            .filter(run::current_attempt())
             .order_by_asc(job_files::Column::CreatedAt)
             .order_by_asc(job_files::Column::Id)
             .all(&self.db)
@@ -733,9 +569,10 @@ impl Store {
             .collect()
     }
 
-    /// One output file.
+    /// One output file (of its job's current attempt).
     pub async fn file(&self, id: Uuid) -> Result<Option<OutputFile>> {
         job_files::Entity::find_by_id(id.to_string())
+            .filter(run::current_attempt())
             .one(&self.db)
             .await?
             .map(to_file)
@@ -751,16 +588,6 @@ impl Store {
             .exec(&self.db)
             .await?;
         Ok(res.rows_affected == 1)
-    }
-
-    /// Forget the files of a job (their objects are removed by the caller).
-    pub async fn delete_files(&self, job_id: Uuid) -> Result<()> {
-        job_files::Entity::delete_many()
-            .filter(job_files::Column::JobId.eq(job_id.to_string()))
-            .exec(&self.db)
-            .await?;
-        self.changes.touch(job_id);
-        Ok(())
     }
 
     // ----- settings ---------------------------------------------------------------------
@@ -789,14 +616,6 @@ impl Store {
     pub(crate) fn bulk(&self) -> &DatabaseConnection {
         &self.bulk
     }
-}
-
-fn fenced(fence: &Fence) -> Condition {
-    Condition::all()
-        .add(jobs::Column::Id.eq(fence.job_id.to_string()))
-        .add(jobs::Column::Attempt.eq(fence.attempt))
-        .add(jobs::Column::LeaseOwner.eq(fence.node.clone()))
-        .add(jobs::Column::Status.is_in(JobStatus::RUNNING.map(|s| s.as_str())))
 }
 
 fn condition(f: &JobFilter) -> Condition {
@@ -1004,6 +823,7 @@ fn to_file(m: job_files::Model) -> Result<OutputFile> {
         rows: m.rows,
         created: from_ms(m.created_at),
         consumed: m.consumed,
+        attempt: m.attempt,
     })
 }
 

@@ -27,6 +27,7 @@ pub(super) async fn enqueue(db: &impl ConnectionTrait, job: &Job) -> Result<usiz
     }
     let files = job_files::Entity::find()
         .filter(job_files::Column::JobId.eq(job.id.to_string()))
+        .filter(job_files::Column::Attempt.eq(job.attempt))
         .order_by_asc(job_files::Column::CreatedAt)
         .order_by_asc(job_files::Column::Id)
         .all(db)

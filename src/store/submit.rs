@@ -2,16 +2,11 @@
 //! per transaction, and each caller is answered only after the commit that holds its job. A
 //! `201` still means committed; SQLite's single writer is no longer fought over.
 
-use sea_orm::sea_query::{Expr, Query, SqliteQueryBuilder};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, Iterable,
-    QueryTrait, Statement, Value,
-};
-use sea_orm::{ActiveValue::NotSet, TransactionTrait};
+use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, ConnectionTrait, EntityTrait, Statement};
 use tokio::sync::{mpsc, oneshot};
 
 use super::entities::{job_messages, jobs};
-use super::{listen, ms, to_active, Result, Store, StoreError};
+use super::{ms, to_active, Result, Store, StoreError};
 use crate::domain::{Job, Level};
 
 /// Most jobs written by one transaction.
@@ -92,83 +87,12 @@ impl Store {
 
     /// Write jobs with their first messages in one transaction; their task numbers, in order.
     async fn write_jobs(&self, batch: &[(&Job, &str)]) -> Result<Vec<i64>> {
-        if self.backend == super::Backend::Sqlite {
-            let _turn = self.writing().await;
-            return self.write_jobs_sqlite(batch).await;
-        }
-        let txn = self.db.begin().await?;
-        let last = reserve(&txn, "task", batch.len() as i64).await?;
-        let (jobs, messages) = rows(batch, last);
-        jobs.exec_without_returning(&txn).await?;
-        messages.exec_without_returning(&txn).await?;
-        let payloads = batch
-            .iter()
-            .flat_map(|(job, _)| listen::payloads(job.id, true, false))
-            .collect();
-        self.announce(&txn, payloads).await?;
-        txn.commit().await?;
-        Ok((last - batch.len() as i64 + 1..=last).collect())
-    }
-
-    /// The same on SQLite in one round trip to the database thread instead of five: one script
-    /// takes the write lock, advances the task sequence, writes the jobs (each numbered from the
-    /// sequence inside the script) and their messages, reads the last number and commits.
-    /// Only the writer's own connection runs this.
-    async fn write_jobs_sqlite(&self, batch: &[(&Job, &str)]) -> Result<Vec<i64>> {
-        let n = batch.len() as i64;
-        let seq = "(SELECT value FROM sequences WHERE name = 'task')";
-        let mut jobs_insert = Query::insert()
-            .into_table(jobs::Entity)
-            .columns(jobs::Column::iter())
-            .to_owned();
-        for (k, (job, _)) in batch.iter().enumerate() {
-            let row = to_active(job);
-            let values = jobs::Column::iter().map(|c| match c {
-                jobs::Column::TaskId => Expr::cust(format!("{seq} - {}", n - 1 - k as i64)),
-                c => Expr::val(row.get(c).into_value().unwrap_or(Value::String(None))),
-            });
-            jobs_insert.values_panic(values);
-        }
-        let (_, messages) = rows(batch, n);
-        let (jobs_sql, jobs_values) = jobs_insert.build(SqliteQueryBuilder);
-        let (messages_sql, messages_values) = messages.as_query().build(SqliteQueryBuilder);
-        let script = format!(
-            "BEGIN IMMEDIATE; \
-             INSERT INTO sequences (name, value) VALUES ('task', 0) ON CONFLICT (name) DO NOTHING; \
-             UPDATE sequences SET value = value + {n} WHERE name = 'task'; \
-             {jobs_sql}; {messages_sql}; SELECT value FROM sequences WHERE name = 'task'; COMMIT;"
-        );
-        // The values stay bound parameters (taken by the statements in order), never SQL text.
-        let mut values = jobs_values.0;
-        values.extend(messages_values.0);
-        // All rows are read, so every statement of the script runs (COMMIT included).
-        match self
-            .db
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Sqlite,
-                script,
-                values,
-            ))
-            .await
-        {
-            Ok(rows) => {
-                let last: i64 = rows
-                    .first()
-                    .ok_or_else(|| StoreError::Corrupt("the task sequence vanished".into()))?
-                    .try_get("", "value")?;
-                Ok((last - n + 1..=last).collect())
-            }
-            Err(e) => {
-                // Whatever statement failed, the transaction must not stay open.
-                let _ = self.db.execute_unprepared("ROLLBACK").await;
-                Err(e.into())
-            }
-        }
+        self.driver.write_jobs(self, batch).await
     }
 }
 
 /// The inserts of a batch of jobs numbered up to `last`, and of their first messages.
-fn rows(
+pub(super) fn rows(
     batch: &[(&Job, &str)],
     last: i64,
 ) -> (
@@ -198,21 +122,22 @@ fn rows(
 
 /// Take `n` numbers of a named sequence inside the caller's transaction; the last one taken.
 /// One statement (an upsert that returns the new value), so a batch pays one round trip.
-pub(super) async fn reserve(db: &impl ConnectionTrait, name: &str, n: i64) -> Result<i64> {
-    let backend = db.get_database_backend();
-    let mark = if backend == DbBackend::Postgres {
-        '$'
-    } else {
-        '?'
-    };
+pub(super) async fn reserve(
+    db: &impl ConnectionTrait,
+    driver: &dyn super::driver::Driver,
+    name: &str,
+    n: i64,
+) -> Result<i64> {
     let sql = format!(
-        "INSERT INTO sequences (name, value) VALUES ({mark}1, {mark}2) \
+        "INSERT INTO sequences (name, value) VALUES ({}, {}) \
          ON CONFLICT (name) DO UPDATE SET value = sequences.value + excluded.value \
-         RETURNING value"
+         RETURNING value",
+        driver.param(1),
+        driver.param(2)
     );
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
-            backend,
+            db.get_database_backend(),
             sql,
             [name.into(), n.into()],
         ))

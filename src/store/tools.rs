@@ -3,28 +3,29 @@
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, Statement, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::entities::{jobs, record_outcomes, tools};
-use super::{fenced, from_ms, ms, Result, Store, StoreError};
-use crate::domain::{Fence, ToolRow, ToolWrite};
+use super::{from_ms, ms, Result, Store, StoreError};
+use crate::domain::{RunLease, ToolRow, ToolWrite};
 
 impl Store {
-    /// Write one batch of an import under the job's fence: tools upserted by `tool_id`, failed
+    /// Write one batch of an import under the run lease: tools upserted by `tool_id`, failed
     /// records upserted by (job, record index), so a re-run after a crash creates no duplicates.
     /// Returns false (and writes nothing) when the worker no longer owns the job.
     ///
-    /// The catalog rows are written by `upsert_tools`, the one statement of each database.
-    pub async fn write_import_batch(&self, fence: &Fence, batch: &[ToolWrite]) -> Result<bool> {
+    /// The catalog rows are written by the driver's `upsert_tools`, the one statement of each
+    /// database.
+    pub async fn write_import_batch(&self, lease: &RunLease, batch: &[ToolWrite]) -> Result<bool> {
         if batch.is_empty() {
             return Ok(true);
         }
         let now = ms(Utc::now());
-        let job_id = fence.job_id.to_string();
+        let job_id = lease.job_id().to_string();
         let mut imported: Vec<&ToolRow> = Vec::with_capacity(batch.len());
         let mut outcomes = Vec::new();
         for w in batch {
@@ -64,7 +65,7 @@ impl Store {
                 jobs::Column::ProgressAmount,
                 Expr::col(jobs::Column::ProgressAmount).add(batch.len() as i64),
             )
-            .cond_where(fenced(fence))
+            .cond_where(self.fenced(lease))
             .returning_col(jobs::Column::Owner)
             .to_owned();
         let _turn = self.writing().await;
@@ -78,7 +79,9 @@ impl Store {
             .try_get::<Option<String>>("", "owner")?
             .unwrap_or_else(|| crate::domain::access::OPEN_TENANT.to_string());
         if !imported.is_empty() {
-            upsert_tools(&txn, &tenant, &job_id, now, &imported).await?;
+            self.driver
+                .upsert_tools(&txn, &tenant, &job_id, now, &imported)
+                .await?;
         }
         if outcomes.is_empty() {
             txn.commit().await?;
@@ -173,126 +176,6 @@ impl Store {
             .count(self.conn())
             .await?)
     }
-}
-
-const CATALOG_INSERT: &str = "INSERT INTO catalog (tenant, tool_id, tool_name, category, \
-    description, features, url, job_id, updated_at)";
-const CATALOG_UPDATE: &str = "ON CONFLICT (tenant, tool_id) DO UPDATE SET \
-    tool_name = excluded.tool_name, category = excluded.category, \
-    description = excluded.description, features = excluded.features, url = excluded.url, \
-    job_id = excluded.job_id, updated_at = excluded.updated_at";
-
-/// Upsert a batch of tools of `tenant` by `tool_id`, inside the caller's transaction.
-///
-/// On SQLite the rows are bound values of one statement: binding is a cheap call in the same
-/// process. On PostgreSQL the batch travels as one JSON array in one parameter, spread into rows
-/// by `jsonb_array_elements`: a statement of constant text, prepared once, instead of one with
-/// thousands of parameters. There an upsert (`ON CONFLICT`) costs about twice a plain insert,
-/// since each row is inserted speculatively, so a batch whose first tool is not in the catalog
-/// yet (a new import, the usual large one) is first inserted plainly, under a savepoint; should
-/// any of its tools be there after all (or be added by a concurrent import meanwhile), the
-/// unique key refuses that insert, and the batch is upserted instead.
-async fn upsert_tools(
-    txn: &DatabaseTransaction,
-    tenant: &str,
-    job_id: &str,
-    now: i64,
-    tools: &[&ToolRow],
-) -> Result<()> {
-    let features = |t: &ToolRow| serde_json::to_string(&t.features).unwrap_or_else(|_| "[]".into());
-    if txn.get_database_backend() != DbBackend::Postgres {
-        let mut sql = format!("{CATALOG_INSERT} VALUES ");
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(tools.len() * 9);
-        for (i, t) in tools.iter().enumerate() {
-            sql.push_str(if i == 0 { "" } else { ", " });
-            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?)");
-            values.extend([
-                tenant.into(),
-                t.tool_id.clone().into(),
-                t.tool_name.clone().into(),
-                t.category.clone().into(),
-                t.description.clone().into(),
-                features(t).into(),
-                t.url.clone().into(),
-                job_id.into(),
-                now.into(),
-            ]);
-        }
-        sql.push(' ');
-        sql.push_str(CATALOG_UPDATE);
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            sql,
-            values,
-        ))
-        .await?;
-        return Ok(());
-    }
-    let rows: Vec<_> = tools
-        .iter()
-        .map(|t| {
-            (
-                &t.tool_id,
-                &t.tool_name,
-                &t.category,
-                &t.description,
-                features(t),
-                &t.url,
-            )
-        })
-        .collect();
-    let json = serde_json::to_string(&rows)
-        .map_err(|e| StoreError::Corrupt(format!("a batch of tools: {e}")))?;
-    let insert = format!(
-        "{CATALOG_INSERT} SELECT $1, r->>0, r->>1, r->>2, r->>3, r->>4, r->>5, $2, $3 \
-         FROM jsonb_array_elements($4::jsonb) AS r"
-    );
-    let values = || -> Vec<sea_orm::Value> {
-        vec![
-            tenant.into(),
-            job_id.into(),
-            now.into(),
-            json.clone().into(),
-        ]
-    };
-    let first = tools.first().map(|t| t.tool_id.clone()).unwrap_or_default();
-    let known = txn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT EXISTS (SELECT 1 FROM catalog WHERE tenant = $1 AND tool_id = $2) AS known",
-            [tenant.into(), first.into()],
-        ))
-        .await?
-        .map(|row| row.try_get::<bool>("", "known"))
-        .transpose()?
-        .unwrap_or(true);
-    if !known {
-        let fresh = txn.begin().await?;
-        match fresh
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                insert.clone(),
-                values(),
-            ))
-            .await
-        {
-            Ok(_) => {
-                fresh.commit().await?;
-                return Ok(());
-            }
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                fresh.rollback().await?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        format!("{insert} {CATALOG_UPDATE}"),
-        values(),
-    ))
-    .await?;
-    Ok(())
 }
 
 fn to_tool(m: tools::Model) -> Result<ToolRow> {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::{Context, OpError, Operation};
-use crate::domain::{Fence, ToolWrite};
+use crate::domain::{RunLease, ToolWrite};
 use crate::formats::records::{self, BodyFormat};
 
 pub use validate::{validate_record, Validator, FIELDS as RECORD_FIELDS};
@@ -24,7 +24,7 @@ pub const RECORD_DEPTH: usize = 16;
 #[async_trait]
 pub trait ToolCatalog: Send + Sync {
     /// Write one batch under the job's fence; `Ok(false)` when the fence no longer holds.
-    async fn write_batch(&self, fence: &Fence, batch: &[ToolWrite]) -> Result<bool, String>;
+    async fn write_batch(&self, lease: &RunLease, batch: &[ToolWrite]) -> Result<bool, String>;
     /// Failed records after index `after` (record with its reason), in input order.
     async fn failed_after(
         &self,
@@ -107,7 +107,7 @@ impl Operation for ImportOperation {
         // over in batches; the bounded channel keeps memory flat and lets a cancel stop the
         // parser as soon as this side stops receiving.
         let (tx, mut rx) = mpsc::channel::<Vec<ToolWrite>>(4);
-        let job_id = ctx.fence().job_id;
+        let job_id = ctx.lease().job_id();
         let parser = tokio::task::spawn_blocking(move || {
             let sync = tokio_util::io::SyncIoBridge::new(reader);
             let mut validator = Validator::new(job_id);
@@ -142,7 +142,7 @@ impl Operation for ImportOperation {
                 .count() as i64;
             let owned = self
                 .catalog
-                .write_batch(ctx.fence(), &batch)
+                .write_batch(ctx.lease(), &batch)
                 .await
                 .map_err(|e| OpError::failed("storage", e))?;
             if !owned {
