@@ -247,21 +247,28 @@ impl App {
             shutdown.await;
             stop2.cancel();
         });
+        // When the stop comes, claiming stops and running jobs are asked to reach a checkpoint
+        // at once, while HTTP drains: both within the one grace period.
+        let engine = self.engine.clone();
+        let stopping = stop.clone();
+        let work = async move {
+            stopping.cancelled().await;
+            if let Some(w) = workers {
+                engine.shutdown(w).await;
+            }
+        };
         if self.config.role != Role::Worker {
             let acceptor = poem::listener::TcpAcceptor::from_tokio(listener)?;
             let stop3 = stop.clone();
-            poem::Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(
-                    self.endpoint(),
-                    async move { stop3.cancelled().await },
-                    Some(self.config.shutdown_grace),
-                )
-                .await?;
+            let http = poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+                self.endpoint(),
+                async move { stop3.cancelled().await },
+                Some(self.config.shutdown_grace),
+            );
+            let (served, ()) = tokio::join!(http, work);
+            served?;
         } else {
-            stop.cancelled().await;
-        }
-        if let Some(w) = workers {
-            self.engine.shutdown(w).await;
+            work.await;
         }
         for task in maintenance.into_iter().chain(deliveries) {
             task.abort();

@@ -11,8 +11,8 @@ pub use job::{
     file_href, job_href, job_links, new_reference, retry_after_secs, Job, JobOptions, Lease, Level,
     Link, Message, OutputFile, Progress,
 };
-pub use status::{JobStatus, UnknownStatus};
 pub use lease::{LeaseClock, RunLease};
+pub use status::{JobStatus, UnknownStatus};
 pub use tool::{tool_json, ToolRow, ToolWrite};
 
 /// Filters of the audit collection.

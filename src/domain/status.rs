@@ -84,7 +84,9 @@ impl JobStatus {
 impl JobStatus {
     /// The statuses that may move to `self` (for writes conditional on the status they find).
     pub fn sources(self) -> impl Iterator<Item = JobStatus> {
-        JobStatus::ALL.into_iter().filter(move |s| s.can_move_to(self))
+        JobStatus::ALL
+            .into_iter()
+            .filter(move |s| s.can_move_to(self))
     }
 }
 

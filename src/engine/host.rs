@@ -8,7 +8,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::blobs::Blobs;
-use crate::domain::{RunLease, JobStatus, Level, OutputFile};
+use crate::domain::{JobStatus, Level, OutputFile, RunLease};
 use crate::operations::{FileDone, FileSink, Host, OpError, Report};
 use crate::store::{RunPatch, Store};
 
@@ -104,7 +104,12 @@ impl Host for JobHost {
             consumed: false,
             attempt: self.lease.attempt(),
         };
-        if !self.store.add_file(&self.lease, &file).await.map_err(storage)? {
+        if !self
+            .store
+            .add_file(&self.lease, &file)
+            .await
+            .map_err(storage)?
+        {
             // Not this run's to add any more: the object belongs to nobody.
             let _ = self.blobs.delete(&file.object_key).await;
             return Err(OpError::Cancelled);

@@ -152,7 +152,11 @@ pub(crate) fn recover(j: &mut Job, now: DateTime<Utc>) -> Option<Option<(Level, 
     if !still {
         return None;
     }
-    let owner = j.lease.as_ref().map(|l| l.owner.clone()).unwrap_or_default();
+    let owner = j
+        .lease
+        .as_ref()
+        .map(|l| l.owner.clone())
+        .unwrap_or_default();
     j.lease = None;
     if j.cancel_requested {
         j.status = JobStatus::Cancelled;
@@ -196,4 +200,73 @@ pub(crate) fn recover(j: &mut Job, now: DateTime<Utc>) -> Option<Option<(Level, 
             j.attempt
         ),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, Utc};
+
+    use super::recover;
+    use crate::domain::job::tests::job;
+    use crate::domain::{JobStatus, Lease};
+
+    fn running(attempt: i32, expires_in: i64, cancel: bool) -> crate::domain::Job {
+        let mut j = job(JobStatus::Processing);
+        j.attempt = attempt;
+        j.cancel_requested = cancel;
+        j.lease = Some(Lease {
+            owner: "node-a".into(),
+            expires: Utc::now() + Duration::seconds(expires_in),
+            heartbeat: None,
+        });
+        j
+    }
+
+    #[test]
+    fn a_live_lease_is_left_alone() {
+        let mut j = running(1, 30, false);
+        assert!(recover(&mut j, Utc::now()).is_none());
+        let mut q = job(JobStatus::Queued);
+        assert!(recover(&mut q, Utc::now()).is_none());
+    }
+
+    #[test]
+    fn an_expired_lease_queues_the_next_attempt() {
+        let mut j = running(1, -1, false);
+        let (_, kind, text) = recover(&mut j, Utc::now()).unwrap().unwrap();
+        assert_eq!(
+            (j.status, j.attempt, kind.as_str()),
+            (JobStatus::Queued, 2, "recovery")
+        );
+        assert!(j.lease.is_none());
+        assert!(
+            text.contains("node node-a expired; queued again as attempt 2"),
+            "{text}"
+        );
+        assert!(j.status.can_move_to(JobStatus::Started));
+    }
+
+    #[test]
+    fn the_last_attempt_fails_and_a_cancel_ends_cancelled() {
+        let now = Utc::now();
+        let mut j = running(3, -1, false);
+        recover(&mut j, now).unwrap();
+        assert_eq!(j.status, JobStatus::Failed);
+        assert_eq!(j.finished, Some(now));
+        assert_eq!(
+            j.error.as_ref().unwrap()["type"],
+            "urn:longrun:problem:job-abandoned"
+        );
+        let mut c = running(1, -1, true);
+        recover(&mut c, now).unwrap();
+        assert_eq!((c.status, c.attempt), (JobStatus::Cancelled, 1));
+    }
+
+    #[test]
+    fn the_clock_decides_expiry() {
+        // The same job, judged at two instants of the database's clock.
+        let j = running(1, 10, false);
+        assert!(recover(&mut j.clone(), Utc::now()).is_none());
+        assert!(recover(&mut j.clone(), Utc::now() + Duration::seconds(11)).is_some());
+    }
 }

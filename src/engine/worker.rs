@@ -321,3 +321,52 @@ async fn heartbeat(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use serde_json::json;
+
+    use super::{apply_outcome, run_outcome};
+    use crate::domain::job::tests::job;
+    use crate::domain::JobStatus;
+    use crate::operations::OpError;
+
+    fn end(
+        status: JobStatus,
+        cancel: bool,
+        result: Result<serde_json::Value, OpError>,
+        releasing: bool,
+    ) -> crate::domain::Job {
+        let mut j = job(status);
+        j.cancel_requested = cancel;
+        let (to, _, _) = run_outcome(&j, &result, releasing, "node-a");
+        assert!(j.status.can_move_to(to), "{} -> {to}", j.status);
+        apply_outcome(&mut j, to, &result, Utc::now());
+        j
+    }
+
+    #[test]
+    fn every_end_of_a_run_is_a_legal_move() {
+        let ok = end(JobStatus::Saving, false, Ok(json!({"n": 1})), false);
+        assert_eq!(ok.status, JobStatus::Success);
+        assert_eq!(ok.summary, Some(json!({"n": 1})));
+        let failed = end(
+            JobStatus::Processing,
+            false,
+            Err(OpError::failed("input", "bad")),
+            false,
+        );
+        assert_eq!(failed.status, JobStatus::Failed);
+        assert_eq!(failed.error.as_ref().unwrap()["detail"], "bad");
+        let cancelled = end(JobStatus::Started, true, Err(OpError::Cancelled), false);
+        assert_eq!(cancelled.status, JobStatus::Cancelled);
+        // At shutdown a stopped run is queued again as the next attempt, unless a cancel was
+        // asked: then it is cancelled.
+        let released = end(JobStatus::Processing, false, Err(OpError::Cancelled), true);
+        assert_eq!((released.status, released.attempt), (JobStatus::Queued, 2));
+        assert!(released.finished.is_none());
+        let asked = end(JobStatus::Processing, true, Err(OpError::Cancelled), true);
+        assert_eq!(asked.status, JobStatus::Cancelled);
+    }
+}

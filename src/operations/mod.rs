@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{RunLease, Level, OutputFile, Progress};
+use crate::domain::{Level, OutputFile, Progress, RunLease};
 
 /// Why an operation stopped without a result.
 #[derive(Debug, thiserror::Error)]

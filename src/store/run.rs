@@ -105,10 +105,10 @@ impl Store {
             )
             .value(jobs::Column::HeartbeatAt, Expr::cust(now))
             .cond_where(self.fenced(lease))
-            .returning(Query::returning().columns([
-                jobs::Column::CancelRequested,
-                jobs::Column::LeaseExpiresAt,
-            ]))
+            .returning(
+                Query::returning()
+                    .columns([jobs::Column::CancelRequested, jobs::Column::LeaseExpiresAt]),
+            )
             .to_owned();
         let backend = self.db.get_database_backend();
         let turn = self.writing().await;
@@ -175,8 +175,10 @@ impl Store {
     where
         F: for<'t> FnOnce(
             &'t sea_orm::DatabaseTransaction,
-        )
-            -> futures::future::BoxFuture<'t, std::result::Result<(), sea_orm::DbErr>>,
+        ) -> futures::future::BoxFuture<
+            't,
+            std::result::Result<(), sea_orm::DbErr>,
+        >,
     {
         let turn = self.writing().await;
         let txn = self.db.begin().await?;

@@ -343,3 +343,109 @@ async fn crash_leftovers_in_staging_are_removed_at_start() {
     assert!(fresh.exists() && kept.exists());
     app.stop().await;
 }
+
+/// `kill -9` while an export writes many parts, then restart: the export ends SUCCESS as
+/// attempt 2 with each part exactly once (no part of the interrupted attempt among them), the
+/// row counts adding up to the total and every tool in exactly one part.
+async fn kill_9_mid_export_lists_each_part_once(backend: &'static str) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_for(backend, dir.path()).await;
+    let store = store_for(backend, dir.path());
+    let http = reqwest::Client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = start(&db, &store, port);
+    wait_up(&http, &base).await;
+    let n: usize = 60_000;
+    let part = 250;
+    let r = http
+        .post(format!("{base}/api/v1/imports"))
+        .header("content-type", "application/json")
+        .body(generated(n, "X"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let imp = location(&r);
+    let until = std::time::Instant::now() + Duration::from_secs(120);
+    while json_of(&http, &imp).await["jobStatus"] != "SUCCESS" {
+        assert!(std::time::Instant::now() < until, "the import did not end");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = http
+        .post(format!("{base}/api/v1/exports"))
+        .json(&serde_json::json!({"dataset": "tools", "format": "csv", "partSize": part}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let loc = location(&r);
+    // Kill it once some parts, but not all, are written.
+    let mut killed = false;
+    for _ in 0..4000 {
+        let v = json_of(&http, &loc).await;
+        let amount = v["progress"]["amount"].as_i64().unwrap_or(0);
+        assert_ne!(
+            v["jobStatus"], "SUCCESS",
+            "the export finished before it could be killed"
+        );
+        if amount >= 2 * part as i64 {
+            child.kill9();
+            killed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(killed);
+    let mut child = start(&db, &store, port);
+    wait_up(&http, &base).await;
+    let until = std::time::Instant::now() + Duration::from_secs(120);
+    let job = loop {
+        let job = json_of(&http, &loc).await;
+        if job["jobStatus"] == "SUCCESS" || job["jobStatus"] == "FAILED" {
+            break job;
+        }
+        assert!(std::time::Instant::now() < until, "{job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(job["jobStatus"], "SUCCESS", "{job}");
+    assert_eq!(job["attempt"], 2, "{job}");
+    let parts = n.div_ceil(part);
+    assert_eq!(job["summary"]["parts"], parts, "{job}");
+    let files: Vec<&Value> = job["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["rel"] == "file")
+        .collect();
+    assert_eq!(files.len(), parts, "each part exactly once");
+    let mut names = std::collections::BTreeSet::new();
+    let mut rows = 0;
+    let mut ids = std::collections::HashSet::new();
+    for f in &files {
+        let href = f["href"].as_str().unwrap();
+        let body = http.get(href).send().await.unwrap().text().await.unwrap();
+        let lines: Vec<&str> = body.lines().skip(1).collect();
+        rows += lines.len();
+        for l in lines {
+            let id = l.split(',').next().unwrap().to_string();
+            assert!(ids.insert(id), "a tool in two parts");
+        }
+        names.insert(href.to_string());
+    }
+    assert_eq!(names.len(), parts);
+    assert_eq!(rows, n, "the rows of the parts add up to the total");
+    child.kill9();
+}
+
+#[tokio::test]
+async fn kill_9_mid_export_lists_each_part_once_sqlite() {
+    kill_9_mid_export_lists_each_part_once("sqlite").await;
+}
+
+#[tokio::test]
+async fn kill_9_mid_export_lists_each_part_once_postgres() {
+    if postgres_or_skip() {
+        kill_9_mid_export_lists_each_part_once("postgres").await;
+    }
+}

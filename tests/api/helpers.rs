@@ -145,7 +145,8 @@ impl Operation for Count {
             .append(true)
             .open(path)
             .map_err(|e| OpError::failed("io", e.to_string()))?;
-        writeln!(f, "{}", ctx.lease().job_id()).map_err(|e| OpError::failed("io", e.to_string()))?;
+        writeln!(f, "{}", ctx.lease().job_id())
+            .map_err(|e| OpError::failed("io", e.to_string()))?;
         Ok(json!({"counted": true}))
     }
 }

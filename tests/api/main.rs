@@ -6,6 +6,7 @@ mod access;
 mod cli;
 mod collection;
 mod comparisons;
+mod conformance;
 mod crash;
 mod dialects;
 mod door;

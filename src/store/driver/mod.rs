@@ -83,7 +83,8 @@ pub(super) fn for_url(url: &str) -> Box<dyn Driver> {
 /// job becomes STARTED, leased from the database's clock.
 fn claim_sql(now: &str, p: impl Fn(usize) -> String, lock: &str) -> String {
     // The state machine allows this move; a compile-time check keeps the SQL honest.
-    const _: () = assert!(crate::domain::JobStatus::Queued.can_move_to(crate::domain::JobStatus::Started));
+    const _: () =
+        assert!(crate::domain::JobStatus::Queued.can_move_to(crate::domain::JobStatus::Started));
     format!(
         "UPDATE jobs SET status = 'STARTED', lease_owner = {node}, \
          lease_expires_at = {now} + {len}, heartbeat_at = {now}, started_at = {now}, \
