@@ -50,229 +50,227 @@ async fn wait_ended(app: &TestApp, href: &str, key: &str) -> Value {
 
 /// Tenant B's admin key on each of tenant A's objects: 404 everywhere, and A's objects are as
 /// they were.
-#[tokio::test]
-async fn isolation_matrix() {
-    for b in backends() {
-        let app = TestApp::spawn(b, 2).await;
-        let a = app.key("acme", "admin").await;
-        let bk = app.key("globex", "admin").await;
-        let (a, bk) = (a.as_str(), bk.as_str());
+async fn isolation_matrix(b: &'static str) {
+    let app = TestApp::spawn(b, 2).await;
+    let a = app.key("acme", "admin").await;
+    let bk = app.key("globex", "admin").await;
+    let (a, bk) = (a.as_str(), bk.as_str());
 
-        // Tenant A: an import (catalog + seed reference), a comparison with a result file, a
-        // long job to cancel, and a background request.
-        let (s, h, imp) = call(
-            &app,
-            Method::POST,
-            "/api/tools/import",
-            Some(a),
-            Some(seed_payload()),
-        )
-        .await;
-        assert_eq!(s, 201, "{imp}");
-        let status_href = h["location"].to_str().unwrap().to_string();
-        let import_job = link(&imp, "monitor").unwrap();
-        wait_ended(&app, &import_job, a).await;
-        let (s, h, _) = call(
-            &app,
-            Method::POST,
-            "/api/v1/comparisons",
-            Some(a),
-            Some(json!({"inputA": {"content": "{\"a\":1}"}, "inputB": {"content": "{\"a\":2}"}, "async": {}})),
-        )
-        .await;
-        assert_eq!(s, 201);
-        let cmp = h["location"].to_str().unwrap().to_string();
-        let cmp_job = wait_ended(&app, &cmp, a).await;
-        assert_eq!(cmp_job["jobStatus"], "SUCCESS");
-        let file = link(&cmp_job, "file").unwrap();
-        let task = cmp_job["taskId"].as_i64().unwrap();
-        let (s, h, _) = call(
-            &app,
-            Method::POST,
-            "/api/v1/jobs",
-            Some(a),
-            Some(json!({"operation": "sleepy", "input": {"ms": 60000}})),
-        )
-        .await;
-        assert_eq!(s, 201);
-        let long = h["location"].to_str().unwrap().to_string();
-        let (s, _, bg) = call(&app, Method::GET, "/api/tools?bgrs=yes", Some(a), None).await;
-        assert_eq!(s, 201, "{bg}");
-        let rid = bg["request"].as_str().unwrap().to_string();
+    // Tenant A: an import (catalog + seed reference), a comparison with a result file, a
+    // long job to cancel, and a background request.
+    let (s, h, imp) = call(
+        &app,
+        Method::POST,
+        "/api/tools/import",
+        Some(a),
+        Some(seed_payload()),
+    )
+    .await;
+    assert_eq!(s, 201, "{imp}");
+    let status_href = h["location"].to_str().unwrap().to_string();
+    let import_job = link(&imp, "monitor").unwrap();
+    wait_ended(&app, &import_job, a).await;
+    let (s, h, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/comparisons",
+        Some(a),
+        Some(json!({"inputA": {"content": "{\"a\":1}"}, "inputB": {"content": "{\"a\":2}"}, "async": {}})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let cmp = h["location"].to_str().unwrap().to_string();
+    let cmp_job = wait_ended(&app, &cmp, a).await;
+    assert_eq!(cmp_job["jobStatus"], "SUCCESS");
+    let file = link(&cmp_job, "file").unwrap();
+    let task = cmp_job["taskId"].as_i64().unwrap();
+    let (s, h, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/jobs",
+        Some(a),
+        Some(json!({"operation": "sleepy", "input": {"ms": 60000}})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let long = h["location"].to_str().unwrap().to_string();
+    let (s, _, bg) = call(&app, Method::GET, "/api/tools?bgrs=yes", Some(a), None).await;
+    assert_eq!(s, 201, "{bg}");
+    let rid = bg["request"].as_str().unwrap().to_string();
 
-        // The long job settles in PROCESSING (stage 1 of its 60 s) before it is compared.
-        for _ in 0..500 {
-            let (_, _, j) = call(&app, Method::GET, &long, Some(a), None).await;
-            if j["jobStatus"] == "PROCESSING" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    // The long job settles in PROCESSING (stage 1 of its 60 s) before it is compared.
+    for _ in 0..500 {
+        let (_, _, j) = call(&app, Method::GET, &long, Some(a), None).await;
+        if j["jobStatus"] == "PROCESSING" {
+            break;
         }
-        let before_cmp = call(&app, Method::GET, &cmp, Some(a), None).await;
-        let before_long = call(&app, Method::GET, &long, Some(a), None).await;
-
-        // Every endpoint that takes an id, with B's key.
-        let foreign: Vec<(Method, String)> = vec![
-            (Method::GET, cmp.clone()),
-            (Method::GET, format!("{cmp}/messages")),
-            (Method::GET, format!("{cmp}/operator")),
-            (Method::GET, format!("{cmp}/result")),
-            (Method::GET, format!("{cmp}/datafileset")),
-            (Method::GET, format!("{cmp}/events")),
-            (Method::POST, format!("{cmp}/share")),
-            (Method::POST, format!("{cmp}/restart")),
-            (Method::DELETE, cmp.clone()),
-            (Method::POST, format!("{long}/cancel")),
-            (Method::DELETE, long.clone()),
-            (Method::GET, file.clone()),
-            (Method::GET, format!("/tasks/{task}")),
-            (Method::GET, format!("/tasks/{task}.xml")),
-            (Method::GET, format!("/tasks/{task}?cancel=true")),
-            (Method::GET, format!("/tasks/{task}?prune=true")),
-            (Method::GET, format!("/bgrs/{rid}")),
-            (Method::GET, format!("/bgrs/{rid}/details")),
-            (Method::GET, format!("/bgrs/{rid}/result")),
-            (Method::GET, "/api/tools/V001".into()),
-            (Method::GET, status_href.clone()),
-        ];
-        for (m, href) in &foreign {
-            let (s, h, p) = call(&app, m.clone(), href, Some(bk), None).await;
-            assert_eq!(s, 404, "{m} {href} answered {s}: {p}");
-            assert!(
-                h["content-type"]
-                    .to_str()
-                    .unwrap()
-                    .starts_with("application/problem"),
-                "{m} {href}"
-            );
-        }
-        // Nothing changed for A.
-        let after_cmp = call(&app, Method::GET, &cmp, Some(a), None).await;
-        assert_eq!(after_cmp.1["etag"], before_cmp.1["etag"]);
-        let after_long = call(&app, Method::GET, &long, Some(a), None).await;
-        assert_eq!(after_long.2["jobStatus"], before_long.2["jobStatus"]);
-        assert_eq!(
-            after_long.2["cancelRequested"],
-            before_long.2["cancelRequested"]
-        );
-        let (s, _, _) = call(&app, Method::GET, &file, Some(a), None).await;
-        assert_eq!(s, 200);
-        assert_eq!(
-            call(&app, Method::GET, &format!("/tasks/{task}"), Some(a), None)
-                .await
-                .0,
-            200
-        );
-        assert_eq!(
-            call(&app, Method::GET, "/api/tools/V001", Some(a), None)
-                .await
-                .0,
-            200
-        );
-
-        // Collections show each tenant its own.
-        let (_, _, jobs_b) = call(&app, Method::GET, "/api/v1/jobs", Some(bk), None).await;
-        assert_eq!(jobs_b["jobs"].as_array().unwrap().len(), 0, "{jobs_b}");
-        let (_, _, jobs_a) = call(&app, Method::GET, "/api/v1/jobs", Some(a), None).await;
-        assert!(jobs_a["jobs"].as_array().unwrap().len() >= 4);
-        let (_, _, tasks_b) = call(&app, Method::GET, "/tasks", Some(bk), None).await;
-        assert_eq!(
-            tasks_b.as_array().map(Vec::len).unwrap_or(0),
-            0,
-            "{tasks_b}"
-        );
-        let (_, _, tools_b) = call(&app, Method::GET, "/api/tools", Some(bk), None).await;
-        assert_eq!(tools_b["tools"].as_array().unwrap().len(), 0);
-        let (_, _, tools_a) = call(&app, Method::GET, "/api/tools", Some(a), None).await;
-        assert_eq!(tools_a["tools"].as_array().unwrap().len(), 3);
-        // B's bulk purge and B's exports do not reach A's jobs.
-        let (s, _, purged) = call(
-            &app,
-            Method::DELETE,
-            "/api/v1/jobs?status=SUCCESS",
-            Some(bk),
-            None,
-        )
-        .await;
-        assert_eq!((s, purged["removed"].as_u64()), (200, Some(0)), "{purged}");
-        let (s, h, _) = call(
-            &app,
-            Method::POST,
-            "/api/v1/exports",
-            Some(bk),
-            Some(json!({"dataset": "jobs", "format": "ndjson"})),
-        )
-        .await;
-        assert_eq!(s, 201);
-        let ex = wait_ended(&app, h["location"].to_str().unwrap(), bk).await;
-        assert_eq!(ex["summary"]["rows"], 1, "only B's export itself: {ex}");
-        let (s, h, _) = call(
-            &app,
-            Method::POST,
-            "/api/v1/exports",
-            Some(bk),
-            Some(json!({"dataset": "tools", "format": "ndjson"})),
-        )
-        .await;
-        assert_eq!(s, 201);
-        let ex = wait_ended(&app, h["location"].to_str().unwrap(), bk).await;
-        assert_eq!(ex["summary"]["rows"], 0, "{ex}");
-        // B importing the same tool ids makes B's own catalog, not a change to A's.
-        let (s, _, imp_b) = call(
-            &app,
-            Method::POST,
-            "/api/v1/imports",
-            Some(bk),
-            Some(json!({"data": [
-            {"tool_name": "B's", "tool_id": "V001", "category": "Other", "features": []}]})),
-        )
-        .await;
-        assert_eq!(s, 201, "{imp_b}");
-        wait_ended(&app, &link(&imp_b, "monitor").unwrap(), bk).await;
-        let (_, _, t_a) = call(&app, Method::GET, "/api/tools/V001", Some(a), None).await;
-        assert_eq!(t_a["tool_name"], "University Scraper");
-        let (_, _, t_b) = call(&app, Method::GET, "/api/tools/V001", Some(bk), None).await;
-        assert_eq!(t_b["tool_name"], "B's");
-
-        // Signed download links work without a key, for this file only, until they expire.
-        let (s, _, share) = call(
-            &app,
-            Method::POST,
-            &format!("{cmp}/share?ttl=2"),
-            Some(a),
-            None,
-        )
-        .await;
-        assert_eq!(s, 200, "{share}");
-        let signed = share["files"][0]["href"].as_str().unwrap().to_string();
-        assert_eq!(call(&app, Method::GET, &signed, None, None).await.0, 200);
-        assert_eq!(call(&app, Method::GET, &file, None, None).await.0, 401);
-        let tampered = signed.replace("sig=", "sig=A");
-        assert_eq!(call(&app, Method::GET, &tampered, None, None).await.0, 404);
-        let later = signed.replace("expires=", "expires=9");
-        assert_eq!(call(&app, Method::GET, &later, None, None).await.0, 404);
-        tokio::time::sleep(Duration::from_millis(3100)).await;
-        let (s, _, p) = call(&app, Method::GET, &signed, None, None).await;
-        assert_eq!(s, 410, "{p}");
-
-        // A deleted import: gone for its tenant, still not found (not gone) for another.
-        let (s, _, p) = call(&app, Method::DELETE, &import_job, Some(a), None).await;
-        assert_eq!(s, 200, "{p}");
-        assert_eq!(
-            call(&app, Method::GET, &status_href, Some(a), None).await.0,
-            410
-        );
-        assert_eq!(
-            call(&app, Method::GET, &status_href, Some(bk), None)
-                .await
-                .0,
-            404
-        );
-
-        call(&app, Method::POST, &format!("{long}/cancel"), Some(a), None).await;
-        app.stop().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let before_cmp = call(&app, Method::GET, &cmp, Some(a), None).await;
+    let before_long = call(&app, Method::GET, &long, Some(a), None).await;
+
+    // Every endpoint that takes an id, with B's key.
+    let foreign: Vec<(Method, String)> = vec![
+        (Method::GET, cmp.clone()),
+        (Method::GET, format!("{cmp}/messages")),
+        (Method::GET, format!("{cmp}/operator")),
+        (Method::GET, format!("{cmp}/result")),
+        (Method::GET, format!("{cmp}/datafileset")),
+        (Method::GET, format!("{cmp}/events")),
+        (Method::POST, format!("{cmp}/share")),
+        (Method::POST, format!("{cmp}/restart")),
+        (Method::DELETE, cmp.clone()),
+        (Method::POST, format!("{long}/cancel")),
+        (Method::DELETE, long.clone()),
+        (Method::GET, file.clone()),
+        (Method::GET, format!("/tasks/{task}")),
+        (Method::GET, format!("/tasks/{task}.xml")),
+        (Method::GET, format!("/tasks/{task}?cancel=true")),
+        (Method::GET, format!("/tasks/{task}?prune=true")),
+        (Method::GET, format!("/bgrs/{rid}")),
+        (Method::GET, format!("/bgrs/{rid}/details")),
+        (Method::GET, format!("/bgrs/{rid}/result")),
+        (Method::GET, "/api/tools/V001".into()),
+        (Method::GET, status_href.clone()),
+    ];
+    for (m, href) in &foreign {
+        let (s, h, p) = call(&app, m.clone(), href, Some(bk), None).await;
+        assert_eq!(s, 404, "{m} {href} answered {s}: {p}");
+        assert!(
+            h["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/problem"),
+            "{m} {href}"
+        );
+    }
+    // Nothing changed for A.
+    let after_cmp = call(&app, Method::GET, &cmp, Some(a), None).await;
+    assert_eq!(after_cmp.1["etag"], before_cmp.1["etag"]);
+    let after_long = call(&app, Method::GET, &long, Some(a), None).await;
+    assert_eq!(after_long.2["jobStatus"], before_long.2["jobStatus"]);
+    assert_eq!(
+        after_long.2["cancelRequested"],
+        before_long.2["cancelRequested"]
+    );
+    let (s, _, _) = call(&app, Method::GET, &file, Some(a), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        call(&app, Method::GET, &format!("/tasks/{task}"), Some(a), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(&app, Method::GET, "/api/tools/V001", Some(a), None)
+            .await
+            .0,
+        200
+    );
+
+    // Collections show each tenant its own.
+    let (_, _, jobs_b) = call(&app, Method::GET, "/api/v1/jobs", Some(bk), None).await;
+    assert_eq!(jobs_b["jobs"].as_array().unwrap().len(), 0, "{jobs_b}");
+    let (_, _, jobs_a) = call(&app, Method::GET, "/api/v1/jobs", Some(a), None).await;
+    assert!(jobs_a["jobs"].as_array().unwrap().len() >= 4);
+    let (_, _, tasks_b) = call(&app, Method::GET, "/tasks", Some(bk), None).await;
+    assert_eq!(
+        tasks_b.as_array().map(Vec::len).unwrap_or(0),
+        0,
+        "{tasks_b}"
+    );
+    let (_, _, tools_b) = call(&app, Method::GET, "/api/tools", Some(bk), None).await;
+    assert_eq!(tools_b["tools"].as_array().unwrap().len(), 0);
+    let (_, _, tools_a) = call(&app, Method::GET, "/api/tools", Some(a), None).await;
+    assert_eq!(tools_a["tools"].as_array().unwrap().len(), 3);
+    // B's bulk purge and B's exports do not reach A's jobs.
+    let (s, _, purged) = call(
+        &app,
+        Method::DELETE,
+        "/api/v1/jobs?status=SUCCESS",
+        Some(bk),
+        None,
+    )
+    .await;
+    assert_eq!((s, purged["removed"].as_u64()), (200, Some(0)), "{purged}");
+    let (s, h, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/exports",
+        Some(bk),
+        Some(json!({"dataset": "jobs", "format": "ndjson"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let ex = wait_ended(&app, h["location"].to_str().unwrap(), bk).await;
+    assert_eq!(ex["summary"]["rows"], 1, "only B's export itself: {ex}");
+    let (s, h, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/exports",
+        Some(bk),
+        Some(json!({"dataset": "tools", "format": "ndjson"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let ex = wait_ended(&app, h["location"].to_str().unwrap(), bk).await;
+    assert_eq!(ex["summary"]["rows"], 0, "{ex}");
+    // B importing the same tool ids makes B's own catalog, not a change to A's.
+    let (s, _, imp_b) = call(
+        &app,
+        Method::POST,
+        "/api/v1/imports",
+        Some(bk),
+        Some(json!({"data": [
+        {"tool_name": "B's", "tool_id": "V001", "category": "Other", "features": []}]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{imp_b}");
+    wait_ended(&app, &link(&imp_b, "monitor").unwrap(), bk).await;
+    let (_, _, t_a) = call(&app, Method::GET, "/api/tools/V001", Some(a), None).await;
+    assert_eq!(t_a["tool_name"], "University Scraper");
+    let (_, _, t_b) = call(&app, Method::GET, "/api/tools/V001", Some(bk), None).await;
+    assert_eq!(t_b["tool_name"], "B's");
+
+    // Signed download links work without a key, for this file only, until they expire.
+    let (s, _, share) = call(
+        &app,
+        Method::POST,
+        &format!("{cmp}/share?ttl=2"),
+        Some(a),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{share}");
+    let signed = share["files"][0]["href"].as_str().unwrap().to_string();
+    assert_eq!(call(&app, Method::GET, &signed, None, None).await.0, 200);
+    assert_eq!(call(&app, Method::GET, &file, None, None).await.0, 401);
+    let tampered = signed.replace("sig=", "sig=A");
+    assert_eq!(call(&app, Method::GET, &tampered, None, None).await.0, 404);
+    let later = signed.replace("expires=", "expires=9");
+    assert_eq!(call(&app, Method::GET, &later, None, None).await.0, 404);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let (s, _, p) = call(&app, Method::GET, &signed, None, None).await;
+    assert_eq!(s, 410, "{p}");
+
+    // A deleted import: gone for its tenant, still not found (not gone) for another.
+    let (s, _, p) = call(&app, Method::DELETE, &import_job, Some(a), None).await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(
+        call(&app, Method::GET, &status_href, Some(a), None).await.0,
+        410
+    );
+    assert_eq!(
+        call(&app, Method::GET, &status_href, Some(bk), None)
+            .await
+            .0,
+        404
+    );
+
+    call(&app, Method::POST, &format!("{long}/cancel"), Some(a), None).await;
+    app.stop().await;
 }
+crate::per_backend!(isolation_matrix);
 
 /// read < submit < admin, each allowed and refused where it should be; a revoked key is refused
 /// on its next request; no key, or an unknown one, is a 401 with WWW-Authenticate.

@@ -24,154 +24,154 @@ async fn walk(app: &TestApp, first: String) -> Vec<String> {
     ids
 }
 
-#[tokio::test]
-async fn audit_list_filters_sorts_and_pages() {
-    for b in backends() {
-        let app = TestApp::spawn(b, 2).await;
-        let mut all = Vec::new();
-        for i in 0..250 {
-            let fail = i % 5 == 0;
-            let r = app
-                .http
-                .post(app.url("/api/v1/jobs"))
-                .header("x-correlation-id", if i % 2 == 0 { "even" } else { "odd" })
-                .json(&json!({"operation": "sleepy", "input": {"ms": 0, "steps": 1, "fail": fail}}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 201);
-            let v: Value = r.json().await.unwrap();
-            all.push(v["jobId"].as_str().unwrap().to_string());
-        }
-        for id in all.iter().rev().take(3) {
-            app.wait_end(&app.url(&format!("/api/v1/jobs/{id}"))).await;
-        }
-        // Wait for all to end.
-        for _ in 0..300 {
-            let (_, _, v) = app
-                .get(&app.url(
-                    "/api/v1/jobs?status=QUEUED&status=STARTED&status=PROCESSING&status=SAVING",
-                ))
-                .await;
-            if v["count"] == 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        let asc = walk(&app, app.url("/api/v1/jobs?limit=7")).await;
-        assert_eq!(
-            asc, all,
-            "ascending pages have gaps, repeats or the wrong order"
-        );
-        let desc = walk(&app, app.url("/api/v1/jobs?limit=9&sort=-createdTime")).await;
-        let mut rev = all.clone();
-        rev.reverse();
-        assert_eq!(desc, rev);
-        // prev links walk back exactly.
-        let (_, _, p1) = app.get(&app.url("/api/v1/jobs?limit=10")).await;
-        assert_eq!(p1["count"], 250);
-        assert!(link(&p1, "prev").is_none());
-        // A first page that holds every match counts them; later pages carry no count.
-        let (_, _, whole) = app
-            .get(&app.url("/api/v1/jobs?status=FAILED&limit=1000"))
-            .await;
-        assert_eq!(whole["count"], 50);
-        assert!(link(&whole, "next").is_none());
-        let (_, _, later) = app.get(&link(&p1, "next").unwrap()).await;
-        assert!(later.get("count").is_none(), "{later}");
-        let (_, _, p2) = app.get(&link(&p1, "next").unwrap()).await;
-        let (_, _, back) = app.get(&link(&p2, "prev").unwrap()).await;
-        let ids = |p: &Value| {
-            p["jobs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|j| j["jobId"].clone())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(ids(&back), ids(&p1));
-        // Filters.
-        let failed = walk(&app, app.url("/api/v1/jobs?status=FAILED&limit=1000")).await;
-        assert_eq!(failed.len(), 50);
-        let even = walk(&app, app.url("/api/v1/jobs?correlationId=even&limit=13")).await;
-        assert_eq!(even.len(), 125);
-        let both = walk(
-            &app,
-            app.url("/api/v1/jobs?correlationId=even&status=FAILED,SUCCESS"),
-        )
-        .await;
-        assert_eq!(both.len(), 125);
-        assert_eq!(
-            walk(&app, app.url("/api/v1/jobs?operation=sleepy"))
-                .await
-                .len(),
-            250
-        );
-        assert_eq!(
-            walk(&app, app.url("/api/v1/jobs?operation=import"))
-                .await
-                .len(),
-            0
-        );
-        let far = "2999-01-01T00:00:00Z";
-        let old = "2000-01-01T00:00:00Z";
-        assert_eq!(
-            walk(&app, app.url(&format!("/api/v1/jobs?createdAfter={far}")))
-                .await
-                .len(),
-            0
-        );
-        assert_eq!(
-            walk(
-                &app,
-                app.url(&format!(
-                    "/api/v1/jobs?createdBefore={far}&createdAfter={old}&limit=1000"
-                ))
-            )
-            .await
-            .len(),
-            250
-        );
-        assert_eq!(
-            walk(
-                &app,
-                app.url(&format!(
-                    "/api/v1/jobs?finishedBefore={far}&finishedAfter={old}&limit=1000"
-                ))
-            )
-            .await
-            .len(),
-            250
-        );
-        assert_eq!(
-            walk(&app, app.url(&format!("/api/v1/jobs?finishedAfter={far}")))
-                .await
-                .len(),
-            0
-        );
-        let unique: HashSet<_> = asc.iter().collect();
-        assert_eq!(unique.len(), 250);
-        // Purge the failed ones.
+async fn audit_list_filters_sorts_and_pages(b: &'static str) {
+    let app = TestApp::spawn(b, 2).await;
+    let mut all = Vec::new();
+    for i in 0..250 {
+        let fail = i % 5 == 0;
         let r = app
             .http
-            .delete(app.url("/api/v1/jobs?status=FAILED"))
+            .post(app.url("/api/v1/jobs"))
+            .header("x-correlation-id", if i % 2 == 0 { "even" } else { "odd" })
+            .json(&json!({"operation": "sleepy", "input": {"ms": 0, "steps": 1, "fail": fail}}))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(r.status(), 201);
         let v: Value = r.json().await.unwrap();
-        assert_eq!(v["removed"], 50);
-        assert_eq!(
-            walk(&app, app.url("/api/v1/jobs?limit=1000")).await.len(),
-            200
-        );
-        let r = app
-            .http
-            .delete(app.url("/api/v1/jobs?status=QUEUED"))
-            .send()
-            .await
-            .unwrap();
-        assert_problem(r, 400, "not an end state").await;
-        app.stop().await;
+        all.push(v["jobId"].as_str().unwrap().to_string());
     }
+    for id in all.iter().rev().take(3) {
+        app.wait_end(&app.url(&format!("/api/v1/jobs/{id}"))).await;
+    }
+    // Wait for all to end.
+    for _ in 0..300 {
+        let (_, _, v) = app
+            .get(
+                &app.url(
+                    "/api/v1/jobs?status=QUEUED&status=STARTED&status=PROCESSING&status=SAVING",
+                ),
+            )
+            .await;
+        if v["count"] == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let asc = walk(&app, app.url("/api/v1/jobs?limit=7")).await;
+    assert_eq!(
+        asc, all,
+        "ascending pages have gaps, repeats or the wrong order"
+    );
+    let desc = walk(&app, app.url("/api/v1/jobs?limit=9&sort=-createdTime")).await;
+    let mut rev = all.clone();
+    rev.reverse();
+    assert_eq!(desc, rev);
+    // prev links walk back exactly.
+    let (_, _, p1) = app.get(&app.url("/api/v1/jobs?limit=10")).await;
+    assert_eq!(p1["count"], 250);
+    assert!(link(&p1, "prev").is_none());
+    // A first page that holds every match counts them; later pages carry no count.
+    let (_, _, whole) = app
+        .get(&app.url("/api/v1/jobs?status=FAILED&limit=1000"))
+        .await;
+    assert_eq!(whole["count"], 50);
+    assert!(link(&whole, "next").is_none());
+    let (_, _, later) = app.get(&link(&p1, "next").unwrap()).await;
+    assert!(later.get("count").is_none(), "{later}");
+    let (_, _, p2) = app.get(&link(&p1, "next").unwrap()).await;
+    let (_, _, back) = app.get(&link(&p2, "prev").unwrap()).await;
+    let ids = |p: &Value| {
+        p["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["jobId"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&back), ids(&p1));
+    // Filters.
+    let failed = walk(&app, app.url("/api/v1/jobs?status=FAILED&limit=1000")).await;
+    assert_eq!(failed.len(), 50);
+    let even = walk(&app, app.url("/api/v1/jobs?correlationId=even&limit=13")).await;
+    assert_eq!(even.len(), 125);
+    let both = walk(
+        &app,
+        app.url("/api/v1/jobs?correlationId=even&status=FAILED,SUCCESS"),
+    )
+    .await;
+    assert_eq!(both.len(), 125);
+    assert_eq!(
+        walk(&app, app.url("/api/v1/jobs?operation=sleepy"))
+            .await
+            .len(),
+        250
+    );
+    assert_eq!(
+        walk(&app, app.url("/api/v1/jobs?operation=import"))
+            .await
+            .len(),
+        0
+    );
+    let far = "2999-01-01T00:00:00Z";
+    let old = "2000-01-01T00:00:00Z";
+    assert_eq!(
+        walk(&app, app.url(&format!("/api/v1/jobs?createdAfter={far}")))
+            .await
+            .len(),
+        0
+    );
+    assert_eq!(
+        walk(
+            &app,
+            app.url(&format!(
+                "/api/v1/jobs?createdBefore={far}&createdAfter={old}&limit=1000"
+            ))
+        )
+        .await
+        .len(),
+        250
+    );
+    assert_eq!(
+        walk(
+            &app,
+            app.url(&format!(
+                "/api/v1/jobs?finishedBefore={far}&finishedAfter={old}&limit=1000"
+            ))
+        )
+        .await
+        .len(),
+        250
+    );
+    assert_eq!(
+        walk(&app, app.url(&format!("/api/v1/jobs?finishedAfter={far}")))
+            .await
+            .len(),
+        0
+    );
+    let unique: HashSet<_> = asc.iter().collect();
+    assert_eq!(unique.len(), 250);
+    // Purge the failed ones.
+    let r = app
+        .http
+        .delete(app.url("/api/v1/jobs?status=FAILED"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["removed"], 50);
+    assert_eq!(
+        walk(&app, app.url("/api/v1/jobs?limit=1000")).await.len(),
+        200
+    );
+    let r = app
+        .http
+        .delete(app.url("/api/v1/jobs?status=QUEUED"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 400, "not an end state").await;
+    app.stop().await;
 }
+crate::per_backend!(audit_list_filters_sorts_and_pages);

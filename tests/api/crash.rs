@@ -65,76 +65,74 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-#[tokio::test]
-async fn kill_9_mid_import_then_restart_finishes_exactly_once() {
-    for b in backends() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = database_for(b, dir.path()).await;
-        let store = store_for(b, dir.path());
-        let http = reqwest::Client::new();
-        let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let mut child = start(&db, &store, port);
-        wait_up(&http, &base).await;
-        let n = 200_000;
-        let r = http
-            .post(format!("{base}/api/v1/imports"))
-            .header("content-type", "application/json")
-            .body(generated(n, "K"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        let loc = r.headers()["location"].to_str().unwrap().to_string();
-        // Kill it once some, but not all, records are in.
-        let mut killed = false;
-        for _ in 0..2000 {
-            let v: Value = http.get(&loc).send().await.unwrap().json().await.unwrap();
-            let amount = v["progress"]["amount"].as_i64().unwrap_or(0);
-            if amount > 0 && v["jobStatus"] != "SUCCESS" {
-                child.kill9();
-                killed = true;
-                break;
-            }
-            assert_ne!(
-                v["jobStatus"], "SUCCESS",
-                "import finished before it could be killed"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+async fn kill_9_mid_import_then_restart_finishes_exactly_once(b: &'static str) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_for(b, dir.path()).await;
+    let store = store_for(b, dir.path());
+    let http = reqwest::Client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = start(&db, &store, port);
+    wait_up(&http, &base).await;
+    let n = 200_000;
+    let r = http
+        .post(format!("{base}/api/v1/imports"))
+        .header("content-type", "application/json")
+        .body(generated(n, "K"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    // Kill it once some, but not all, records are in.
+    let mut killed = false;
+    for _ in 0..2000 {
+        let v: Value = http.get(&loc).send().await.unwrap().json().await.unwrap();
+        let amount = v["progress"]["amount"].as_i64().unwrap_or(0);
+        if amount > 0 && v["jobStatus"] != "SUCCESS" {
+            child.kill9();
+            killed = true;
+            break;
         }
-        assert!(killed);
-        let mut child = start(&db, &store, port);
-        wait_up(&http, &base).await;
-        let mut job = Value::Null;
-        for _ in 0..1200 {
-            job = http.get(&loc).send().await.unwrap().json().await.unwrap();
-            if job["jobStatus"] == "SUCCESS" || job["jobStatus"] == "FAILED" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(job["jobStatus"], "SUCCESS", "{job}");
-        assert_eq!(job["attempt"], 2, "{job}");
-        assert_eq!(job["summary"]["importedRecords"], n);
-        // Each record exactly once in the catalog.
-        let seen = count_tools(&http, &base).await;
-        assert_eq!(seen, n);
-        let msgs: Value = http
-            .get(format!("{loc}/messages"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(
-            msgs.to_string()
-                .contains("expired; queued again as attempt 2"),
-            "{msgs}"
+        assert_ne!(
+            v["jobStatus"], "SUCCESS",
+            "import finished before it could be killed"
         );
-        child.kill9();
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    assert!(killed);
+    let mut child = start(&db, &store, port);
+    wait_up(&http, &base).await;
+    let mut job = Value::Null;
+    for _ in 0..1200 {
+        job = http.get(&loc).send().await.unwrap().json().await.unwrap();
+        if job["jobStatus"] == "SUCCESS" || job["jobStatus"] == "FAILED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(job["jobStatus"], "SUCCESS", "{job}");
+    assert_eq!(job["attempt"], 2, "{job}");
+    assert_eq!(job["summary"]["importedRecords"], n);
+    // Each record exactly once in the catalog.
+    let seen = count_tools(&http, &base).await;
+    assert_eq!(seen, n);
+    let msgs: Value = http
+        .get(format!("{loc}/messages"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        msgs.to_string()
+            .contains("expired; queued again as attempt 2"),
+        "{msgs}"
+    );
+    child.kill9();
 }
+crate::per_backend!(kill_9_mid_import_then_restart_finishes_exactly_once);
 
 #[tokio::test]
 async fn sigterm_releases_running_jobs_and_exits_zero() {

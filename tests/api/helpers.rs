@@ -667,3 +667,45 @@ pub async fn ended_as(app: &TestApp, href: &str, key: &str) -> Value {
 pub async fn json_of(http: &reqwest::Client, url: &str) -> Value {
     http.get(url).send().await.unwrap().json().await.unwrap()
 }
+
+/// Is the PostgreSQL + S3 backend configured? (In CI it must be.)
+pub fn s3_or_skip() -> bool {
+    if std::env::var("LONGRUN_TEST_POSTGRES_URL").is_ok()
+        && std::env::var("LONGRUN_TEST_S3_URL").is_ok()
+    {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "LONGRUN_TEST_POSTGRES_URL and LONGRUN_TEST_S3_URL must be set in CI"
+    );
+    eprintln!("LONGRUN_TEST_S3_URL is not set: this PostgreSQL + S3 case was skipped");
+    false
+}
+
+/// Make `async fn NAME(backend: &'static str)` a test case of its own per backend
+/// (`NAME::sqlite`, `NAME::postgres`, `NAME::postgres_s3`), so a failure on one database never
+/// hides another's result.
+#[macro_export]
+macro_rules! per_backend {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name("sqlite").await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if $crate::helpers::postgres_or_skip() {
+                    super::$name("postgres").await
+                }
+            }
+            #[tokio::test]
+            async fn postgres_s3() {
+                if $crate::helpers::s3_or_skip() {
+                    super::$name("postgres+s3").await
+                }
+            }
+        }
+    };
+}

@@ -1,6 +1,8 @@
 //! The HTTP test suite: the real service on a free port, spoken to over HTTP, links followed
-//! from `Location`. Every test runs on SQLite, and on PostgreSQL when
-//! `LONGRUN_TEST_POSTGRES_URL` is set.
+//! from `Location`. A test that holds on every database is a test case of its own per backend
+//! (`crate::per_backend!`: `…::sqlite`, `…::postgres`, `…::postgres_s3`; the last two run when
+//! `LONGRUN_TEST_POSTGRES_URL` and `LONGRUN_TEST_S3_URL` are set, and must be in CI), so a
+//! failure on one database never hides another's result.
 
 mod access;
 mod cli;
