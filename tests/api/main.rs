@@ -7,6 +7,7 @@ mod cli;
 mod collection;
 mod comparisons;
 mod crash;
+mod deliveries;
 mod dialects;
 mod door;
 mod examples;
