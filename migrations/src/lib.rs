@@ -7,6 +7,7 @@ mod m0002_deliveries;
 mod m0003_tasks_owner;
 mod m0004_idempotency;
 mod m0005_tenants;
+mod m0006_delivery_tokens;
 mod m0007_file_attempt;
 
 /// Every migration, in order.
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_tasks_owner::Migration),
             Box::new(m0004_idempotency::Migration),
             Box::new(m0005_tenants::Migration),
+            Box::new(m0006_delivery_tokens::Migration),
             Box::new(m0007_file_attempt::Migration),
         ]
     }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::StreamExt;
 
 use super::{Engine, Result};
 use crate::domain::signals::{retry_delay, sign, Delivery, DEFAULT_SCHEDULE};
@@ -55,9 +54,19 @@ enum Outcome {
     Stop(String),
 }
 
+/// Tries in flight at once on one instance.
+const SENDING: usize = 8;
+
+/// How much longer than one try a claim's lease runs: the time from the claim to the start of
+/// the try, and after the try the time to record its outcome.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+/// Lease time a try must leave over when it ends, to record its outcome while still holding it.
+const RECORD_MARGIN: Duration = Duration::from_secs(2);
+
 impl Engine {
-    /// Drain the outbox until shutdown: claim due deliveries, send them (up to 8 at once), and
-    /// record each try.
+    /// Drain the outbox until shutdown: keep up to 8 tries in flight, claiming a due delivery
+    /// (under a lease of one try) whenever a place is free, and record each try.
     pub fn start_deliveries(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
@@ -65,44 +74,83 @@ impl Engine {
                 me.cfg.deliveries.allow_private,
                 me.cfg.deliveries.timeout,
             );
+            let lease = me.cfg.deliveries.timeout + LEASE_MARGIN;
+            // Each try is a task of its own: polled only from this loop, a try holding the
+            // write turn of SQLite would stall the next claim, and the claim it. Dropped with
+            // this task, they end with it.
+            let mut sending = tokio::task::JoinSet::new();
             loop {
-                if me.stop_claiming.is_cancelled() {
+                let stopping = me.stop_claiming.is_cancelled();
+                if stopping && sending.is_empty() {
                     return;
                 }
-                let now = Utc::now();
-                let lease =
-                    chrono::Duration::from_std(me.cfg.deliveries.timeout * 3).unwrap_or_default();
-                let batch = match me.store.claim_deliveries(now, now + lease, 32).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading the outbox failed");
-                        Vec::new()
+                if !stopping && sending.len() < SENDING {
+                    // Claimed only as many as are sent now, each just before its try, so no
+                    // claim waits for a place while its lease runs out.
+                    let free = SENDING - sending.len();
+                    let started = tokio::time::Instant::now();
+                    match me
+                        .store
+                        .claim_deliveries(Utc::now(), lease, free as u64)
+                        .await
+                    {
+                        Ok(claimed) => {
+                            for (d, token) in claimed {
+                                let (me, client) = (me.clone(), client.clone());
+                                sending.spawn(async move {
+                                    me.deliver(&client, d, token, started + lease).await
+                                });
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "reading the outbox failed"),
                     }
-                };
-                if batch.is_empty() {
-                    let rung = me.store.changes().outbox.notified();
-                    tokio::select! {
-                        _ = rung => {}
-                        _ = tokio::time::sleep(me.cfg.deliveries.poll) => {}
-                        _ = me.stop_claiming.cancelled() => return,
-                    }
-                    continue;
                 }
-                futures::stream::iter(batch)
-                    .for_each_concurrent(8, |d| {
-                        let me = me.clone();
-                        let client = client.clone();
-                        async move { me.deliver(&client, d).await }
-                    })
-                    .await;
+                let room = !stopping && sending.len() < SENDING;
+                let rung = me.store.changes().outbox.notified();
+                tokio::select! {
+                    Some(_) = sending.join_next(), if !sending.is_empty() => {}
+                    _ = rung, if room => {}
+                    _ = tokio::time::sleep(me.cfg.deliveries.poll), if room => {}
+                    _ = me.stop_claiming.cancelled(), if !stopping => {}
+                }
             }
         })
     }
 
-    /// Send one delivery once and record the outcome.
-    async fn deliver(&self, client: &crate::net::Outbound, d: Delivery) {
+    /// Send one claimed delivery once, all of it inside the claim's lease (held until
+    /// `lease_end`), and record the outcome under the claim's `token`.
+    async fn deliver(
+        &self,
+        client: &crate::net::Outbound,
+        d: Delivery,
+        token: String,
+        mut lease_end: tokio::time::Instant,
+    ) {
+        let timeout = self.cfg.deliveries.timeout;
+        let now = tokio::time::Instant::now();
+        if lease_end.saturating_duration_since(now) < timeout + RECORD_MARGIN {
+            // Too little lease left for a whole try: renew it, or leave the delivery to
+            // whoever claims it next.
+            let lease = timeout + LEASE_MARGIN;
+            match self.store.renew_delivery(&d.id, &token, lease).await {
+                Ok(true) => lease_end = now + lease,
+                Ok(false) => {
+                    tracing::warn!(job_id = %d.job_id, webhook_id = %d.id,
+                        "a delivery's lease was lost before its try; not sent here");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(job_id = %d.job_id, webhook_id = %d.id, error = %e,
+                        "could not renew a delivery's lease; not sent here");
+                    return;
+                }
+            }
+        }
         let tries = d.attempts + 1;
-        let outcome = self.try_send(client, &d).await;
+        // The client's own time limit ends the try first; this bound holds even if it does not.
+        let outcome = tokio::time::timeout_at(lease_end - RECORD_MARGIN, self.try_send(client, &d))
+            .await
+            .unwrap_or_else(|_| Outcome::Retry("timed out: the try outlived its lease".into()));
         let what = format!(
             "{} {} {} (webhook-id {})",
             d.kind.as_str(),
@@ -110,67 +158,73 @@ impl Engine {
             d.url,
             d.id
         );
-        let metrics = &self.delivery_metrics;
         let (delivered, retry_at, line, level) = match &outcome {
-            Outcome::Delivered(s) => {
-                metrics.delivered.fetch_add(1, Ordering::Relaxed);
-                (
-                    true,
-                    None,
-                    format!("{what}: {s} (try {tries}, delivered)"),
-                    Level::Info,
-                )
-            }
-            Outcome::Retry(s) => {
-                metrics.failed_tries.fetch_add(1, Ordering::Relaxed);
-                match retry_delay(
-                    &self.cfg.deliveries.schedule,
-                    tries as u32,
-                    rand::random::<f64>(),
-                ) {
-                    Some(wait) => (
-                        false,
-                        Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()),
-                        format!(
-                            "{what}: {s} (try {tries}; next try in {})",
-                            humantime::format_duration(Duration::from_millis(
-                                wait.as_millis() as u64
-                            ))
-                        ),
-                        Level::Warning,
+            Outcome::Delivered(s) => (
+                true,
+                None,
+                format!("{what}: {s} (try {tries}, delivered)"),
+                Level::Info,
+            ),
+            Outcome::Retry(s) => match retry_delay(
+                &self.cfg.deliveries.schedule,
+                tries as u32,
+                rand::random::<f64>(),
+            ) {
+                Some(wait) => (
+                    false,
+                    Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()),
+                    format!(
+                        "{what}: {s} (try {tries}; next try in {})",
+                        humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
                     ),
-                    None => (
-                        false,
-                        None,
-                        format!("{what}: {s} (try {tries}; gave up: no tries left)"),
-                        Level::Warning,
-                    ),
-                }
-            }
-            Outcome::Stop(s) => {
-                metrics.failed_tries.fetch_add(1, Ordering::Relaxed);
-                (
+                    Level::Warning,
+                ),
+                None => (
                     false,
                     None,
-                    format!("{what}: {s} (try {tries}; gave up)"),
+                    format!("{what}: {s} (try {tries}; gave up: no tries left)"),
                     Level::Warning,
-                )
-            }
+                ),
+            },
+            Outcome::Stop(s) => (
+                false,
+                None,
+                format!("{what}: {s} (try {tries}; gave up)"),
+                Level::Warning,
+            ),
         };
-        if !delivered && retry_at.is_none() {
-            metrics.given_up.fetch_add(1, Ordering::Relaxed);
-        }
-        tracing::info!(job_id = %d.job_id, webhook_id = %d.id, %line, "delivery try");
         let outcome_text = match &outcome {
             Outcome::Delivered(s) | Outcome::Retry(s) | Outcome::Stop(s) => s.clone(),
         };
-        if let Err(e) = self
+        // Counted and logged on the job only once recorded: a try whose lease was lost is
+        // made again by the sender that holds the delivery now, which counts and logs it.
+        match self
             .store
-            .delivery_tried(&d.id, tries, delivered, retry_at, &outcome_text)
+            .delivery_tried(&d.id, &token, tries, delivered, retry_at, &outcome_text)
             .await
         {
-            tracing::warn!(error = %e, "could not record a delivery try");
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(job_id = %d.job_id, webhook_id = %d.id, %line,
+                    "a delivery's lease was lost during its try; the outcome is not recorded");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(job_id = %d.job_id, webhook_id = %d.id, %line, error = %e,
+                    "could not record a delivery try");
+                return;
+            }
         }
+        let metrics = &self.delivery_metrics;
+        if delivered {
+            metrics.delivered.fetch_add(1, Ordering::Relaxed);
+        } else {
+            metrics.failed_tries.fetch_add(1, Ordering::Relaxed);
+            if retry_at.is_none() {
+                metrics.given_up.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        tracing::info!(job_id = %d.job_id, webhook_id = %d.id, %line, "delivery try");
         let _ = self
             .store
             .append_message(d.job_id, level, "delivery", &line, 0)

@@ -176,6 +176,8 @@ pub mod deliveries {
         pub lease_until: Option<i64>,
         pub created_at: i64,
         pub last_outcome: Option<String>,
+        /// The token of the claim that holds the lease (see `Store::claim_deliveries`).
+        pub lease_token: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,11 +1,12 @@
-//! The outbox of deliveries: written with the end state of their job, claimed under a short
-//! lease by one sender at a time (so several instances never send the same try twice), and
-//! marked delivered, rescheduled or given up.
+//! The outbox of deliveries: written with the end state of their job, claimed one try at a time
+//! under a short lease with a fresh token, and marked delivered, rescheduled or given up only by
+//! the claim that still holds that token (so several instances never send the same try twice,
+//! and a sender that lost its lease cannot overwrite the outcome of the one that took over).
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter,
     QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
@@ -52,11 +53,16 @@ pub(super) async fn enqueue(db: &impl ConnectionTrait, job: &Job) -> Result<usiz
             lease_until: Set(None),
             created_at: Set(now),
             last_outcome: Set(None),
+            lease_token: Set(None),
         })
         .exec_without_returning(db)
         .await?;
     }
     Ok(list.len())
+}
+
+fn lease_ms(lease: std::time::Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 fn to_delivery(m: deliveries::Model) -> Result<Delivery> {
@@ -82,52 +88,95 @@ pub struct DeliveryState {
 }
 
 impl Store {
-    /// Claim up to `limit` due deliveries until `lease_until`. A claim is a conditional update,
-    /// so of several senders exactly one wins each delivery.
+    /// Claim up to `limit` due deliveries, each for `lease` from now by the database's clock and
+    /// under a fresh token; returns them with their tokens. A claim is a conditional update, so
+    /// of several senders exactly one wins each delivery. The lease ends no earlier than `lease`
+    /// after this call started, which is what the sender counts on.
     pub async fn claim_deliveries(
         &self,
         now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: std::time::Duration,
         limit: u64,
-    ) -> Result<Vec<Delivery>> {
+    ) -> Result<Vec<(Delivery, String)>> {
+        // Leases are written and compared on the database's clock, the one every instance shares,
+        // so an instance whose own clock runs ahead cannot take over a lease that is still held.
+        // (Due times, `next_at`, stay on the nodes' clocks: early or late there only moves a
+        // try, it never doubles one.)
+        let clock = self.driver.now_ms();
         let free = || {
             Condition::any()
                 .add(deliveries::Column::LeaseUntil.is_null())
-                .add(deliveries::Column::LeaseUntil.lt(ms(now)))
+                .add(Expr::col(deliveries::Column::LeaseUntil).lt(Expr::cust(clock)))
         };
         let due = deliveries::Entity::find()
             .filter(deliveries::Column::State.eq(PENDING))
             .filter(deliveries::Column::NextAt.lte(ms(now)))
             .filter(free())
             .order_by_asc(deliveries::Column::NextAt)
-            .limit(limit)
+            // More than wanted: another sender reading at the same moment wins some of them.
+            .limit(limit.saturating_mul(4))
             .all(&self.db)
             .await?;
+        let until = format!("{clock} + {}", lease_ms(lease));
         let mut out = Vec::new();
         for d in due {
+            if out.len() as u64 >= limit {
+                break;
+            }
+            let token = Uuid::now_v7().to_string();
+            let _turn = self.writing().await;
+            // Still as it was read: a sender that recorded a try in between has changed the
+            // attempts, the due time or the state, and this claim loses.
             let res = deliveries::Entity::update_many()
-                .col_expr(deliveries::Column::LeaseUntil, Expr::value(ms(lease_until)))
+                .col_expr(deliveries::Column::LeaseUntil, Expr::cust(until.clone()))
+                .col_expr(deliveries::Column::LeaseToken, Expr::value(token.clone()))
                 .filter(deliveries::Column::Id.eq(d.id.clone()))
                 .filter(deliveries::Column::State.eq(PENDING))
+                .filter(deliveries::Column::Attempts.eq(d.attempts))
+                .filter(deliveries::Column::NextAt.lte(ms(now)))
                 .filter(free())
                 .exec(&self.db)
                 .await?;
             if res.rows_affected == 1 {
-                out.push(to_delivery(d)?);
+                out.push((to_delivery(d)?, token));
             }
         }
         Ok(out)
     }
 
-    /// Record a try: delivered, to be tried again at `retry_at`, or (neither) given up.
+    /// Extend the lease of the claim `token` on delivery `id` to `lease` from now (by the
+    /// database's clock). False when the claim no longer holds it: another sender has claimed
+    /// the delivery since, or its outcome is recorded.
+    pub async fn renew_delivery(
+        &self,
+        id: &str,
+        token: &str,
+        lease: std::time::Duration,
+    ) -> Result<bool> {
+        let until = format!("{} + {}", self.driver.now_ms(), lease_ms(lease));
+        let _turn = self.writing().await;
+        let res = deliveries::Entity::update_many()
+            .col_expr(deliveries::Column::LeaseUntil, Expr::cust(until))
+            .filter(deliveries::Column::Id.eq(id))
+            .filter(deliveries::Column::LeaseToken.eq(token))
+            .filter(deliveries::Column::State.eq(PENDING))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected == 1)
+    }
+
+    /// Record a try made under the claim `token`: delivered, to be tried again at `retry_at`,
+    /// or (neither) given up. Only while the claim still holds the delivery (no other sender has
+    /// claimed it since); returns whether the outcome was recorded.
     pub async fn delivery_tried(
         &self,
         id: &str,
+        token: &str,
         attempts: i32,
         delivered: bool,
         retry_at: Option<DateTime<Utc>>,
         outcome: &str,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let (state, next) = match (delivered, retry_at) {
             (true, _) => (DELIVERED, None),
             (false, Some(at)) => (PENDING, Some(ms(at))),
@@ -140,14 +189,22 @@ impl Store {
                 deliveries::Column::LeaseUntil,
                 Expr::value(Option::<i64>::None),
             )
+            .col_expr(
+                deliveries::Column::LeaseToken,
+                Expr::value(Option::<String>::None),
+            )
             .col_expr(deliveries::Column::LastOutcome, Expr::value(outcome));
         if let Some(n) = next {
             q = q.col_expr(deliveries::Column::NextAt, Expr::value(n));
         }
-        q.filter(deliveries::Column::Id.eq(id))
+        let _turn = self.writing().await;
+        let res = q
+            .filter(deliveries::Column::Id.eq(id))
+            .filter(deliveries::Column::LeaseToken.eq(token))
+            .filter(deliveries::Column::State.eq(PENDING))
             .exec(&self.db)
             .await?;
-        Ok(())
+        Ok(res.rows_affected == 1)
     }
 
     /// A job's deliveries, oldest first.

@@ -10,6 +10,7 @@ mod collection;
 mod comparisons;
 mod conformance;
 mod crash;
+mod deliveries;
 mod dialects;
 mod door;
 mod examples;

@@ -38,8 +38,7 @@ fn query(uri: &str) -> std::collections::HashMap<String, String> {
 
 /// The Standard Webhooks reference library (Python) verifies every delivery: callbacks and
 /// notification events in JSON and XML, for SUCCESS, FAILED and CANCELLED jobs.
-#[tokio::test]
-async fn every_delivery_verifies_with_the_reference_library() {
+async fn every_delivery_verifies_with_the_reference_library(b: &'static str) {
     let have_lib = std::process::Command::new("python3")
         .args(["-c", "import standardwebhooks"])
         .status()
@@ -53,302 +52,296 @@ async fn every_delivery_verifies_with_the_reference_library() {
         eprintln!("python3 with standardwebhooks is missing: this test was skipped (pip install standardwebhooks)");
         return;
     }
-    for b in backends() {
-        let mut py = std::process::Command::new("python3")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/receiver.py"))
-            .arg(TEST_SECRET)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufReader::new(py.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let port: u16 = first.strip_prefix("PORT ").unwrap().parse().unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
-        std::thread::spawn(move || {
-            for l in lines.map_while(Result::ok) {
-                let _ = tx.send(serde_json::from_str(&l).unwrap());
+    let mut py = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/receiver.py"))
+        .arg(TEST_SECRET)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(py.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let port: u16 = first.strip_prefix("PORT ").unwrap().parse().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&l).unwrap());
+        }
+    });
+    let hook = format!("http://127.0.0.1:{port}");
+    let app = TestApp::spawn_with(b, 2, signal_args).await;
+    let mut jobs = Vec::new();
+    for (kind, input) in [
+        ("SUCCESS", json!({"ms": 5})),
+        ("FAILED", json!({"ms": 5, "fail": true})),
+        ("CANCELLED", json!({"ms": 200, "steps": 50})),
+    ] {
+        for format in ["json", "xml"] {
+            let a = json!({
+                "callback": format!("{hook}/cb?kind={kind}"),
+                "notification": {"url": format!("{hook}/events/{kind}/{format}"), "format": format}
+            });
+            let loc = sleepy_with(&app, input.clone(), a, &format!("corr-{kind}-{format}")).await;
+            if kind == "CANCELLED" {
+                app.wait_status(&loc, "PROCESSING").await;
+                let r = app.http.post(format!("{loc}/cancel")).send().await.unwrap();
+                assert!(r.status() == 200 || r.status() == 202);
             }
-        });
-        let hook = format!("http://127.0.0.1:{port}");
-        let app = TestApp::spawn_with(b, 2, signal_args).await;
-        let mut jobs = Vec::new();
-        for (kind, input) in [
-            ("SUCCESS", json!({"ms": 5})),
-            ("FAILED", json!({"ms": 5, "fail": true})),
-            ("CANCELLED", json!({"ms": 200, "steps": 50})),
-        ] {
-            for format in ["json", "xml"] {
-                let a = json!({
-                    "callback": format!("{hook}/cb?kind={kind}"),
-                    "notification": {"url": format!("{hook}/events/{kind}/{format}"), "format": format}
-                });
-                let loc =
-                    sleepy_with(&app, input.clone(), a, &format!("corr-{kind}-{format}")).await;
-                if kind == "CANCELLED" {
-                    app.wait_status(&loc, "PROCESSING").await;
-                    let r = app.http.post(format!("{loc}/cancel")).send().await.unwrap();
-                    assert!(r.status() == 200 || r.status() == 202);
-                }
-                let job = app.wait_end(&loc).await;
-                assert_eq!(job["jobStatus"], kind);
-                jobs.push((kind, format, loc));
-            }
+            let job = app.wait_end(&loc).await;
+            assert_eq!(job["jobStatus"], kind);
+            jobs.push((kind, format, loc));
         }
-        let mut got = Vec::new();
-        while got.len() < 12 {
-            let v = tokio::time::timeout(Duration::from_secs(20), rx.recv())
-                .await
-                .expect("12 deliveries")
-                .unwrap();
-            got.push(v);
-        }
-        for d in &got {
-            assert_eq!(
-                d["valid"], true,
-                "signature refused by standardwebhooks: {d}"
-            );
-        }
-        for (kind, format, loc) in &jobs {
-            let id = loc.rsplit('/').next().unwrap();
-            let cb = got
-                .iter()
-                .find(|d| d["method"] == "GET" && query(d["path"].as_str().unwrap())["jobId"] == id)
-                .unwrap_or_else(|| panic!("callback of {kind}/{format}"));
-            let q = query(cb["path"].as_str().unwrap());
-            assert_eq!(q["jobStatus"], *kind);
-            assert_eq!(q["job"], *loc);
-            assert_eq!(q["kind"], *kind, "the callback's own query is kept");
-            let ev = got
-                .iter()
-                .find(|d| d["method"] == "POST" && d["path"] == format!("/events/{kind}/{format}"))
-                .unwrap_or_else(|| panic!("notification of {kind}/{format}"));
-            let body = ev["body"].as_str().unwrap();
-            if *format == "json" {
-                assert_eq!(ev["headers"]["content-type"], "application/json");
-                let n: Value = serde_json::from_str(body).unwrap();
-                assert_eq!(n["workId"], id);
-                assert_eq!(n["status"], *kind);
-                assert_eq!(n["correlationId"], format!("corr-{kind}-{format}"));
-                let rels: Vec<&str> = n["links"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|l| l["rel"].as_str().unwrap())
-                    .collect();
-                assert_eq!(n["links"][0]["href"], *loc);
-                if *kind == "SUCCESS" {
-                    assert_eq!(rels, ["operator:subject", "datafileset", "file"]);
-                    assert_eq!(n["fields"]["steps"], 3);
-                    // The file link is live and downloads.
-                    let f = n["links"][2]["href"].as_str().unwrap();
-                    let r = app.http.get(f).send().await.unwrap();
-                    assert_eq!(r.text().await.unwrap(), "hello from sleepy");
-                } else {
-                    assert_eq!(rels, ["operator:subject"]);
-                }
-                if *kind == "FAILED" {
-                    assert_eq!(n["fields"]["error"], "asked to fail");
-                }
-            } else {
-                assert_eq!(ev["headers"]["content-type"], "application/xml");
-                assert!(body.contains(&format!(
-                    "<notification correlationId=\"corr-{kind}-{format}\" workId=\"{id}\" status=\"{kind}\">"
-                )), "{body}");
-                assert!(
-                    body.contains(&format!("<link rel=\"operator:subject\" href=\"{loc}\"/>")),
-                    "{body}"
-                );
-                assert!(body.contains("<fields>"), "{body}");
-                if *kind == "SUCCESS" {
-                    assert!(body.contains("<link rel=\"datafileset\""), "{body}");
-                    assert!(body.contains("<steps>3</steps>"), "{body}");
-                }
-            }
-            // Every try is a line in the job's messages.
-            let found = app.wait_messages(loc, "delivery", 2).await;
-            let lines: Vec<&str> = found.iter().map(|m| m["text"].as_str().unwrap()).collect();
-            assert_eq!(lines.len(), 2, "{lines:?}");
-            assert!(lines.iter().all(|l| l.contains("HTTP 204")), "{lines:?}");
-        }
-        // Nothing more arrives (one delivery per end state).
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(rx.try_recv().is_err());
-        let _ = py.kill();
-        let _ = py.wait();
-        app.stop().await;
     }
-}
-
-/// 500, 500, then 200: delivered on the third try with the same webhook-id; three message lines.
-/// A 410 stops the tries at once and counts as given up.
-#[tokio::test]
-async fn retries_with_backoff_and_stops_on_gone() {
-    for b in backends() {
-        let app = TestApp::spawn_with(b, 2, signal_args).await;
-        let rx = Receiver::start(vec![500, 500]).await;
-        let loc = sleepy_with(
-            &app,
-            json!({"ms": 1}),
-            json!({"callback": format!("{}/cb", rx.base)}),
-            "retry",
-        )
-        .await;
-        app.wait_end(&loc).await;
-        let got = rx.wait_for(3).await;
-        for r in &got {
-            assert_signed(r);
-            assert_eq!(r.method, "GET");
-            assert!(r.uri.starts_with("/cb?jobId="), "{}", r.uri);
-            assert_eq!(r.body, "");
-        }
-        let ids: std::collections::HashSet<_> = got
-            .iter()
-            .map(|r| r.headers["webhook-id"].to_str().unwrap().to_string())
-            .collect();
-        assert_eq!(ids.len(), 1, "one webhook-id across retries");
-        // The last try's line is written just after the receiver answered it.
-        let lines: Vec<(String, String)> = app
-            .wait_messages(&loc, "delivery", 3)
+    let mut got = Vec::new();
+    while got.len() < 12 {
+        let v = tokio::time::timeout(Duration::from_secs(20), rx.recv())
             .await
-            .iter()
-            .map(|m| {
-                (
-                    m["level"].as_str().unwrap().to_string(),
-                    m["text"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        assert_eq!(lines.len(), 3, "{lines:?}");
-        assert!(lines[0].1.contains("HTTP 500") && lines[0].1.contains("next try"));
-        assert!(lines[1].1.contains("HTTP 500"));
-        assert!(lines[2].1.contains("HTTP 200") && lines[2].1.contains("delivered"));
-        assert_eq!(lines[0].0, "WARNING");
-
-        // 410 Gone: one try, then no more.
-        let gone = Receiver::start(vec![410]).await;
-        let loc = sleepy_with(
-            &app,
-            json!({"ms": 1}),
-            json!({"notification": {"url": format!("{}/n", gone.base)}}),
-            "gone",
-        )
-        .await;
-        app.wait_end(&loc).await;
-        gone.wait_for(1).await;
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        assert_eq!(gone.got.lock().unwrap().len(), 1);
-        let msgs = Value::from(app.wait_messages(&loc, "delivery", 1).await);
-        assert!(msgs.to_string().contains("gave up"), "{msgs}");
-        let metrics = app
-            .http
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
+            .expect("12 deliveries")
             .unwrap();
-        assert!(
-            metrics.contains("longrun_deliveries_given_up_total 1"),
-            "{metrics}"
+        got.push(v);
+    }
+    for d in &got {
+        assert_eq!(
+            d["valid"], true,
+            "signature refused by standardwebhooks: {d}"
         );
-
-        // A redirect is not followed: it is a failed try.
-        let redirect = Receiver::start(vec![302, 302, 302, 302]).await;
-        let loc = sleepy_with(
-            &app,
-            json!({"ms": 1}),
-            json!({"callback": format!("{}/cb", redirect.base)}),
-            "redirect",
-        )
-        .await;
-        app.wait_end(&loc).await;
-        redirect.wait_for(4).await;
-        let msgs = Value::from(app.wait_messages(&loc, "delivery", 4).await);
-        assert!(msgs.to_string().contains("HTTP 302"), "{msgs}");
-        assert!(msgs.to_string().contains("no tries left"), "{msgs}");
-        app.stop().await;
     }
-}
-
-/// The receiver is down when the job ends, the server is killed with SIGKILL; after a restart
-/// (and the receiver coming up) the event is delivered exactly once, with the same webhook-id.
-#[tokio::test]
-async fn a_pending_delivery_survives_kill_9() {
-    for b in backends() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = database_for(b, dir.path()).await;
-        let store = store_for(b, dir.path());
-        let hook_port = free_port();
-        let env = [
-            ("LONGRUN_CALLBACK_ALLOW_PRIVATE", "true"),
-            ("LONGRUN_WEBHOOK_SECRET", TEST_SECRET),
-            ("LONGRUN_DELIVERY_RETRIES", "300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms"),
-        ];
-        let http = reqwest::Client::new();
-        let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let mut server = start_with(&db, &store, port, &env);
-        wait_up(&http, &base).await;
-        let mut body = seed_payload();
-        body["async"] = json!({"notification": {"url": format!("http://127.0.0.1:{hook_port}/n")}});
-        let r = http
-            .post(format!("{base}/api/v1/imports"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        let loc = location(&r);
-        // Wait for the end and for a failed try (the receiver is down).
-        let mut webhook_id = None;
-        for _ in 0..200 {
-            let m: Value = http
-                .get(format!("{loc}/messages"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if let Some(line) = m["messages"]
+    for (kind, format, loc) in &jobs {
+        let id = loc.rsplit('/').next().unwrap();
+        let cb = got
+            .iter()
+            .find(|d| d["method"] == "GET" && query(d["path"].as_str().unwrap())["jobId"] == id)
+            .unwrap_or_else(|| panic!("callback of {kind}/{format}"));
+        let q = query(cb["path"].as_str().unwrap());
+        assert_eq!(q["jobStatus"], *kind);
+        assert_eq!(q["job"], *loc);
+        assert_eq!(q["kind"], *kind, "the callback's own query is kept");
+        let ev = got
+            .iter()
+            .find(|d| d["method"] == "POST" && d["path"] == format!("/events/{kind}/{format}"))
+            .unwrap_or_else(|| panic!("notification of {kind}/{format}"));
+        let body = ev["body"].as_str().unwrap();
+        if *format == "json" {
+            assert_eq!(ev["headers"]["content-type"], "application/json");
+            let n: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(n["workId"], id);
+            assert_eq!(n["status"], *kind);
+            assert_eq!(n["correlationId"], format!("corr-{kind}-{format}"));
+            let rels: Vec<&str> = n["links"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .find(|m| m["kind"] == "delivery")
-            {
-                let t = line["text"].as_str().unwrap();
-                let id = t
-                    .split("webhook-id ")
-                    .nth(1)
-                    .unwrap()
-                    .split(')')
-                    .next()
-                    .unwrap();
-                webhook_id = Some(id.to_string());
-                break;
+                .map(|l| l["rel"].as_str().unwrap())
+                .collect();
+            assert_eq!(n["links"][0]["href"], *loc);
+            if *kind == "SUCCESS" {
+                assert_eq!(rels, ["operator:subject", "datafileset", "file"]);
+                assert_eq!(n["fields"]["steps"], 3);
+                // The file link is live and downloads.
+                let f = n["links"][2]["href"].as_str().unwrap();
+                let r = app.http.get(f).send().await.unwrap();
+                assert_eq!(r.text().await.unwrap(), "hello from sleepy");
+            } else {
+                assert_eq!(rels, ["operator:subject"]);
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            if *kind == "FAILED" {
+                assert_eq!(n["fields"]["error"], "asked to fail");
+            }
+        } else {
+            assert_eq!(ev["headers"]["content-type"], "application/xml");
+            assert!(body.contains(&format!(
+                "<notification correlationId=\"corr-{kind}-{format}\" workId=\"{id}\" status=\"{kind}\">"
+            )), "{body}");
+            assert!(
+                body.contains(&format!("<link rel=\"operator:subject\" href=\"{loc}\"/>")),
+                "{body}"
+            );
+            assert!(body.contains("<fields>"), "{body}");
+            if *kind == "SUCCESS" {
+                assert!(body.contains("<link rel=\"datafileset\""), "{body}");
+                assert!(body.contains("<steps>3</steps>"), "{body}");
+            }
         }
-        let webhook_id = webhook_id.expect("a failed delivery try was logged");
-        server.kill9();
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", hook_port))
+        // Every try is a line in the job's messages.
+        let found = app.wait_messages(loc, "delivery", 2).await;
+        let lines: Vec<&str> = found.iter().map(|m| m["text"].as_str().unwrap()).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines.iter().all(|l| l.contains("HTTP 204")), "{lines:?}");
+    }
+    // Nothing more arrives (one delivery per end state).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(rx.try_recv().is_err());
+    let _ = py.kill();
+    let _ = py.wait();
+    app.stop().await;
+}
+crate::per_backend!(every_delivery_verifies_with_the_reference_library);
+
+/// 500, 500, then 200: delivered on the third try with the same webhook-id; three message lines.
+/// A 410 stops the tries at once and counts as given up.
+async fn retries_with_backoff_and_stops_on_gone(b: &'static str) {
+    let app = TestApp::spawn_with(b, 2, signal_args).await;
+    let rx = Receiver::start(vec![500, 500]).await;
+    let loc = sleepy_with(
+        &app,
+        json!({"ms": 1}),
+        json!({"callback": format!("{}/cb", rx.base)}),
+        "retry",
+    )
+    .await;
+    app.wait_end(&loc).await;
+    let got = rx.wait_for(3).await;
+    for r in &got {
+        assert_signed(r);
+        assert_eq!(r.method, "GET");
+        assert!(r.uri.starts_with("/cb?jobId="), "{}", r.uri);
+        assert_eq!(r.body, "");
+    }
+    let ids: std::collections::HashSet<_> = got
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "one webhook-id across retries");
+    // The last try's line is written just after the receiver answered it.
+    let lines: Vec<(String, String)> = app
+        .wait_messages(&loc, "delivery", 3)
+        .await
+        .iter()
+        .map(|m| {
+            (
+                m["level"].as_str().unwrap().to_string(),
+                m["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].1.contains("HTTP 500") && lines[0].1.contains("next try"));
+    assert!(lines[1].1.contains("HTTP 500"));
+    assert!(lines[2].1.contains("HTTP 200") && lines[2].1.contains("delivered"));
+    assert_eq!(lines[0].0, "WARNING");
+
+    // 410 Gone: one try, then no more.
+    let gone = Receiver::start(vec![410]).await;
+    let loc = sleepy_with(
+        &app,
+        json!({"ms": 1}),
+        json!({"notification": {"url": format!("{}/n", gone.base)}}),
+        "gone",
+    )
+    .await;
+    app.wait_end(&loc).await;
+    gone.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(gone.got.lock().unwrap().len(), 1);
+    let msgs = Value::from(app.wait_messages(&loc, "delivery", 1).await);
+    assert!(msgs.to_string().contains("gave up"), "{msgs}");
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("longrun_deliveries_given_up_total 1"),
+        "{metrics}"
+    );
+
+    // A redirect is not followed: it is a failed try.
+    let redirect = Receiver::start(vec![302, 302, 302, 302]).await;
+    let loc = sleepy_with(
+        &app,
+        json!({"ms": 1}),
+        json!({"callback": format!("{}/cb", redirect.base)}),
+        "redirect",
+    )
+    .await;
+    app.wait_end(&loc).await;
+    redirect.wait_for(4).await;
+    let msgs = Value::from(app.wait_messages(&loc, "delivery", 4).await);
+    assert!(msgs.to_string().contains("HTTP 302"), "{msgs}");
+    assert!(msgs.to_string().contains("no tries left"), "{msgs}");
+    app.stop().await;
+}
+crate::per_backend!(retries_with_backoff_and_stops_on_gone);
+
+/// The receiver is down when the job ends, the server is killed with SIGKILL; after a restart
+/// (and the receiver coming up) the event is delivered exactly once, with the same webhook-id.
+async fn a_pending_delivery_survives_kill_9(b: &'static str) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_for(b, dir.path()).await;
+    let store = store_for(b, dir.path());
+    let hook_port = free_port();
+    let env = [
+        ("LONGRUN_CALLBACK_ALLOW_PRIVATE", "true"),
+        ("LONGRUN_WEBHOOK_SECRET", TEST_SECRET),
+        ("LONGRUN_DELIVERY_RETRIES", "300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms"),
+    ];
+    let http = reqwest::Client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = start_with(&db, &store, port, &env);
+    wait_up(&http, &base).await;
+    let mut body = seed_payload();
+    body["async"] = json!({"notification": {"url": format!("http://127.0.0.1:{hook_port}/n")}});
+    let r = http
+        .post(format!("{base}/api/v1/imports"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let loc = location(&r);
+    // Wait for the end and for a failed try (the receiver is down).
+    let mut webhook_id = None;
+    for _ in 0..200 {
+        let m: Value = http
+            .get(format!("{loc}/messages"))
+            .send()
+            .await
+            .unwrap()
+            .json()
             .await
             .unwrap();
-        let rx = Receiver::on(listener, vec![]);
-        let _server = start_with(&db, &store, port, &env);
-        wait_up(&http, &base).await;
-        let got = rx.wait_for(1).await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let got2 = rx.got.lock().unwrap().clone();
-        assert_eq!(got2.len(), 1, "delivered once: {got2:?}");
-        assert_eq!(got[0].headers["webhook-id"].to_str().unwrap(), webhook_id);
-        assert_signed(&got[0]);
-        let n: Value = serde_json::from_str(&got[0].body).unwrap();
-        assert_eq!(n["status"], "SUCCESS");
-        assert_eq!(n["fields"]["importedRecords"], 3);
+        if let Some(line) = m["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["kind"] == "delivery")
+        {
+            let t = line["text"].as_str().unwrap();
+            let id = t
+                .split("webhook-id ")
+                .nth(1)
+                .unwrap()
+                .split(')')
+                .next()
+                .unwrap();
+            webhook_id = Some(id.to_string());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let webhook_id = webhook_id.expect("a failed delivery try was logged");
+    server.kill9();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", hook_port))
+        .await
+        .unwrap();
+    let rx = Receiver::on(listener, vec![]);
+    let _server = start_with(&db, &store, port, &env);
+    wait_up(&http, &base).await;
+    let got = rx.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let got2 = rx.got.lock().unwrap().clone();
+    assert_eq!(got2.len(), 1, "delivered once: {got2:?}");
+    assert_eq!(got[0].headers["webhook-id"].to_str().unwrap(), webhook_id);
+    assert_signed(&got[0]);
+    let n: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(n["status"], "SUCCESS");
+    assert_eq!(n["fields"]["importedRecords"], 3);
 }
+crate::per_backend!(a_pending_delivery_survives_kill_9);
 
 /// Link-local and metadata addresses are always refused; loopback and private ones unless
 /// allowed; non-http schemes too. Each is a 400 problem and no job is stored.
@@ -432,58 +425,56 @@ async fn refused_destinations_are_400_and_store_nothing() {
 
 /// 200 clients hold `Prefer: wait` on one queued job; one change wakes each of them once.
 /// Without a change the answer is 304 after the wait, with `Preference-Applied`.
-#[tokio::test]
-async fn long_polls_wake_together() {
-    for b in backends() {
-        let app = TestApp::spawn(b, 1).await;
-        // Occupy the only worker so the watched job stays QUEUED.
-        let blocker = app.sleepy(json!({"ms": 200, "steps": 100})).await;
-        let loc = app.sleepy(json!({"ms": 1})).await;
-        let (_, h, _) = app.get(&loc).await;
-        let etag = h["etag"].to_str().unwrap().to_string();
+async fn long_polls_wake_together(b: &'static str) {
+    let app = TestApp::spawn(b, 1).await;
+    // Occupy the only worker so the watched job stays QUEUED.
+    let blocker = app.sleepy(json!({"ms": 200, "steps": 100})).await;
+    let loc = app.sleepy(json!({"ms": 1})).await;
+    let (_, h, _) = app.get(&loc).await;
+    let etag = h["etag"].to_str().unwrap().to_string();
 
-        let t0 = Instant::now();
-        let r = app.long_poll(&loc, &etag, 1).await;
-        assert_eq!(r.status(), 304);
-        assert_eq!(r.headers()["preference-applied"], "wait=1");
-        assert!(t0.elapsed() >= Duration::from_millis(900));
+    let t0 = Instant::now();
+    let r = app.long_poll(&loc, &etag, 1).await;
+    assert_eq!(r.status(), 304);
+    assert_eq!(r.headers()["preference-applied"], "wait=1");
+    assert!(t0.elapsed() >= Duration::from_millis(900));
 
-        let mut waiters = Vec::new();
-        for _ in 0..200 {
-            let http = app.http.clone();
-            let (loc, etag) = (loc.clone(), etag.clone());
-            waiters.push(tokio::spawn(async move {
-                let r = http
-                    .get(&loc)
-                    .header("prefer", "wait=30")
-                    .header("if-none-match", etag)
-                    .send()
-                    .await
-                    .unwrap();
-                let s = r.status().as_u16();
-                let applied = r.headers()["preference-applied"]
-                    .to_str()
-                    .unwrap()
-                    .to_string();
-                let v: Value = r.json().await.unwrap();
-                (s, applied, v)
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let t1 = Instant::now();
-        let r = app.http.post(format!("{loc}/cancel")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        for w in waiters {
-            let (s, applied, v) = w.await.unwrap();
-            assert_eq!(s, 200);
-            assert_eq!(applied, "wait=30");
-            assert_eq!(v["jobStatus"], "CANCELLED");
-        }
-        assert!(t1.elapsed() < Duration::from_secs(10));
-        let _ = app.http.delete(&blocker).send().await;
-        app.stop().await;
+    let mut waiters = Vec::new();
+    for _ in 0..200 {
+        let http = app.http.clone();
+        let (loc, etag) = (loc.clone(), etag.clone());
+        waiters.push(tokio::spawn(async move {
+            let r = http
+                .get(&loc)
+                .header("prefer", "wait=30")
+                .header("if-none-match", etag)
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            let applied = r.headers()["preference-applied"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let v: Value = r.json().await.unwrap();
+            (s, applied, v)
+        }));
     }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t1 = Instant::now();
+    let r = app.http.post(format!("{loc}/cancel")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    for w in waiters {
+        let (s, applied, v) = w.await.unwrap();
+        assert_eq!(s, 200);
+        assert_eq!(applied, "wait=30");
+        assert_eq!(v["jobStatus"], "CANCELLED");
+    }
+    assert!(t1.elapsed() < Duration::from_secs(10));
+    let _ = app.http.delete(&blocker).send().await;
+    app.stop().await;
 }
+crate::per_backend!(long_polls_wake_together);
 
 /// Parse the events of a text/event-stream body as (id, data) pairs.
 async fn read_events(r: reqwest::Response) -> Vec<(i64, Value)> {
@@ -516,92 +507,90 @@ async fn read_events(r: reqwest::Response) -> Vec<(i64, Value)> {
 
 /// The event stream shows the job's states in order, ends after the end state, and resumes
 /// after `Last-Event-ID`. Submitting with `Prefer: wait` answers 200 with the ended job.
-#[tokio::test]
-async fn event_stream_and_waiting_submission() {
-    for b in backends() {
-        let app = TestApp::spawn(b, 1).await;
-        let loc = app.sleepy(json!({"ms": 150, "steps": 3})).await;
-        let (_, _, job) = app.get(&loc).await;
-        let events_href = link(&job, "events").expect("events link while running");
-        let r = app.http.get(&events_href).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        assert!(r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream"));
-        let events = read_events(r).await;
-        let order = ["QUEUED", "STARTED", "PROCESSING", "SAVING", "SUCCESS"];
-        let ranks: Vec<usize> = events
-            .iter()
-            .map(|(_, j)| order.iter().position(|s| j["jobStatus"] == *s).unwrap())
-            .collect();
-        assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{ranks:?}");
-        assert!(events.windows(2).all(|w| w[0].0 < w[1].0), "ids grow");
-        assert_eq!(events.last().unwrap().1["jobStatus"], "SUCCESS");
-        assert!(events.iter().any(|(_, j)| j["jobStatus"] == "PROCESSING"));
-        assert!(events.len() >= 4, "{events:?}");
-        let done = app.wait_end(&loc).await;
-        assert!(link(&done, "events").is_none());
+async fn event_stream_and_waiting_submission(b: &'static str) {
+    let app = TestApp::spawn(b, 1).await;
+    let loc = app.sleepy(json!({"ms": 150, "steps": 3})).await;
+    let (_, _, job) = app.get(&loc).await;
+    let events_href = link(&job, "events").expect("events link while running");
+    let r = app.http.get(&events_href).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let events = read_events(r).await;
+    let order = ["QUEUED", "STARTED", "PROCESSING", "SAVING", "SUCCESS"];
+    let ranks: Vec<usize> = events
+        .iter()
+        .map(|(_, j)| order.iter().position(|s| j["jobStatus"] == *s).unwrap())
+        .collect();
+    assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{ranks:?}");
+    assert!(events.windows(2).all(|w| w[0].0 < w[1].0), "ids grow");
+    assert_eq!(events.last().unwrap().1["jobStatus"], "SUCCESS");
+    assert!(events.iter().any(|(_, j)| j["jobStatus"] == "PROCESSING"));
+    assert!(events.len() >= 4, "{events:?}");
+    let done = app.wait_end(&loc).await;
+    assert!(link(&done, "events").is_none());
 
-        // Resume after the second event: only newer ones, ending with SUCCESS.
-        let after = events[1].0;
-        let r = app
-            .http
-            .get(&events_href)
-            .header("last-event-id", after.to_string())
-            .send()
-            .await
-            .unwrap();
-        let rest = read_events(r).await;
-        assert!(!rest.is_empty());
-        assert!(rest.iter().all(|(id, _)| *id > after));
-        assert_eq!(rest.last().unwrap().1["jobStatus"], "SUCCESS");
+    // Resume after the second event: only newer ones, ending with SUCCESS.
+    let after = events[1].0;
+    let r = app
+        .http
+        .get(&events_href)
+        .header("last-event-id", after.to_string())
+        .send()
+        .await
+        .unwrap();
+    let rest = read_events(r).await;
+    assert!(!rest.is_empty());
+    assert!(rest.iter().all(|(id, _)| *id > after));
+    assert_eq!(rest.last().unwrap().1["jobStatus"], "SUCCESS");
 
-        // Unknown job: a problem document, not a stream.
-        let r = app
-            .http
-            .get(app.url(&format!("/api/v1/jobs/{}/events", uuid::Uuid::now_v7())))
-            .send()
-            .await
-            .unwrap();
-        assert_problem(r, 404, "no job").await;
+    // Unknown job: a problem document, not a stream.
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/jobs/{}/events", uuid::Uuid::now_v7())))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 404, "no job").await;
 
-        // Prefer: wait on a submission.
-        let r = app
-            .http
-            .post(app.url("/api/v1/jobs"))
-            .header("prefer", "wait=20")
-            .json(&json!({"operation": "sleepy", "input": {"ms": 1}}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()["preference-applied"], "wait=20");
-        let v: Value = r.json().await.unwrap();
-        assert_eq!(v["jobStatus"], "SUCCESS");
-        assert!(link(&v, "file").is_some());
-        // The built-in no-op job ends at once.
-        let r = app
-            .http
-            .post(app.url("/api/v1/jobs"))
-            .header("prefer", "wait=20")
-            .json(&json!({"operation": "noop"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let v: Value = r.json().await.unwrap();
-        assert_eq!(v["jobStatus"], "SUCCESS");
-        assert_eq!(v["summary"], json!({}));
-        let r = app
-            .http
-            .post(app.url("/api/v1/jobs"))
-            .header("prefer", "respond-async, wait=20")
-            .json(&json!({"operation": "sleepy", "input": {"ms": 1}}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        app.stop().await;
-    }
+    // Prefer: wait on a submission.
+    let r = app
+        .http
+        .post(app.url("/api/v1/jobs"))
+        .header("prefer", "wait=20")
+        .json(&json!({"operation": "sleepy", "input": {"ms": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["preference-applied"], "wait=20");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["jobStatus"], "SUCCESS");
+    assert!(link(&v, "file").is_some());
+    // The built-in no-op job ends at once.
+    let r = app
+        .http
+        .post(app.url("/api/v1/jobs"))
+        .header("prefer", "wait=20")
+        .json(&json!({"operation": "noop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["jobStatus"], "SUCCESS");
+    assert_eq!(v["summary"], json!({}));
+    let r = app
+        .http
+        .post(app.url("/api/v1/jobs"))
+        .header("prefer", "respond-async, wait=20")
+        .json(&json!({"operation": "sleepy", "input": {"ms": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    app.stop().await;
 }
+crate::per_backend!(event_stream_and_waiting_submission);
