@@ -50,6 +50,7 @@ conformance!(
     removal_leaves_a_changed_job_alone,
     outputs_are_the_current_attempts,
     idempotency_reservations_are_exclusive_and_expire,
+    the_outbox_lease_fences_each_try,
 );
 
 async fn open(url: &str) -> Store {
@@ -61,6 +62,10 @@ async fn open(url: &str) -> Store {
 }
 
 async fn queued(store: &Store) -> Job {
+    queued_with(store, JobOptions::default()).await
+}
+
+async fn queued_with(store: &Store, options: JobOptions) -> Job {
     let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
     let mut job = Job {
         id: Uuid::now_v7(),
@@ -82,7 +87,7 @@ async fn queued(store: &Store) -> Job {
         max_attempts: 3,
         input: json!({}),
         input_blob: None,
-        options: JobOptions::default(),
+        options,
         summary: None,
         error: None,
         cancel_requested: false,
@@ -437,5 +442,72 @@ async fn idempotency_reservations_are_exclusive_and_expire(store: &Store) {
     assert_eq!(
         store.idem_reserve("k1", day, later).await.unwrap(),
         Reservation::Done(answer)
+    );
+}
+
+async fn the_outbox_lease_fences_each_try(store: &Store) {
+    let options = JobOptions {
+        callback: Some("http://127.0.0.1:9/cb".into()),
+        ..JobOptions::default()
+    };
+    let job = queued_with(store, options).await;
+    let (_, lease) = store
+        .claim("node-a", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    // The end state writes its delivery in the same transaction.
+    store
+        .end_run(&lease, |j| {
+            j.status = JobStatus::Success;
+            (Level::Info, "SUCCESS".into())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let before = store.deliveries(job.id).await.unwrap();
+    assert_eq!(before.len(), 1);
+    let now = Utc::now();
+    // One claim wins; while its lease holds nobody else gets the delivery.
+    let first = store
+        .claim_deliveries(now, Duration::ZERO, 10)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    let (d, stale) = first.into_iter().next().unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = store
+        .claim_deliveries(now, Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1, "a lease that ran out is claimed again");
+    let held = second.into_iter().next().unwrap().1;
+    assert!(store
+        .claim_deliveries(now, Duration::from_secs(60), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // The stale claim records nothing and cannot renew; the holder records once.
+    assert!(!store
+        .delivery_tried(&d.id, &stale, 1, true, None, "HTTP 200")
+        .await
+        .unwrap());
+    assert!(!store
+        .renew_delivery(&d.id, &stale, Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert_eq!(store.deliveries(job.id).await.unwrap(), before);
+    assert!(store
+        .delivery_tried(&d.id, &held, 1, true, None, "HTTP 200")
+        .await
+        .unwrap());
+    assert!(!store
+        .delivery_tried(&d.id, &held, 2, false, None, "late")
+        .await
+        .unwrap());
+    let after = store.deliveries(job.id).await.unwrap().remove(0);
+    assert_eq!(
+        (after.state.as_str(), after.delivery.attempts),
+        ("delivered", 1)
     );
 }
