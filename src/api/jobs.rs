@@ -127,11 +127,17 @@ pub(crate) fn filter(
 ) -> Result<JobFilter, Problem> {
     let mut statuses = Vec::new();
     for s in status.iter().flat_map(|s| s.split(',')) {
-        let st: JobStatus = s.trim_matches(' ').parse().map_err(|_| {
-            Problem::bad_request(format!(
-                "unknown status `{s}`; use QUEUED, STARTED, PROCESSING, SAVING, SUCCESS, FAILED or CANCELLED"
-            ))
-        })?;
+        // A deleted job does not exist: DELETED is only ever the answer to a DELETE.
+        let st: JobStatus = s
+            .trim_matches(' ')
+            .parse()
+            .ok()
+            .filter(|st| *st != JobStatus::Deleted)
+            .ok_or_else(|| {
+                Problem::bad_request(format!(
+                    "unknown status `{s}`; use QUEUED, STARTED, PROCESSING, SAVING, SUCCESS, FAILED or CANCELLED (a deleted job is not in the collection)"
+                ))
+            })?;
         statuses.push(st);
     }
     Ok(JobFilter {

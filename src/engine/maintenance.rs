@@ -52,7 +52,7 @@ impl Engine {
         }
         let mut n = 0;
         loop {
-            let batch = self.store.ended_jobs(&filter, 200).await?;
+            let batch = self.store.ended_jobs(&filter, 200, true).await?;
             if batch.is_empty() {
                 return Ok(n);
             }

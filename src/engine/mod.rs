@@ -454,7 +454,11 @@ impl Engine {
                 j.status = JobStatus::Deleted;
                 j.cancel_requested = true;
                 j.lease = None;
-                j.finished = Some(Utc::now());
+                // An ended job keeps when it ended; times are kept to the millisecond, as
+                // every stored time is, so the answer equals what a later read would show.
+                j.finished = j
+                    .finished
+                    .or_else(|| Some(chrono::SubsecRound::trunc_subsecs(Utc::now(), 3)));
                 Ok(Some((
                     Level::Info,
                     "state".into(),
@@ -480,7 +484,7 @@ impl Engine {
         }
         let mut n = 0;
         loop {
-            let batch = self.store.ended_jobs(filter, 200).await?;
+            let batch = self.store.ended_jobs(filter, 200, false).await?;
             if batch.is_empty() {
                 return Ok(n);
             }

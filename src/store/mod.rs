@@ -420,10 +420,21 @@ impl Store {
         Ok((n <= cap).then_some(n))
     }
 
-    /// Jobs in an end state matching `filter` (at most `limit`), for purging.
-    pub async fn ended_jobs(&self, filter: &JobFilter, limit: u64) -> Result<Vec<Job>> {
+    /// Jobs in an end state matching `filter` (at most `limit`), for purging; with
+    /// `tombstones`, deleted ones too (retention removes those as well).
+    pub async fn ended_jobs(
+        &self,
+        filter: &JobFilter,
+        limit: u64,
+        tombstones: bool,
+    ) -> Result<Vec<Job>> {
+        let c = if tombstones {
+            with_tombstones(filter)
+        } else {
+            condition(filter)
+        };
         jobs::Entity::find()
-            .filter(condition(filter))
+            .filter(c)
             .filter(
                 jobs::Column::Status.is_in(
                     JobStatus::END
@@ -618,7 +629,14 @@ impl Store {
     }
 }
 
+/// The audit collection's condition: the filter's, and never a tombstone (a deleted job does
+/// not exist for a reader; only retention still sees it).
 fn condition(f: &JobFilter) -> Condition {
+    with_tombstones(f).add(jobs::Column::Status.ne(JobStatus::Deleted.as_str()))
+}
+
+/// The filter's condition, tombstones included.
+fn with_tombstones(f: &JobFilter) -> Condition {
     let mut c = Condition::all();
     if !f.statuses.is_empty() {
         c = c.add(jobs::Column::Status.is_in(f.statuses.iter().map(|s| s.as_str())));

@@ -175,3 +175,57 @@ async fn audit_list_filters_sorts_and_pages(b: &'static str) {
     app.stop().await;
 }
 crate::per_backend!(audit_list_filters_sorts_and_pages);
+
+/// A deleted job does not exist afterwards: not listed, not counted, `status=DELETED` is no
+/// filter (400), its id answers 410; the DELETE answer keeps when the job really ended, in
+/// milliseconds like every other document.
+async fn deleted_jobs_are_not_in_the_collection(b: &'static str) {
+    let app = TestApp::spawn(b, 1).await;
+    let kept = app.sleepy(json!({"ms": 1})).await;
+    let gone = app.sleepy(json!({"ms": 1})).await;
+    app.wait_end(&kept).await;
+    let ended = app.wait_end(&gone).await;
+    let finished = ended["finishedTime"].as_str().unwrap().to_string();
+    let r = app.http.delete(&gone).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["jobStatus"], "DELETED");
+    assert_eq!(answer["finishedTime"], finished.as_str(), "{answer}");
+    assert_eq!(app.http.get(&gone).send().await.unwrap().status(), 410);
+    let list = json_of(&app.http, &app.url("/api/v1/jobs")).await;
+    let ids: Vec<&str> = list["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["jobId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1, "{list}");
+    assert!(kept.ends_with(ids[0]));
+    assert_eq!(list["count"], 1, "{list}");
+    let r = app
+        .http
+        .get(app.url("/api/v1/jobs?status=DELETED"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let p: Value = r.json().await.unwrap();
+    assert!(p["detail"].as_str().unwrap().contains("DELETED"), "{p}");
+    // A job deleted before it ended gets the time of its deletion, to the millisecond.
+    let queued = app.sleepy(json!({"ms": 2000, "steps": 5})).await;
+    let r: Value = app
+        .http
+        .delete(&queued)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let t = r["finishedTime"].as_str().unwrap();
+    let frac = t.split('.').nth(1).unwrap_or_default();
+    let digits = frac.chars().take_while(char::is_ascii_digit).count();
+    assert_eq!(digits, 3, "{t}");
+    app.stop().await;
+}
+crate::per_backend!(deleted_jobs_are_not_in_the_collection);
