@@ -322,10 +322,15 @@ impl Store {
                 }
                 return Ok(Ok(Some(new)));
             }
-            // The job changed meanwhile, or the lease no longer holds: read it again (`change`
-            // sees which, and refuses a lost run).
+            // The job changed meanwhile (read it again), or the lease no longer holds: then
+            // there is nothing to write, whatever the row shows.
             txn.rollback().await?;
             drop(turn);
+            if let Some(lease) = lease {
+                if !self.holds(lease).await? {
+                    return Ok(Ok(None));
+                }
+            }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         Err(StoreError::Contention)

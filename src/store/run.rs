@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -42,6 +42,15 @@ impl Store {
             .add(jobs::Column::LeaseOwner.eq(lease.owner()))
             .add(jobs::Column::Status.is_in(JobStatus::RUNNING.map(|s| s.as_str())))
             .add(Expr::col(jobs::Column::LeaseExpiresAt).gt(Expr::cust(self.driver.now_ms())))
+    }
+
+    /// Does `lease` still hold?
+    pub async fn holds(&self, lease: &RunLease) -> Result<bool> {
+        let n = jobs::Entity::find()
+            .filter(self.fenced(lease))
+            .count(&self.db)
+            .await?;
+        Ok(n == 1)
     }
 
     /// The database's clock.
