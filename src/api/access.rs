@@ -176,13 +176,15 @@ fn open_caller() -> Who {
     })
 }
 
-/// Mark an in-process request (a background request's inner GET) as made by `owner`, with the
-/// `read` scope: a background request only reads, and the submitter needed at least `submit`.
-pub fn run_as(req: &mut Request, owner: &str) {
+/// Mark an in-process request (a background request's inner GET or POST) as made by `owner`,
+/// with `scope`: `read` for a GET, `submit` for a POST — never more than the submitter, who
+/// needed at least `submit`.
+pub fn run_as(req: &mut Request, owner: &str, scope: Scope) {
+    debug_assert!(scope != Scope::Admin);
     req.extensions_mut().insert(Door {
         who: Who::Caller(Caller {
             tenant: owner.to_string(),
-            scope: Scope::Read,
+            scope: scope.min(Scope::Submit),
             key: None,
             in_process: true,
         }),

@@ -94,15 +94,7 @@ pub(super) async fn bounded_body(
     let body = match req.take_body().into_bytes_limit(max as usize).await {
         Ok(b) => b,
         Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-            return refuse(
-                req,
-                413,
-                "payload-too-large",
-                format!(
-                    "the body is larger than the limit of {max} bytes ({})",
-                    Limits::setting(&path)
-                ),
-            )
+            return Some(too_large(max, &path).for_req(req).into_response())
         }
         Err(e) => {
             return refuse(
@@ -204,4 +196,16 @@ pub(super) fn body_too_large(state: &AppState, req: &poem::Request) -> Option<Re
         .for_req(req)
         .into_response()
     })
+}
+
+/// The 413 of a body past `max`, the limit of `path`'s route.
+pub(crate) fn too_large(max: u64, path: &str) -> Problem {
+    Problem::new(
+        413,
+        "payload-too-large",
+        format!(
+            "the body is larger than the limit of {max} bytes ({})",
+            Limits::setting(path)
+        ),
+    )
 }

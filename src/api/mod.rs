@@ -338,7 +338,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                 } {
                     refused
                 } else if let Some(answer) = if compat::bgrs::wants_background(&req) {
-                    Box::pin(compat::bgrs::intercept(&bgrs_state, &req)).await
+                    Box::pin(compat::bgrs::intercept(&bgrs_state, &mut req)).await
                 } else {
                     None
                 } {

@@ -24,7 +24,7 @@ use crate::api::{ApiTags, AppState};
 use crate::domain::signals::{share_sig, share_valid};
 use crate::domain::{job_href, Job, JobStatus};
 use crate::engine::{EngineError, NewJob};
-use crate::operations::request::{Answer, InProcess, ANSWER_HEADERS};
+use crate::operations::request::{Answer, InProcess, Posted, ANSWER_HEADERS};
 
 /// Calls the service's own endpoint in-process (set once the endpoint is built). It holds the
 /// endpoint weakly: the endpoint owns the engine, which owns this client.
@@ -41,12 +41,13 @@ impl SelfClient {
 
 #[async_trait]
 impl InProcess for SelfClient {
-    async fn get(
+    async fn call(
         &self,
         uri: &str,
         headers: &[(String, String)],
         origin: Option<&str>,
         owner: &str,
+        posted: Option<Posted>,
     ) -> Result<Answer, String> {
         let ep = self
             .endpoint
@@ -56,7 +57,12 @@ impl InProcess for SelfClient {
         let uri: poem::http::Uri = uri
             .parse()
             .map_err(|e| format!("`{uri}` is not a path and query: {e}"))?;
-        let mut req = Request::builder().method(poem::http::Method::GET).uri(uri);
+        let method = if posted.is_some() {
+            poem::http::Method::POST
+        } else {
+            poem::http::Method::GET
+        };
+        let mut req = Request::builder().method(method).uri(uri);
         // Only the headers that shape an answer; never a credential (the identity is `owner`).
         for (k, v) in headers {
             if ANSWER_HEADERS.contains(&k.to_ascii_lowercase().as_str()) {
@@ -73,8 +79,15 @@ impl InProcess for SelfClient {
                 .header("x-forwarded-proto", proto)
                 .header("x-forwarded-host", host);
         }
-        let mut req = req.finish();
-        crate::api::access::run_as(&mut req, owner);
+        let (mut req, scope) = match posted {
+            Some(p) => (
+                req.header(header::CONTENT_TYPE, p.content_type)
+                    .body(poem::Body::from_bytes_stream(p.body)),
+                crate::domain::access::Scope::Submit,
+            ),
+            None => (req.finish(), crate::domain::access::Scope::Read),
+        };
+        crate::api::access::run_as(&mut req, owner, scope);
         if origin.is_some() {
             req.extensions_mut()
                 .insert(crate::api::wire::TrustedForwarding);
@@ -123,21 +136,27 @@ fn answer_enc(req: &Request) -> Enc {
 }
 
 /// Whether a request asks to run in the background: a GET under /api/ with `bgrs=yes` or
-/// `Prefer: respond-async`.
+/// `Prefer: respond-async`, or a POST under /api/ with `bgrs=yes` (`Prefer: respond-async` on a
+/// POST keeps its own meaning: a comparison answered with its job).
 pub fn wants_background(req: &Request) -> bool {
-    if req.method() != poem::http::Method::GET || !req.uri().path().starts_with("/api/") {
+    if !req.uri().path().starts_with("/api/") {
         return false;
     }
     let query = req.uri().query().unwrap_or("");
-    url::form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "bgrs" && is_bgrs(&v))
-        || Prefer::of(req).respond_async
+    let bgrs =
+        || url::form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "bgrs" && is_bgrs(&v));
+    match *req.method() {
+        poem::http::Method::GET => bgrs() || Prefer::of(req).respond_async,
+        poem::http::Method::POST => bgrs(),
+        _ => false,
+    }
 }
 
 /// If `req` asks to run in the background, store it as a `request` job and answer at once. That
 /// is a submission (`submit` scope, counted against the key's rate), decided here on the same
 /// decoded query that chose to run it in the background; the job runs its GET for the
 /// submitter's tenant with the `read` scope.
-pub async fn intercept(state: &AppState, req: &Request) -> Option<Response> {
+pub async fn intercept(state: &AppState, req: &mut Request) -> Option<Response> {
     if crate::api::access::is_in_process(req) || !wants_background(req) {
         return None;
     }
@@ -178,16 +197,35 @@ pub async fn intercept(state: &AppState, req: &Request) -> Option<Response> {
             Some(json!([h, v]))
         })
         .collect();
+    let id = Uuid::now_v7();
+    let mut input = json!({"uri": uri, "name": name, "headers": headers});
+    if let Some(o) = origin {
+        input["origin"] = o.into();
+    }
+    // A POST's body is kept in the object store (within its route's limit) for the job to send.
+    let input_blob = if req.method() == poem::http::Method::POST {
+        match keep_body(state, req, id).await {
+            Ok((key, content_type)) => {
+                input["method"] = "POST".into();
+                input["contentType"] = content_type.into();
+                Some(key)
+            }
+            Err(mut p) => {
+                p.enc = Some(enc);
+                return Some(p.for_req(req).into_response());
+            }
+        }
+    } else {
+        None
+    };
+    let kept = input_blob.clone();
     let submitted = state
         .engine
         .submit(NewJob {
-            id: Uuid::now_v7(),
+            id,
             operation: "request".into(),
-            input: match origin {
-                Some(o) => json!({"uri": uri, "name": name, "headers": headers, "origin": o}),
-                None => json!({"uri": uri, "name": name, "headers": headers}),
-            },
-            input_blob: None,
+            input,
+            input_blob,
             correlation_id: crate::api::wire::correlation_id(req, None),
             options: Default::default(),
             owner: key.owner(),
@@ -196,6 +234,9 @@ pub async fn intercept(state: &AppState, req: &Request) -> Option<Response> {
     let job = match submitted {
         Ok(j) => j,
         Err(e) => {
+            if let Some(key) = kept {
+                let _ = state.engine.blobs().delete(&key).await;
+            }
             let mut p = Problem::from(e).for_req(req);
             p.enc = Some(enc);
             return Some(p.into_response());
@@ -216,6 +257,51 @@ pub async fn intercept(state: &AppState, req: &Request) -> Option<Response> {
             .header(header::LOCATION, format!("{base}/bgrs/{rid}"))
             .into_response(),
     )
+}
+
+/// Store the body of a background POST as `inputs/{id}.body`, refusing it (413) past its
+/// route's limit; its key and content type.
+async fn keep_body(
+    state: &AppState,
+    req: &mut Request,
+    id: Uuid,
+) -> Result<(String, String), Problem> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let limit = state.limits.body_limit(req.uri().path());
+    let key = format!("inputs/{id}.body");
+    let mut writer = state.engine.blobs().writer(&key);
+    let mut body = req.take_body().into_bytes_stream();
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                writer.abort().await;
+                return Err(Problem::bad_request(format!(
+                    "the body could not be read: {e}"
+                )));
+            }
+        };
+        size += chunk.len() as u64;
+        if size > limit {
+            writer.abort().await;
+            return Err(crate::api::bodies::too_large(limit, req.uri().path()));
+        }
+        if let Err(e) = writer.write(&chunk).await {
+            writer.abort().await;
+            return Err(Problem::from(EngineError::from(e)));
+        }
+    }
+    writer
+        .finish()
+        .await
+        .map_err(|e| Problem::from(EngineError::from(e)))?;
+    Ok((key, content_type))
 }
 
 /// The immediate answer to a background request.

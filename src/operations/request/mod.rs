@@ -1,5 +1,6 @@
-//! A background request (seed 001): a GET of the service's own API, run in-process as a job with
-//! the caller's identity; its status, content type and body are kept as the job's result.
+//! A background request (seed 001): a GET, or a POST with the body it was sent, of the service's
+//! own API, run in-process as a job with the caller's identity; its status, content type and body
+//! are kept as the job's result.
 
 use std::sync::Arc;
 
@@ -18,17 +19,26 @@ pub struct Answer {
     pub body: BoxStream<'static, Result<Bytes, String>>,
 }
 
+/// The body of an in-process POST: its content type and its bytes, streamed.
+pub struct Posted {
+    pub content_type: String,
+    pub body: BoxStream<'static, Result<Bytes, std::io::Error>>,
+}
+
 /// Calls the service's own HTTP endpoint without a network (the API implements it).
 #[async_trait]
 pub trait InProcess: Send + Sync {
-    /// GET `uri` (path and query) with `headers`, for tenant `owner` with the `read` scope; the
-    /// answer's links use `origin` (a scheme and a host) when given.
-    async fn get(
+    /// GET `uri` (path and query) with `headers` for tenant `owner` with the `read` scope, or,
+    /// with `posted`, POST it there with the `submit` scope (a background request never has
+    /// more than its submitter, who needed `submit`); the answer's links use `origin` (a scheme
+    /// and a host) when given.
+    async fn call(
         &self,
         uri: &str,
         headers: &[(String, String)],
         origin: Option<&str>,
         owner: &str,
+        posted: Option<Posted>,
     ) -> Result<Answer, String>;
 }
 
@@ -63,7 +73,9 @@ impl Operation for RequestOperation {
             "uri": {"type": "string", "description": "path and query under /api/"},
             "name": {"type": "string"},
             "headers": {"type": "array", "description": "[name, value] pairs of Accept, Accept-Language or X-Correlation-Id"},
-            "origin": {"type": "string", "description": "scheme and host of the links in the answer"}
+            "origin": {"type": "string", "description": "scheme and host of the links in the answer"},
+            "method": {"type": "string", "enum": ["GET", "POST"], "description": "GET (the default), or POST with the job's stored body"},
+            "contentType": {"type": "string", "description": "the content type of a POST's body"}
         }})
     }
     fn stages(&self) -> i32 {
@@ -99,6 +111,19 @@ impl Operation for RequestOperation {
                 ));
             }
         }
+        match input.get("method").map(|m| m.as_str()) {
+            None | Some(Some("GET")) => {}
+            Some(Some("POST")) => {
+                input
+                    .get("contentType")
+                    .and_then(Value::as_str)
+                    .filter(|t| {
+                        t.len() <= 256 && t.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+                    })
+                    .ok_or("a POST needs `contentType`, a media type")?;
+            }
+            _ => return Err("`method` must be GET or POST".into()),
+        }
         if let Some(origin) = input.get("origin") {
             origin
                 .as_str()
@@ -127,10 +152,24 @@ impl Operation for RequestOperation {
             .flatten()
             .filter_map(|h| Some((h[0].as_str()?.to_string(), h[1].as_str()?.to_string())))
             .collect();
-        ctx.stage(1, 2, &format!("Running GET {name}")).await?;
+        let method = ctx.input()["method"].as_str().unwrap_or("GET").to_string();
+        let posted = if method == "POST" {
+            // The body the POST was sent with, as it was stored at submission.
+            let reader = ctx.open_input().await?;
+            Some(Posted {
+                content_type: ctx.input()["contentType"]
+                    .as_str()
+                    .unwrap_or("application/octet-stream")
+                    .to_string(),
+                body: tokio_util::io::ReaderStream::new(reader).boxed(),
+            })
+        } else {
+            None
+        };
+        ctx.stage(1, 2, &format!("Running {method} {name}")).await?;
         let answer = self
             .client
-            .get(&uri, &headers, origin.as_deref(), &owner)
+            .call(&uri, &headers, origin.as_deref(), &owner, posted)
             .await
             .map_err(|e| OpError::failed("request", e))?;
         ctx.stage(2, 2, "Storing the answer").await?;
@@ -149,7 +188,7 @@ impl Operation for RequestOperation {
         ctx.add_file(done).await?;
         ctx.message(
             crate::domain::Level::Info,
-            &format!("GET {name} answered {} ({size} bytes)", answer.status),
+            &format!("{method} {name} answered {} ({size} bytes)", answer.status),
         )
         .await?;
         Ok(json!({"status": answer.status, "contentType": answer.content_type, "size": size}))

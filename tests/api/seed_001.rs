@@ -1,0 +1,120 @@
+//! Seed 001, background requests: "Any API request can be converted to background one by
+//! adding bgrs parameter equal to 'yes' or 1" — POST submissions included. The background
+//! request performs the POST as its submitter; its result is that POST's answer.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// Poll `/bgrs/{rid}` until it finished; its one record.
+async fn finished(app: &TestApp, key: &str, rid: &str) -> Value {
+    for _ in 0..400 {
+        let (status, v, _) = keyed(
+            app,
+            reqwest::Method::GET,
+            &format!("/bgrs/{rid}"),
+            Some(key),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        if v[0]["status_name"] == "finished" || v[0]["status_name"] == "failed" {
+            return v[0].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("background request {rid} did not finish");
+}
+
+async fn background_post_submits_as_the_caller(b: &'static str) {
+    let app = TestApp::spawn(b, 2).await;
+    let alice = app.key("acme", "submit").await;
+    let reader = app.key("acme", "read").await;
+    let body = json!({"operation": "sleepy", "input": {"ms": 1}, "correlationId": "bg-post-1"});
+    // Answered at once with the request id, as the seed shows.
+    let r = app
+        .http
+        .post(app.url("/api/v1/jobs?bgrs=yes"))
+        .bearer_auth(&alice)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let loc = location(&r);
+    let accepted: Value = r.json().await.unwrap();
+    let rid = accepted["request"].as_str().unwrap().to_string();
+    assert_eq!(rid.len(), 32, "{accepted}");
+    assert!(loc.ends_with(&format!("/bgrs/{rid}")));
+    // Its record: finished, with the POST's own status and content type.
+    let rec = finished(&app, &alice, &rid).await;
+    assert_eq!(rec["status_name"], "finished", "{rec}");
+    assert_eq!(rec["status"], "201", "{rec}");
+    assert!(rec["content_type"]
+        .as_str()
+        .unwrap()
+        .starts_with("application/json"));
+    assert!(rec["name"].as_str().unwrap().contains("bgrs=yes"), "{rec}");
+    // The result is the POST's answer (its status too): the job it created, the caller's own.
+    let (status, job, _) = keyed(
+        &app,
+        reqwest::Method::GET,
+        &format!("/bgrs/{rid}/result"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(job["correlationId"], "bg-post-1", "{job}");
+    let id = job["jobId"].as_str().unwrap();
+    let (status, mine, _) = keyed(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/jobs/{id}"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["operation"], "sleepy");
+    // Another tenant does not see it; a read key cannot submit in the background either.
+    let bob = app.key("other", "admin").await;
+    let (status, _, _) = keyed(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/jobs/{id}"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let r = app
+        .http
+        .post(app.url("/api/v1/jobs?bgrs=1"))
+        .bearer_auth(&reader)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A refused POST is kept as the answer it got (a 400 problem), like any other answer.
+    let r = app
+        .http
+        .post(app.url("/api/v1/jobs?bgrs=yes"))
+        .bearer_auth(&alice)
+        .json(&json!({"operation": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let rid = r.json::<Value>().await.unwrap()["request"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rec = finished(&app, &alice, &rid).await;
+    assert_eq!(rec["status"], "400", "{rec}");
+    app.stop().await;
+}
+crate::per_backend!(background_post_submits_as_the_caller);
