@@ -191,7 +191,10 @@ pub enum CatalogEncoding {
 /// True when the client asked for CSV (`format=csv`, or `text/csv` before JSON and XML).
 fn wants_csv(req: &Request) -> bool {
     let q = req.uri().query().unwrap_or("");
-    if url::form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "format" && v == "csv") {
+    // `t=csv` is seed 001's spelling of `format=csv`.
+    if url::form_urlencoded::parse(q.as_bytes())
+        .any(|(k, v)| (k == "format" || k == "t") && v == "csv")
+    {
         return true;
     }
     let accept = req
@@ -566,14 +569,18 @@ impl ImportsApi {
         after: Query<Option<String>>,
         /// `json`, `xml` or `csv` (overrides Accept).
         #[oai(name = "format")]
-        _format: Query<Option<CatalogEncoding>>,
+        format: Query<Option<CatalogEncoding>>,
+        /// The same as `format` (seed 001 spells `format=csv` as `t=csv`).
+        #[oai(name = "t")]
+        t: Query<Option<CatalogEncoding>>,
     ) -> Result<ToolsAnswer, Problem> {
         let run = async {
             let csv = wants_csv(req);
-            let enc = if csv {
-                super::wire::Enc::Json
-            } else {
-                negotiate(req)?
+            let enc = match (csv, format.0, t.0) {
+                (true, _, _) => super::wire::Enc::Json,
+                (false, None, Some(CatalogEncoding::Xml)) => super::wire::Enc::Xml,
+                (false, None, Some(_)) => super::wire::Enc::Json,
+                _ => negotiate(req)?,
             };
             let limit = limit.0.unwrap_or(100);
             if !(1..=1000).contains(&limit) {

@@ -118,3 +118,82 @@ async fn background_post_submits_as_the_caller(b: &'static str) {
     app.stop().await;
 }
 crate::per_backend!(background_post_submits_as_the_caller);
+
+/// "For call like …/users/me?t=csv&bgrs=yes it will be csv file": `t=csv` is honoured where
+/// `format=csv` is (the catalog), directly and in the background.
+async fn t_csv_is_format_csv(b: &'static str) {
+    let app = TestApp::spawn(b, 1).await;
+    let r = app
+        .post_raw("/api/v1/imports", "application/json", generated(3, "T"))
+        .await;
+    assert_eq!(app.wait_end(&location(&r)).await["jobStatus"], "SUCCESS");
+    let direct = app
+        .http
+        .get(app.url("/api/tools?t=csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 200);
+    assert!(direct.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = direct.text().await.unwrap();
+    assert!(csv.starts_with("tool_id,") || csv.contains("T0"), "{csv}");
+    let xml = app
+        .http
+        .get(app.url("/api/tools?t=xml"))
+        .send()
+        .await
+        .unwrap();
+    assert!(xml.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/xml"));
+    let r = app
+        .http
+        .get(app.url("/api/tools?t=csv&bgrs=yes"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let rid = r.json::<Value>().await.unwrap()["request"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..400 {
+        let rec: Value = app
+            .http
+            .get(app.url(&format!("/bgrs/{rid}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if rec[0]["status_name"] == "finished" {
+            assert!(
+                rec[0]["content_type"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("text/csv"),
+                "{rec}"
+            );
+            let body = app
+                .http
+                .get(app.url(&format!("/bgrs/{rid}/result")))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(body, csv);
+            app.stop().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the background request did not finish");
+}
+crate::per_backend!(t_csv_is_format_csv);
