@@ -197,3 +197,51 @@ async fn t_csv_is_format_csv(b: &'static str) {
     panic!("the background request did not finish");
 }
 crate::per_backend!(t_csv_is_format_csv);
+
+/// The dialect routes run in the background too: a task read with `bgrs=yes`.
+async fn dialect_routes_run_in_the_background(b: &'static str) {
+    let app = TestApp::spawn(b, 1).await;
+    let loc = app.sleepy(json!({"ms": 1})).await;
+    let job = app.wait_end(&loc).await;
+    let n = job["taskId"].as_i64().unwrap();
+    let r = app
+        .http
+        .get(app.url(&format!("/tasks/{n}.json?bgrs=yes")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let rid = r.json::<Value>().await.unwrap()["request"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..400 {
+        let rec: Value = app
+            .http
+            .get(app.url(&format!("/bgrs/{rid}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if rec[0]["status_name"] == "finished" {
+            assert_eq!(rec[0]["status"], "200", "{rec}");
+            let task: Value = app
+                .http
+                .get(app.url(&format!("/bgrs/{rid}/result")))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(task["task"]["id"], n, "{task}");
+            app.stop().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the background request did not finish");
+}
+crate::per_backend!(dialect_routes_run_in_the_background);

@@ -135,11 +135,12 @@ fn answer_enc(req: &Request) -> Enc {
     }
 }
 
-/// Whether a request asks to run in the background: a GET under /api/ with `bgrs=yes` or
-/// `Prefer: respond-async`, or a POST under /api/ with `bgrs=yes` (`Prefer: respond-async` on a
-/// POST keeps its own meaning: a comparison answered with its job).
+/// Whether a request asks to run in the background: a GET under /api/ (or a seed dialect's
+/// route, `BACKGROUND_PATHS`) with `bgrs=yes` or `Prefer: respond-async`, or a POST there with
+/// `bgrs=yes` (`Prefer: respond-async` on a POST keeps its own meaning: a comparison answered
+/// with its job).
 pub fn wants_background(req: &Request) -> bool {
-    if !req.uri().path().starts_with("/api/") {
+    if !crate::operations::request::may_run_in_background(req.uri().path()) {
         return false;
     }
     let query = req.uri().query().unwrap_or("");

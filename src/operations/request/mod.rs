@@ -42,6 +42,15 @@ pub trait InProcess: Send + Sync {
     ) -> Result<Answer, String>;
 }
 
+/// Where a background request may go: the API and the seed dialects' own routes (never
+/// `/bgrs` itself, nor the dashboard or the documents).
+pub const BACKGROUND_PATHS: [&str; 3] = ["/api/", "/tasks", "/datafilesets"];
+
+/// Whether a background request may go to `path`.
+pub fn may_run_in_background(path: &str) -> bool {
+    BACKGROUND_PATHS.iter().any(|p| path.starts_with(p))
+}
+
 /// The longest `uri` a background request may have.
 pub const MAX_URI: usize = 8 * 1024;
 
@@ -86,8 +95,11 @@ impl Operation for RequestOperation {
             .get("uri")
             .and_then(Value::as_str)
             .ok_or("`uri` is required")?;
-        if !uri.starts_with("/api/") {
-            return Err("only GETs under /api/ run in the background".into());
+        if !may_run_in_background(uri) {
+            return Err(format!(
+                "only requests under {} run in the background",
+                BACKGROUND_PATHS.join(", ")
+            ));
         }
         if uri.len() > MAX_URI {
             return Err(format!("`uri` is longer than {MAX_URI} bytes"));
