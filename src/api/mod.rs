@@ -116,6 +116,9 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
         "longrun",
         env!("CARGO_PKG_VERSION"),
     )
+    .server(poem_openapi::ServerObject::new("/").description("this service"))
+    .license(poem_openapi::LicenseObject::new("MIT OR Apache-2.0"))
+    .contact(poem_openapi::ContactObject::new().name("the longrun maintainers"))
     .description(
         "Long-running work over HTTP: submit work and get 201 + Location, follow the job's links \
          (monitor, cancel, result, datafileset, file, operator), read it as JSON or XML. \

@@ -81,7 +81,7 @@ impl Operation for RequestOperation {
         json!({"type": "object", "required": ["uri"], "properties": {
             "uri": {"type": "string", "description": "path and query under /api/"},
             "name": {"type": "string"},
-            "headers": {"type": "array", "description": "[name, value] pairs of Accept, Accept-Language or X-Correlation-Id"},
+            "headers": {"type": "array", "description": "[name, value] pairs of Accept, Accept-Language or X-Correlation-Id", "items": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}},
             "origin": {"type": "string", "description": "scheme and host of the links in the answer"},
             "method": {"type": "string", "enum": ["GET", "POST"], "description": "GET (the default), or POST with the job's stored body"},
             "contentType": {"type": "string", "description": "the content type of a POST's body"}
