@@ -394,7 +394,7 @@ impl JobsApi {
         key: Key<Read>,
         req: &Request,
         /// Statuses to include (repeatable, or comma-separated).
-        status: Query<Vec<StatusText<false>>>,
+        status: Query<Option<Vec<StatusText<false>>>>,
         /// Operation name.
         operation: Query<Option<String>>,
         /// Correlation id.
@@ -428,7 +428,11 @@ impl JobsApi {
             let enc = negotiate(req)?;
             let f = filter(
                 &key,
-                &status.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
+                &status
+                    .iter()
+                    .flatten()
+                    .map(|s| s.0.clone())
+                    .collect::<Vec<_>>(),
                 &operation,
                 &correlation_id,
                 &time_text(&created_after),
@@ -642,7 +646,7 @@ impl JobsApi {
         key: Key<Admin>,
         req: &Request,
         /// Statuses (end states; repeatable, or comma-separated).
-        status: Query<Vec<StatusText<true>>>,
+        status: Query<Option<Vec<StatusText<true>>>>,
         /// Operation name.
         operation: Query<Option<String>>,
         /// Correlation id.
@@ -665,7 +669,11 @@ impl JobsApi {
             let enc = negotiate(req)?;
             let f = filter(
                 &key,
-                &status.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
+                &status
+                    .iter()
+                    .flatten()
+                    .map(|s| s.0.clone())
+                    .collect::<Vec<_>>(),
                 &operation,
                 &correlation_id,
                 &time_text(&created_after),

@@ -12,7 +12,7 @@ import time
 from longrun_client import Client
 from longrun_client.api.downloads import download
 from longrun_client.api.imports import submit_import
-from longrun_client.api.jobs import get_job, get_job_result
+from longrun_client.api.jobs import get_job, get_job_result, list_jobs
 from longrun_client.models import (
     ImportRequest,
     ImportRequestDataItem,
@@ -70,6 +70,11 @@ def main(base_url: str) -> None:
     assert isinstance(file, File), file
     report = json.loads(file.payload.read())
     assert [r["tool_id"] for r in report] == ["G2"], report
+    # The audit collection, with no filter at all: every parameter is optional.
+    listed = list_jobs.sync_detailed(client=client)
+    assert listed.status_code == 200, (listed.status_code, listed.content)
+    ids = [j["jobId"] for j in json.loads(listed.content)["jobs"]]
+    assert str(job.job_id) in ids, ids
     print(f"generated client: job {job.job_id} SUCCESS, report of {len(report)} failed record(s)")
 
 
