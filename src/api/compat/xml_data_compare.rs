@@ -680,3 +680,30 @@ impl XmlDataCompareApi {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_and_times_in_the_seeds_words() {
+        let seed: Vec<_> = STAGES
+            .iter()
+            .map(|s| phase_description(Some(s)).unwrap())
+            .collect();
+        assert_eq!(
+            seed,
+            [
+                "Inputs Loading -'inputA'",
+                "Inputs Loading -'inputB'",
+                "Comparison in progress",
+                "Output processing in progress"
+            ]
+        );
+        assert_eq!(phase_description(Some("Completed")), None);
+        let t = chrono::DateTime::parse_from_rfc3339("2019-02-07T13:50:58.528Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(seed_time(t), "2019-02-07T13:50:58.528+0000");
+    }
+}
