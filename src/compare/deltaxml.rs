@@ -361,6 +361,29 @@ mod tests {
             same,
             "<r xmlns:deltaxml=\"http://deltaxml.com/ns/well-formed-delta-v1\" deltaxml:deltaV2=\"A=B\"><a deltaxml:deltaV2=\"A=B\"/></r>"
         );
+        // FORMAT.md's example (comments, a moved attribute, keys): one well-formed document
+        // in which every element of the inputs says how it changed.
+        let keyed = XmlOptions {
+            key_attributes: vec!["id".into()],
+            ..XmlOptions::default()
+        };
+        let got = convert(
+            "<?xml version=\"1.0\"?><catalog><item id=\"1\" price=\"3\">Pen</item>\
+             <item id=\"2\" price=\"5\" currency=\"EUR\">Ink<!-- old --></item><item id=\"4\">Old</item></catalog>",
+            "<catalog><item id=\"1\" price=\"3\">Pen</item>\
+             <item id=\"2\" price=\"6\" currency=\"EUR\" stock=\"yes\">Blue ink</item><item id=\"3\">New</item></catalog>",
+            keyed,
+        );
+        crate::compare::XmlDoc::parse(got.as_bytes(), &XmlOptions::default(), &mut NoControl)
+            .unwrap();
+        for part in [
+            "<catalog xmlns:deltaxml=\"http://deltaxml.com/ns/well-formed-delta-v1\" deltaxml:deltaV2=\"A!=B\">",
+            "<item id=\"1\" price=\"3\" deltaxml:deltaV2=\"A=B\">Pen</item>",
+            "<deltaxml:comment deltaxml:deltaV2=\"A\"> old </deltaxml:comment>",
+            "<item id=\"4\" deltaxml:deltaV2=\"A\">Old</item><item id=\"3\" deltaxml:deltaV2=\"B\">New</item>",
+        ] {
+            assert!(got.contains(part), "{part} in {got}");
+        }
         // Different roots: both under a wrapper, so the answer stays well-formed.
         let two = convert("<a/>", "<b/>", XmlOptions::default());
         assert!(two.starts_with("<deltaxml:delta xmlns:deltaxml="), "{two}");
