@@ -410,3 +410,56 @@ async fn seed_002_delete(b: &'static str) {
     app.stop().await;
 }
 crate::per_backend!(seed_002_delete);
+
+/// `file` keys and output locations name the caller's own area of the object store: another
+/// tenant's object is not there, and a job cannot write outside its owner's area.
+#[tokio::test]
+async fn seed_002_object_keys_are_the_callers() {
+    let app = TestApp::spawn_with("sqlite", 2, args).await;
+    let acme = app.key("acme", "submit").await;
+    let globex = app.key("globex", "submit").await;
+    let blobs = app.engine.blobs();
+    blobs
+        .put("shared/acme/in/a.xml", A_XML.into())
+        .await
+        .unwrap();
+    let body = json!({"inputA": {"type": "file", "path": "in/a.xml"},
+                      "inputB": {"type": "string", "content": B_XML},
+                      "outputLocation": "out/r.xml"});
+    let url = format!("{ROOT}/compare");
+    let (s, p, _) = keyed(
+        &app,
+        reqwest::Method::POST,
+        &url,
+        Some(&globex),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(s, 400, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not an existing object key"),
+        "{p}"
+    );
+    let (s, _, text) = keyed(&app, reqwest::Method::POST, &url, Some(&acme), Some(&body)).await;
+    assert_eq!(s, 200, "{text}");
+    assert_eq!(text, DELTA);
+    let stored = blobs.get("shared/acme/out/r.xml", None).await.unwrap();
+    assert_eq!(stored.size as usize, DELTA.len());
+    assert!(blobs.get("shared/globex/out/r.xml", None).await.is_err());
+    // The generic route cannot name another tenant's area through the job input either.
+    let (s, p, _) = keyed(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/jobs",
+        Some(&globex),
+        Some(&json!({"operation": "compare",
+                     "input": {"inputA": {"content": A_XML}, "inputB": {"content": B_XML},
+                               "outputKey": "../acme/out/r.xml"}})),
+    )
+    .await;
+    assert_eq!(s, 400, "{p}");
+    app.stop().await;
+}

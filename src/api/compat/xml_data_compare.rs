@@ -471,10 +471,12 @@ impl XmlDataCompareApi {
         let tenant = caller.owner().unwrap_or_default();
         let output_key = match output.filter(|s| !s.is_empty()) {
             None => None,
-            Some(o) => Some(
+            Some(o) => {
+                // Checked now (a 400); the job keeps the key relative to its owner's area.
                 object_key(&tenant, &o)
-                    .map_err(|e| Problem::bad_request(format!("outputLocation: {e}")))?,
-            ),
+                    .map_err(|e| Problem::bad_request(format!("outputLocation: {e}")))?;
+                Some(o)
+            }
         };
         Ok(View {
             deltaxml: true,

@@ -57,7 +57,8 @@ pub struct Spec {
     /// The result of an XML comparison as a DeltaXML well-formed delta (seed 002's dialect)
     /// instead of the service's own delta.
     pub deltaxml: bool,
-    /// An object-store key (from [`object_key`]) the result is also written to.
+    /// A key of the job owner's shared area (see [`object_key`]) the result is also written
+    /// to; the tenant is the job's owner when it runs, never a part of the input.
     pub output_key: Option<String>,
     /// The dialect the job was submitted through (its links in deliveries are the dialect's).
     pub dialect: Option<String>,
@@ -176,8 +177,11 @@ impl Spec {
             deltaxml: v.get("deltaFormat").and_then(Value::as_str) == Some("deltaxml"),
             output_key: match v.get("outputKey") {
                 None | Some(Value::Null) => None,
-                Some(Value::String(k)) if k.starts_with("shared/") => Some(k.clone()),
-                Some(_) => return Err("`outputKey` is not a shared object key".into()),
+                Some(Value::String(k)) => {
+                    object_key("-", k).map_err(|e| format!("`outputKey`: {e}"))?;
+                    Some(k.clone())
+                }
+                Some(_) => return Err("`outputKey` must be a string".into()),
             },
             dialect: v.get("dialect").and_then(Value::as_str).map(String::from),
         })
@@ -625,12 +629,13 @@ impl Operation for CompareOperation {
         }
         let done = file.finish().await?;
         if let Some(key) = &spec.output_key {
+            let key = object_key(ctx.owner(), key).map_err(|e| OpError::failed("bad-input", e))?;
             let blobs = self.blobs.as_ref().ok_or_else(|| {
                 OpError::failed("storage", "no object store for output locations")
             })?;
             ctx.checkpoint()?;
             blobs
-                .put(key, Bytes::from(out))
+                .put(&key, Bytes::from(out))
                 .await
                 .map_err(|e| OpError::failed("storage", format!("output location: {e}")))?;
         }
@@ -659,7 +664,7 @@ mod tests {
                 ..Default::default()
             },
             deltaxml: true,
-            output_key: Some("shared/acme/out/r.xml".into()),
+            output_key: Some("out/r.xml".into()),
             dialect: Some("xml-data-compare".into()),
         };
         assert_eq!(Spec::from_input(&s.to_input()).unwrap(), s);
@@ -668,6 +673,12 @@ mod tests {
         let s = Spec::from_input(&v).unwrap();
         assert_eq!(s.options.key_attributes, ["id", "name"]);
         assert!(Spec::from_input(&json!({"inputA": {}})).is_err());
+        // The output key is relative to the owner's area: no other tenant's key can be named.
+        assert!(Spec::from_input(
+            &json!({"inputA": {"content": ""}, "inputB": {"content": ""},
+                                         "outputKey": "../other/x"})
+        )
+        .is_err());
         assert_eq!(
             object_key("acme", "out/r.xml").unwrap(),
             "shared/acme/out/r.xml"
