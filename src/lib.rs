@@ -139,11 +139,14 @@ impl App {
         registry.register(Arc::new(crate::operations::noop::NoopOperation));
         let self_client = Arc::new(api::compat::bgrs::SelfClient::default());
         registry.register(Arc::new(RequestOperation::new(self_client.clone())));
-        registry.register(Arc::new(CompareOperation::new(
-            crate::net::Outbound::new(config.callback_allow_private, config.fetch_timeout),
-            config.max_input_size,
-            config.max_depth,
-        )));
+        registry.register(Arc::new(
+            CompareOperation::new(
+                crate::net::Outbound::new(config.callback_allow_private, config.fetch_timeout),
+                config.max_input_size,
+                config.max_depth,
+            )
+            .with_blobs(blobs.clone()),
+        ));
         for op in extra {
             registry.register(op);
         }

@@ -192,22 +192,32 @@ pub enum CompareBody {
 }
 
 /// One input as received.
-enum Part {
+pub(crate) enum Part {
     Content(Bytes),
     Uri(String),
 }
 
 /// A comparison request, whatever its encoding.
-struct Parts {
-    a: Part,
-    b: Part,
+pub(crate) struct Parts {
+    pub(crate) a: Part,
+    pub(crate) b: Part,
     format: Option<DocFormat>,
     options: CompareOptions,
     /// Callback, notification and keepResult (they apply in both modes).
     signals: AsyncRequest,
     /// The client asked for the asynchronous answer (`async` element, `async=true`).
-    respond_async: bool,
+    pub(crate) respond_async: bool,
     correlation: Option<String>,
+    /// What a dialect asks of the job besides (its delta form, output location, its name).
+    pub(crate) view: View,
+}
+
+/// What a dialect's route adds to a comparison (nothing on the canonical route).
+#[derive(Default)]
+pub(crate) struct View {
+    pub(crate) deltaxml: bool,
+    pub(crate) output_key: Option<String>,
+    pub(crate) dialect: Option<String>,
 }
 
 /// The answer: the result itself (synchronous), or the job.
@@ -292,7 +302,7 @@ fn format_of_doc(f: Option<FormatDoc>) -> Option<DocFormat> {
     })
 }
 
-fn part_of(name: &str, i: CompareInput) -> Result<Part, Problem> {
+pub(crate) fn part_of(name: &str, i: CompareInput) -> Result<Part, Problem> {
     match (i.content, i.uri) {
         (Some(c), None) => Ok(Part::Content(Bytes::from(c))),
         (None, Some(u)) => Ok(Part::Uri(u)),
@@ -357,24 +367,48 @@ impl ComparisonsApi {
             respond_async: r.async_options.is_some(),
             signals: r.async_options.map(|a| a.to_request()).unwrap_or_default(),
             correlation: r.correlation_id,
+            view: View::default(),
         })
     }
 
     async fn read_json(&self, body: poem::Body) -> Result<Parts, Problem> {
+        let v = self.json_value(body).await?;
+        Self::parts_of(v, "JSON")
+    }
+
+    /// A JSON body as a value (within the route's size limit).
+    pub(crate) async fn json_value(&self, body: poem::Body) -> Result<Value, Problem> {
         let bytes = body
             .into_bytes_limit(self.limit() as usize)
             .await
             .map_err(|_| too_large("the request body", self.limit()))?;
-        let v: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| Problem::bad_request(format!("the JSON body is not valid: {e}")))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Problem::bad_request(format!("the JSON body is not valid: {e}")))
+    }
+
+    /// A request (as a JSON value, whatever its encoding `what`) read into its parts.
+    pub(crate) fn parts_of(v: Value, what: &str) -> Result<Parts, Problem> {
         require_inputs(&v)?;
         let r = CompareRequest::parse_from_json(Some(v)).map_err(|e| {
-            Problem::bad_request(format!("the JSON body is not valid: {}", e.into_message()))
+            Problem::bad_request(format!(
+                "the {what} body is not valid: {}",
+                e.into_message()
+            ))
         })?;
         Self::from_request(r)
     }
 
     async fn read_xml(&self, body: poem::Body) -> Result<Parts, Problem> {
+        let v = self.xml_value(body, CompareRequest::shape()).await?;
+        Self::parts_of(v, "XML")
+    }
+
+    /// An XML body as the JSON value `shape` reads it into (parsed off the async threads).
+    pub(crate) async fn xml_value(
+        &self,
+        body: poem::Body,
+        shape: crate::formats::xml::Shape,
+    ) -> Result<Value, Problem> {
         let limit = self.limit() as usize;
         let bytes = body
             .into_bytes_limit(limit)
@@ -387,19 +421,22 @@ impl ComparisonsApi {
         };
         // Documents up to twice the input limit: parsed off the async threads.
         let (_, v) = tokio::task::spawn_blocking(move || {
-            crate::formats::xml::from_xml(&bytes, &CompareRequest::shape(), &limits)
+            crate::formats::xml::from_xml(&bytes, &shape, &limits)
         })
         .await
         .map_err(|e| Problem::new(500, "internal", e.to_string()))?
         .map_err(|e| Problem::bad_request(format!("the XML body is not valid: {e}")))?;
-        require_inputs(&v)?;
-        let r = CompareRequest::parse_from_json(Some(v)).map_err(|e| {
-            Problem::bad_request(format!("the XML body is not valid: {}", e.into_message()))
-        })?;
-        Self::from_request(r)
+        Ok(v)
     }
 
-    async fn read_form(&self, req: &Request, body: poem::Body) -> Result<Parts, Problem> {
+    /// The multipart form. With `extra` (a dialect's form), the input parts may also be named
+    /// `input-a` / `input-b`, and the text fields named in `extra` are collected into it.
+    pub(crate) async fn read_form(
+        &self,
+        req: &Request,
+        body: poem::Body,
+        mut extra: Option<&mut Vec<(String, String)>>,
+    ) -> Result<Parts, Problem> {
         let ct = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -458,9 +495,21 @@ impl ComparisonsApi {
                     Problem::bad_request(format!("form field `{name}` is not UTF-8 text"))
                 })
             };
+            let dialect = extra.is_some();
+            if let Some(extra) = extra.as_deref_mut() {
+                if extra.iter().any(|(n, _)| *n == name) {
+                    let v = text()?;
+                    if let Some(slot) = extra.iter_mut().find(|(n, _)| *n == name) {
+                        slot.1 = v;
+                    }
+                    continue;
+                }
+            }
             match name.as_str() {
                 "inputA" => a = Some(Part::Content(data.clone())),
                 "inputB" => b = Some(Part::Content(data.clone())),
+                "input-a" if dialect => a = Some(Part::Content(data.clone())),
+                "input-b" if dialect => b = Some(Part::Content(data.clone())),
                 "async" => async_flag = parse_bool(&name, &text()?)?,
                 "callback" => asked.callback = Some(text()?.trim().to_string()).filter(|s| !s.is_empty()),
                 "keepResult" => asked.keep_result = Some(parse_bool(&name, &text()?)?),
@@ -509,6 +558,7 @@ impl ComparisonsApi {
             signals: asked,
             respond_async: async_flag,
             correlation,
+            view: View::default(),
         })
     }
 }
@@ -516,7 +566,7 @@ impl ComparisonsApi {
 impl ComparisonsApi {
     /// Check the inputs (inline ones are parsed now, so a bad document is a 400 naming the input
     /// and the position), store them, and submit the job.
-    async fn accept(
+    pub(crate) async fn accept(
         &self,
         caller: &Caller,
         req: &Request,
@@ -533,6 +583,9 @@ impl ComparisonsApi {
             a: Source::Content(String::new()),
             b: Source::Content(String::new()),
             options: p.options.clone(),
+            deltaxml: false,
+            output_key: None,
+            dialect: None,
         };
         // The documents are checked now (a 400 naming the input and the position) by the
         // operation's own check, the one every route goes through; `uri` inputs by the
@@ -572,6 +625,9 @@ impl ComparisonsApi {
             a: source(&p.a),
             b: source(&p.b),
             options: p.options,
+            deltaxml: p.view.deltaxml,
+            output_key: p.view.output_key,
+            dialect: p.view.dialect,
         };
         let blobs = state.engine.blobs();
         let key = format!("inputs/{id}.cmp");
@@ -612,7 +668,7 @@ impl ComparisonsApi {
     }
 
     /// The synchronous answer: the result if the job ends within the sync limit.
-    async fn answer_sync(
+    pub(crate) async fn answer_sync(
         &self,
         req: &Request,
         job: crate::domain::Job,
@@ -703,7 +759,7 @@ impl ComparisonsApi {
             let parts = match body {
                 CompareBody::Json(b) => self.read_json(b.body).await?,
                 CompareBody::Xml(b) => self.read_xml(b.body).await?,
-                CompareBody::Form(b) => self.read_form(req, b.body).await?,
+                CompareBody::Form(b) => self.read_form(req, b.body, None).await?,
             };
             let (job, respond_async) = self.accept(&key, req, parts).await?;
             if respond_async || Prefer::of(req).respond_async {

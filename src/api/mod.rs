@@ -65,7 +65,8 @@ pub enum ApiTags {
     Comparisons,
     /// Exports of the tools catalog or the job collection as data file sets (seed 004).
     Exports,
-    /// The seed systems' own dialects: tasks (seed 003) and background requests (seed 001).
+    /// The seed systems' own dialects: tasks (seed 003), background requests (seed 001) and the
+    /// comparison service's routes (seed 002).
     Dialects,
     /// Output files.
     Downloads,
@@ -80,6 +81,7 @@ type Apis = (
     exports::ExportsApi,
     compat::tasks::TasksApi,
     compat::bgrs::BgrsApi,
+    compat::xml_data_compare::XmlDataCompareApi,
     downloads::DownloadsApi,
 );
 
@@ -109,6 +111,9 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             compat::bgrs::BgrsApi {
+                state: state.clone(),
+            },
+            compat::xml_data_compare::XmlDataCompareApi {
                 state: state.clone(),
             },
             downloads::DownloadsApi { state },

@@ -5,6 +5,7 @@
 //! All long-running steps poll a [`Control`] for cancellation and report
 //! progress.
 
+pub mod deltaxml;
 pub mod detect;
 mod hash;
 pub mod json;
@@ -14,6 +15,7 @@ pub mod xml;
 #[cfg(test)]
 mod tests;
 
+pub use deltaxml::to_deltaxml;
 pub use detect::{detect, DocFormat};
 pub use json::{diff_json, parse_json, write_patch, JsonOptions};
 pub use xml::{canonical, compare_xml, diff_xml, rebuild, Side, XmlDoc, XmlOptions};

@@ -315,6 +315,11 @@ impl Delivery {
     }
 }
 
+/// The name seed 002's dialect marks its jobs' input with (`dialect`).
+pub const XML_DATA_COMPARE: &str = "xml-data-compare";
+/// Where seed 002's dialect is served.
+pub const XML_DATA_COMPARE_ROOT: &str = "/api/xml-data-compare/v1";
+
 /// The deliveries a job asked for, for the end state it has just reached (none for other states).
 /// `base` is the public base URL the links are made with.
 pub fn deliveries_for(job: &Job, files: &[OutputFile], base: &str) -> Vec<Delivery> {
@@ -322,7 +327,11 @@ pub fn deliveries_for(job: &Job, files: &[OutputFile], base: &str) -> Vec<Delive
         return Vec::new();
     }
     let mut out = Vec::new();
-    let me = job_href(base, job.id);
+    // A job submitted through seed 002's dialect is named by the dialect's own job route.
+    let me = match job.input.get("dialect").and_then(Value::as_str) {
+        Some(XML_DATA_COMPARE) => format!("{base}{XML_DATA_COMPARE_ROOT}/jobs/{}", job.id),
+        _ => job_href(base, job.id),
+    };
     if let Some(cb) = &job.options.callback {
         if let Ok(mut url) = Url::parse(cb) {
             url.query_pairs_mut()

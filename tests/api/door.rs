@@ -334,6 +334,8 @@ enum Target {
     FreshEnded,
     /// A new running job of the owner.
     FreshRunning,
+    /// A new ended comparison of the owner (seed 002's dialect shows comparisons only).
+    FreshComparison,
 }
 
 struct Row {
@@ -547,6 +549,42 @@ fn rows() -> Vec<Row> {
             ),
             json!({"dataset": "tools", "format": "csv"}),
         ),
+        with(
+            row(
+                "xdcCompare",
+                M::POST,
+                "/api/xml-data-compare/v1/compare",
+                Some("submit"),
+                201,
+                Collection,
+            ),
+            json!({"inputA": {"type": "string", "content": "<a/>"},
+                   "inputB": {"type": "string", "content": "<b/>"}, "async": {}}),
+        ),
+        row(
+            "xdcGetJob",
+            M::GET,
+            "/api/xml-data-compare/v1/jobs/{jobid}",
+            Some("read"),
+            200,
+            Ended,
+        ),
+        row(
+            "xdcDeleteJob",
+            M::DELETE,
+            "/api/xml-data-compare/v1/jobs/{jobid}",
+            Some("admin"),
+            200,
+            FreshComparison,
+        ),
+        row(
+            "xdcDownload",
+            M::GET,
+            "/api/xml-data-compare/v1/downloads/{jobid}",
+            Some("read"),
+            200,
+            Ended,
+        ),
         row("listTasks", M::GET, "/tasks", Some("read"), 200, Collection),
         row("getTask", M::GET, "/tasks/{task}", Some("read"), 200, Ended),
         row(
@@ -660,7 +698,8 @@ struct Fixture {
 
 impl Fixture {
     fn fill(&self, path: &str) -> String {
-        path.replace("{job}", &self.job)
+        path.replace("{jobid}", self.job.rsplit('/').next().unwrap_or_default())
+            .replace("{job}", &self.job)
             .replace("{file}", &self.file)
             .replace("{task}", &self.task.to_string())
             .replace("{rid}", &self.rid)
@@ -734,6 +773,27 @@ async fn fresh(app: &TestApp, key: &str, base: &Fixture, running: bool) -> Fixtu
     }
 }
 
+/// A fixture whose job is a new ended comparison.
+async fn fresh_comparison(app: &TestApp, key: &str, base: &Fixture) -> Fixture {
+    let (s, cmp, _) = keyed(
+        app,
+        Method::POST,
+        "/api/v1/comparisons",
+        Some(key),
+        Some(&json!({"inputA": {"content": "<a/>"}, "inputB": {"content": "<b/>"}, "async": {}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{cmp}");
+    let cmp = ended_as(app, &link(&cmp, "self").unwrap(), key).await;
+    Fixture {
+        job: link(&cmp, "self").unwrap(),
+        file: base.file.clone(),
+        task: cmp["taskId"].as_i64().unwrap(),
+        rid: base.rid.clone(),
+        reference: base.reference.clone(),
+    }
+}
+
 fn rank(scope: &str) -> u8 {
     match scope {
         "read" => 0,
@@ -800,6 +860,7 @@ async fn access_matrix(backend: &'static str) {
             let fx = match r.target {
                 Target::FreshEnded => fresh(&app, &admin, &base, false).await,
                 Target::FreshRunning => fresh(&app, &admin, &base, true).await,
+                Target::FreshComparison => fresh_comparison(&app, &admin, &base).await,
                 _ => Fixture {
                     job: base.job.clone(),
                     file: base.file.clone(),

@@ -24,5 +24,6 @@ mod problems;
 mod robustness;
 mod scaleout;
 mod seed_001;
+mod seed_002;
 mod signals;
 mod ui;

@@ -140,7 +140,7 @@ async fn every_operation_has_examples_and_its_request_examples_are_accepted() {
             }
         }
     }
-    assert_eq!(ops, 28);
+    assert_eq!(ops, 32);
 
     // Each checked-in example is on its operation in the served document.
     let examples: Value =
@@ -199,7 +199,7 @@ async fn every_operation_has_examples_and_its_request_examples_are_accepted() {
     }
     assert_eq!(
         requests.len(),
-        10,
+        12,
         "{:?}",
         requests.iter().map(|r| &r.0).collect::<Vec<_>>()
     );
@@ -319,7 +319,9 @@ impl Capture {
         assert!((200..300).contains(&status), "{op} {href}: {status} {text}");
         let value = if is_json(mt) {
             serde_json::from_str(&text).unwrap()
-        } else if mt == "application/xml" && !(op == "compare" && status == 200) {
+        } else if mt == "application/xml"
+            && !((op == "compare" || op == "xdcCompare") && status == 200)
+        {
             // Indented to be read (a delta is shown as it is: its whitespace is content).
             Value::String(indented(&text))
         } else {
@@ -613,6 +615,82 @@ async fn capture_examples() {
         "application/json",
     )
     .await;
+
+    // Seed 002's dialect with the seed's example pair: the DeltaXML result, the job, its
+    // download, a deletion.
+    let (a, b) = (
+        "<root><child>same</child><child>old</child></root>",
+        "<root><child>same</child><child>new</child></root>",
+    );
+    let xdc = "/api/xml-data-compare/v1/compare";
+    let xdc_json = json!({"inputA": {"type": "string", "content": a},
+                          "inputB": {"type": "string", "content": b}});
+    let xdc_xml = indented(&format!(
+        "<compare><inputA type=\"string\"><content><![CDATA[{a}]]></content></inputA>\
+         <inputB type=\"string\"><content><![CDATA[{b}]]></content></inputB><async/></compare>"
+    ));
+    c.request("xdcCompare", "application/json", xdc_json.clone());
+    c.request(
+        "xdcCompare",
+        "application/xml",
+        Value::String(xdc_xml.clone()),
+    );
+    c.call(
+        "xdcCompare",
+        Method::POST,
+        xdc,
+        Some(("application/json", xdc_json.to_string())),
+        "*/*",
+        "application/xml",
+    )
+    .await;
+    let mut xdc_async = xdc_json.clone();
+    xdc_async["async"] = json!({});
+    let mut xdc_jobs = Vec::new();
+    for (ct, body) in [
+        ("application/xml", xdc_xml.clone()),
+        ("application/json", xdc_async.to_string()),
+        ("application/json", xdc_async.to_string()),
+    ] {
+        let (_, loc, _) = c
+            .call("xdcCompare", Method::POST, xdc, Some((ct, body)), ct, ct)
+            .await;
+        let loc = loc.unwrap();
+        loop {
+            let j: Value = c
+                .http
+                .get(c.local(&loc))
+                .header("accept", "application/json")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if j["jobStatus"] == "SUCCESS" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        xdc_jobs.push(loc);
+    }
+    let done = c.get_both("xdcGetJob", &xdc_jobs[0]).await;
+    c.call(
+        "xdcDownload",
+        Method::GET,
+        done["output"]["uri"].as_str().unwrap(),
+        None,
+        "*/*",
+        "*/*",
+    )
+    .await;
+    for (loc, mt) in xdc_jobs[1..]
+        .iter()
+        .zip(["application/json", "application/xml"])
+    {
+        c.call("xdcDeleteJob", Method::DELETE, loc, None, mt, mt)
+            .await;
+    }
 
     // An export of the catalog.
     let (export, _) = c

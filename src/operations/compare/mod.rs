@@ -54,6 +54,46 @@ pub struct Spec {
     pub a: Source,
     pub b: Source,
     pub options: CompareOptions,
+    /// The result of an XML comparison as a DeltaXML well-formed delta (seed 002's dialect)
+    /// instead of the service's own delta.
+    pub deltaxml: bool,
+    /// A key of the job owner's shared area (see [`object_key`]) the result is also written
+    /// to; the tenant is the job's owner when it runs, never a part of the input.
+    pub output_key: Option<String>,
+    /// The dialect the job was submitted through (its links in deliveries are the dialect's).
+    pub dialect: Option<String>,
+}
+
+/// The prefix of the keys a tenant may name in the object store (the `file` input form and the
+/// output location of seed 002's dialect).
+pub fn shared_prefix(tenant: &str) -> String {
+    format!("shared/{tenant}/")
+}
+
+/// The object-store key a tenant's `key` names: a relative path of plain segments (no `..`, no
+/// leading `/`, no scheme, no backslash or control character), under the tenant's
+/// [`shared_prefix`]. Anything else is refused.
+pub fn object_key(tenant: &str, key: &str) -> Result<String, String> {
+    let refuse = |why: &str| Err(format!("`{key}` is not an object key: {why}"));
+    if key.is_empty() || key.len() > 512 {
+        return refuse("a key has 1 to 512 characters");
+    }
+    if key.starts_with('/') {
+        return refuse("an absolute path is not a key");
+    }
+    if key.contains("://") || key.contains(':') {
+        return refuse("a URL or a drive is not a key");
+    }
+    if key.contains('\\') || key.chars().any(char::is_control) {
+        return refuse("backslashes and control characters are not allowed");
+    }
+    if key
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return refuse("empty, `.` and `..` segments are not allowed");
+    }
+    Ok(format!("{}{key}", shared_prefix(tenant)))
 }
 
 fn strings(v: Option<&Value>, name: &str) -> Result<Vec<String>, String> {
@@ -134,6 +174,16 @@ impl Spec {
                 ignore_whitespace: flag(o.get("ignoreWhitespace"), "options.ignoreWhitespace")?,
                 ignore_comments: flag(o.get("ignoreComments"), "options.ignoreComments")?,
             },
+            deltaxml: v.get("deltaFormat").and_then(Value::as_str) == Some("deltaxml"),
+            output_key: match v.get("outputKey") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(k)) => {
+                    object_key("-", k).map_err(|e| format!("`outputKey`: {e}"))?;
+                    Some(k.clone())
+                }
+                Some(_) => return Err("`outputKey` must be a string".into()),
+            },
+            dialect: v.get("dialect").and_then(Value::as_str).map(String::from),
         })
     }
 
@@ -156,6 +206,15 @@ impl Spec {
         });
         if let Some(f) = self.format {
             v["format"] = json!(format_name(f));
+        }
+        if self.deltaxml {
+            v["deltaFormat"] = json!("deltaxml");
+        }
+        if let Some(k) = &self.output_key {
+            v["outputKey"] = json!(k);
+        }
+        if let Some(d) = &self.dialect {
+            v["dialect"] = json!(d);
         }
         v
     }
@@ -321,6 +380,8 @@ async fn on_blocking_thread<T: Send + 'static>(
 /// The comparison operation.
 pub struct CompareOperation {
     client: crate::net::Outbound,
+    /// Where output locations are written.
+    blobs: Option<crate::blobs::Blobs>,
     max_input_size: u64,
     limits: Limits,
 }
@@ -330,12 +391,19 @@ impl CompareOperation {
     pub fn new(client: crate::net::Outbound, max_input_size: u64, max_depth: usize) -> Self {
         CompareOperation {
             client,
+            blobs: None,
             max_input_size,
             limits: Limits {
                 max_depth,
                 ..Limits::default()
             },
         }
+    }
+
+    /// Write results with an output location (`outputKey`) there too.
+    pub fn with_blobs(mut self, blobs: crate::blobs::Blobs) -> Self {
+        self.blobs = Some(blobs);
+        self
     }
 
     async fn fetch(&self, name: &str, uri: &str) -> Result<Vec<u8>, OpError> {
@@ -522,7 +590,14 @@ impl Operation for CompareOperation {
             let mut out = Vec::new();
             let summary = match (a, b) {
                 (Parsed::Xml(a), Parsed::Xml(b)) => {
-                    compare::diff_xml(&a, &b, &spec2.xml_options(limits), ctl, &mut out)
+                    compare::diff_xml(&a, &b, &spec2.xml_options(limits), ctl, &mut out).and_then(
+                        |summary| {
+                            if spec2.deltaxml {
+                                out = compare::to_deltaxml(&out)?;
+                            }
+                            Ok(summary)
+                        },
+                    )
                 }
                 (Parsed::Json(a), Parsed::Json(b)) => {
                     compare::diff_json(&a, &b, &spec2.json_options(limits), ctl).and_then(
@@ -553,6 +628,17 @@ impl Operation for CompareOperation {
             file.write(chunk).await?;
         }
         let done = file.finish().await?;
+        if let Some(key) = &spec.output_key {
+            let key = object_key(ctx.owner(), key).map_err(|e| OpError::failed("bad-input", e))?;
+            let blobs = self.blobs.as_ref().ok_or_else(|| {
+                OpError::failed("storage", "no object store for output locations")
+            })?;
+            ctx.checkpoint()?;
+            blobs
+                .put(&key, Bytes::from(out))
+                .await
+                .map_err(|e| OpError::failed("storage", format!("output location: {e}")))?;
+        }
         ctx.add_file(done).await?;
         let mut s = summary.to_json();
         s["format"] = json!(format_name(format));
@@ -577,6 +663,9 @@ mod tests {
                 key_fields: vec!["id".into()],
                 ..Default::default()
             },
+            deltaxml: true,
+            output_key: Some("out/r.xml".into()),
+            dialect: Some("xml-data-compare".into()),
         };
         assert_eq!(Spec::from_input(&s.to_input()).unwrap(), s);
         let v = json!({"inputA": {"content": "<a/>"}, "inputB": {"content": "<b/>"},
@@ -584,6 +673,27 @@ mod tests {
         let s = Spec::from_input(&v).unwrap();
         assert_eq!(s.options.key_attributes, ["id", "name"]);
         assert!(Spec::from_input(&json!({"inputA": {}})).is_err());
+        // The output key is relative to the owner's area: no other tenant's key can be named.
+        assert!(Spec::from_input(
+            &json!({"inputA": {"content": ""}, "inputB": {"content": ""},
+                                         "outputKey": "../other/x"})
+        )
+        .is_err());
+        assert_eq!(
+            object_key("acme", "out/r.xml").unwrap(),
+            "shared/acme/out/r.xml"
+        );
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            "http://x.example/a",
+            "a/../b",
+            "a//b",
+            "",
+            "c:\\x",
+        ] {
+            assert!(object_key("acme", bad).is_err(), "{bad}");
+        }
         assert!(Spec::from_input(
             &json!({"inputA": {"content": ""}, "inputB": {"content": ""}, "format": "yaml"})
         )
