@@ -108,6 +108,58 @@ pub enum ImportBody {
     Ndjson(Streamed<ImportRecord, NDJSON>),
 }
 
+/// Seed 000's import body as JSON: `{data, async}` like `ImportRequest`, or the records alone as
+/// a bare array (the seed's sample payload).
+#[derive(Debug, Clone)]
+pub struct SeedImportRequest;
+
+impl Type for SeedImportRequest {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+    fn name() -> std::borrow::Cow<'static, str> {
+        "SeedImportRequest".into()
+    }
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+        let mut list = MetaSchema::new("array");
+        list.items = Some(Box::new(ImportRecord::schema_ref()));
+        list.min_items = Some(1);
+        list.description = Some("The records alone, as the seed's sample payload sends them.");
+        let mut schema = MetaSchema::ANY;
+        schema.description = Some(
+            "`{data, async}` as for `/api/v1/imports`, or a bare array of records (seed 000's \
+             sample payload).",
+        );
+        schema.one_of = vec![
+            ImportRequest::schema_ref(),
+            MetaSchemaRef::Inline(Box::new(list)),
+        ];
+        MetaSchemaRef::Inline(Box::new(schema))
+    }
+    fn register(registry: &mut Registry) {
+        ImportRequest::register(registry);
+        ImportRecord::register(registry);
+    }
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+/// The body of seed 000's import: JSON `{data, async}` or a bare array of records, XML
+/// `{data, async}`, or NDJSON (one record per line).
+#[derive(ApiRequest)]
+pub enum SeedImportBody {
+    Json(Streamed<SeedImportRequest, JSON>),
+    Xml(Streamed<ImportRequest, XML>),
+    Ndjson(Streamed<ImportRecord, NDJSON>),
+}
+
 /// Seed 000's answer: its own field names plus `jobId` and `links`.
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
@@ -120,7 +172,11 @@ pub struct ImportStatusDoc {
     pub progress: Option<String>,
     /// Records imported (when ended).
     pub imported_records: Option<i64>,
-    /// The failed records, each with a `reason` (when ended; the first 1000).
+    /// Records that failed, in total (when ended).
+    pub failed_records: Option<i64>,
+    /// The failed records in input order, each with a `reason` (when ended): all of them, or the
+    /// first 1000 when `failed_records` is larger; the `errors` link is the job's report of all
+    /// of them.
     pub errors: Option<Vec<Value>>,
     /// The job behind the task.
     #[oai(rename = "jobId")]
@@ -128,6 +184,12 @@ pub struct ImportStatusDoc {
     /// Links of the job.
     pub links: Vec<LinkDoc>,
 }
+
+/// Most failed records an import status lists in `errors`; the rest are in the report.
+const ERRORS_LISTED: u64 = 1000;
+
+/// The name of the import's report of its failed records (`operations::import`).
+const FAILED_REPORT: &str = "failed-records.json";
 
 /// A page of the tools catalog.
 #[derive(Debug, Clone, Object)]
@@ -230,17 +292,14 @@ pub struct ImportsApi {
 
 impl ImportsApi {
     /// Stream the body into the object store while checking it, then store the job.
+    /// `bare_ok`: a JSON body may be a bare array of records (seed 000's route only).
     async fn accept_import(
         &self,
         caller: &Caller,
         req: &Request,
-        body: ImportBody,
+        (body, fmt, name): (poem::Body, BodyFormat, &'static str),
+        bare_ok: bool,
     ) -> Result<crate::domain::Job, Problem> {
-        let (body, fmt, name) = match body {
-            ImportBody::Json(b) => (b.body, BodyFormat::Json, "json"),
-            ImportBody::Xml(b) => (b.body, BodyFormat::Xml, "xml"),
-            ImportBody::Ndjson(b) => (b.body, BodyFormat::Ndjson, "ndjson"),
-        };
         let id = Uuid::now_v7();
         let key = format!("inputs/{id}.{name}");
         let blobs = self.state.engine.blobs().clone();
@@ -307,6 +366,10 @@ impl ImportsApi {
             (None, Err(e)) => Err(Problem::bad_request(format!(
                 "the import body is not valid: {e}"
             ))),
+            (None, Ok(s)) if s.bare && !bare_ok => Err(Problem::bad_request(
+                "the request must be an object with `data` (a bare array of records is taken by \
+                 `/api/tools/import` only)",
+            )),
             (None, Ok(s)) if s.records == 0 => Err(Problem::bad_request(
                 "the import has no records: give at least one under `data` (or one NDJSON line)",
             )),
@@ -396,7 +459,7 @@ impl ImportsApi {
         } else {
             0
         };
-        let (imported, errors) = if ended {
+        let (imported, failed_total, errors) = if ended {
             // Records written by the last attempt, less the failed ones among them.
             let failed_n = self
                 .state
@@ -410,10 +473,10 @@ impl ImportsApi {
                 .state
                 .engine
                 .store()
-                .failed_records(job.id, None, 1000)
+                .failed_records(job.id, None, ERRORS_LISTED)
                 .await
                 .map_err(EngineError::from)?;
-            let errors = failed
+            let errors: Vec<Value> = failed
                 .into_iter()
                 .map(|(_, mut rec, reason)| {
                     if let Value::Object(m) = &mut rec {
@@ -422,16 +485,28 @@ impl ImportsApi {
                     rec
                 })
                 .collect();
-            (Some(ok as i64), Some(errors))
+            (Some(ok as i64), Some(failed_n as i64), Some(errors))
         } else {
-            (None, None)
+            (None, None, None)
         };
-        let links = JobDoc::new(&base, job, &files, enc.media()).links;
+        let mut links = JobDoc::new(&base, job, &files, enc.media()).links;
+        // All the failed records, with their reasons: the job's report of failed records.
+        if let Some(report) = files
+            .iter()
+            .find(|f| f.name == FAILED_REPORT && !f.consumed)
+        {
+            links.push(get_link(
+                "errors",
+                crate::domain::file_href(&base, report.id),
+                Some(&report.content_type),
+            ));
+        }
         Ok(ImportStatusDoc {
             task_reference: job.reference.clone(),
             status: status.into(),
             progress: Some(format!("{percent}%")),
             imported_records: imported,
+            failed_records: failed_total,
             errors,
             job_id: job.id,
             links,
@@ -480,7 +555,12 @@ impl ImportsApi {
     ) -> Result<Also<Rep<JobDoc, 201>, 200>, Problem> {
         let run = async {
             let enc = negotiate(req)?;
-            let job = self.accept_import(&key, req, body).await?;
+            let body = match body {
+                ImportBody::Json(b) => (b.body, BodyFormat::Json, "json"),
+                ImportBody::Xml(b) => (b.body, BodyFormat::Xml, "xml"),
+                ImportBody::Ndjson(b) => (b.body, BodyFormat::Ndjson, "ndjson"),
+            };
+            let job = self.accept_import(&key, req, body, false).await?;
             super::jobs::created(&self.state, req, enc, job).await
         };
         run.await.map(Also).map_err(|p: Problem| p.for_req(req))
@@ -488,7 +568,8 @@ impl ImportsApi {
 
     /// Start a tools import (seed 000)
     ///
-    /// Same body as `/api/v1/imports`; answers in the seed's own fields (`task_reference`,
+    /// Same body as `/api/v1/imports`, or the records alone as a bare JSON array (the seed's
+    /// sample payload); answers in the seed's own fields (`task_reference`,
     /// `status`) plus `jobId` and `links`, with 201 and a Location to poll.
     #[oai(
         path = "/api/tools/import",
@@ -499,11 +580,16 @@ impl ImportsApi {
         &self,
         key: Key<Submission>,
         req: &Request,
-        body: ImportBody,
+        body: SeedImportBody,
     ) -> ApiResult<ImportStatusDoc, 201> {
         let run = async {
             let enc = negotiate(req)?;
-            let job = self.accept_import(&key, req, body).await?;
+            let body = match body {
+                SeedImportBody::Json(b) => (b.body, BodyFormat::Json, "json"),
+                SeedImportBody::Xml(b) => (b.body, BodyFormat::Xml, "xml"),
+                SeedImportBody::Ndjson(b) => (b.body, BodyFormat::Ndjson, "ndjson"),
+            };
+            let job = self.accept_import(&key, req, body, true).await?;
             let base = base_url(req, self.state.public_url.as_deref());
             let doc = self.seed_status(req, &job).await?;
             Ok(Rep::new(doc, enc, "task").header(

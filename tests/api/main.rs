@@ -23,5 +23,6 @@ mod openapi;
 mod problems;
 mod robustness;
 mod scaleout;
+mod seed_000;
 mod signals;
 mod ui;
