@@ -173,138 +173,157 @@ impl DownloadsApi {
         /// Signature of a signed link (made by `POST /api/v1/jobs/{id}/share`).
         sig: Query<Option<String>>,
     ) -> Result<Download, Problem> {
-        let run = async {
-            let missing = || Problem::not_found(format!("no file `{}`", file_id.0));
-            let id: Uuid = file_id.parse().map_err(|_| missing())?;
-            let engine = &self.state.engine;
-            let (file, job) = engine.file_record(id).await.map_err(|e| match e {
-                crate::engine::EngineError::NotFound(_) => missing(),
-                other => other.into(),
-            })?;
-            // The owner's key, or a signed link over (file, tenant, expiry).
-            match (expires.0, sig.0.as_deref()) {
-                (Some(exp), Some(sig)) => {
-                    let tenant = job
-                        .owner
-                        .as_deref()
-                        .unwrap_or(crate::domain::access::OPEN_TENANT);
-                    if !crate::domain::signals::share_valid(
-                        &self.state.share_key,
-                        file.id,
-                        tenant,
-                        exp,
-                        sig,
-                    ) {
-                        return Err(missing());
-                    }
-                    if chrono::Utc::now().timestamp() > exp {
-                        return Err(Problem::new(410, "gone", "this signed link has expired"));
-                    }
-                }
-                _ if reader.caller().is_some_and(|c| c.owns(&job.owner)) => {}
-                _ => return Err(missing()),
-            }
-            if file.consumed || job.status == crate::domain::JobStatus::Deleted {
-                return Err(crate::engine::EngineError::Gone(id).into());
-            }
-            let etag = format!("\"{}\"", file.etag);
-            if if_none_match
-                .0
-                .as_deref()
-                .map(|v| v.split(',').any(|t| t.trim() == etag))
-                == Some(true)
-            {
-                let mut r = Response::builder()
-                    .status(StatusCode::NOT_MODIFIED)
-                    .finish();
-                r.headers_mut()
-                    .insert(header::ETAG, HeaderValue::from_str(&etag).unwrap());
-                return Ok(Download(r));
-            }
-            let size = file.size.max(0) as u64;
-            let want = match range.0.as_deref() {
-                None => None,
-                Some(h) => match parse_range(h, size) {
-                    Ok(r) => r,
-                    Err(()) => {
-                        let mut r = Problem::new(
-                            416,
-                            "range-not-satisfiable",
-                            format!("the file has {size} bytes; `{h}` lies outside it"),
-                        )
-                        .for_req(req)
-                        .into_response();
-                        r.headers_mut().insert(
-                            header::CONTENT_RANGE,
-                            HeaderValue::from_str(&format!("bytes */{size}")).unwrap(),
-                        );
-                        return Ok(Download(r));
-                    }
-                },
-            };
-            let read = engine
-                .blobs()
-                .get(&file.object_key, want.clone())
-                .await
-                .map_err(|e| match e {
-                    crate::blobs::BlobError::NotFound => {
-                        Problem::new(410, "gone", format!("file {id} is no longer stored"))
-                    }
-                    other => crate::engine::EngineError::from(other).into(),
-                })?;
-            let whole = want.is_none();
-            let consume = whole && !job.options.keep_result;
-            let len = read.range.end - read.range.start;
-            let stream = read.stream.map(|r| r.map_err(std::io::Error::other));
-            let body = if consume {
-                // Removed only once every byte went out: a broken download can be retried.
-                let engine = engine.clone();
-                let f = file.clone();
-                Body::from_bytes_stream(ReadOnce {
-                    inner: stream.boxed(),
-                    left: len,
-                    on_done: Some(Box::new(move || {
-                        tokio::spawn(async move {
-                            if let Err(e) = engine.consume(&f).await {
-                                tracing::warn!(error = %e, "could not remove a read-once file");
-                            }
-                        });
-                    })),
-                })
-            } else {
-                Body::from_bytes_stream(stream)
-            };
-            let mut r = Response::builder()
-                .status(if whole {
-                    StatusCode::OK
-                } else {
-                    StatusCode::PARTIAL_CONTENT
-                })
-                .content_type(file.content_type.clone())
-                .header(header::CONTENT_LENGTH, len)
-                .header(header::ETAG, etag)
-                .header(header::ACCEPT_RANGES, "bytes")
-                .header(
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{}\"", file.name.replace('"', "")),
-                )
-                .body(body);
-            if !whole {
-                r.headers_mut().insert(
-                    header::CONTENT_RANGE,
-                    HeaderValue::from_str(&format!(
-                        "bytes {}-{}/{}",
-                        read.range.start,
-                        read.range.end - 1,
-                        size
-                    ))
-                    .unwrap(),
-                );
-            }
-            Ok(Download(r))
-        };
-        run.await.map_err(|p: Problem| p.for_req(req))
+        serve_file(
+            &self.state,
+            &reader,
+            req,
+            &file_id,
+            None,
+            range.0.as_deref(),
+            if_none_match.0.as_deref(),
+            (expires.0, sig.0.as_deref()),
+        )
+        .await
     }
+}
+
+/// A file as `/downloads/{fileId}` serves it (whole or a single range, ETag, read-once files);
+/// `set`: the file must belong to this data file set (job), else it is not found.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn serve_file(
+    state: &AppState,
+    reader: &KeyOrLink,
+    req: &Request,
+    file_id: &str,
+    set: Option<Uuid>,
+    range: Option<&str>,
+    if_none_match: Option<&str>,
+    (expires, sig): (Option<i64>, Option<&str>),
+) -> Result<Download, Problem> {
+    let run = async {
+        let missing = || Problem::not_found(format!("no file `{file_id}`"));
+        let id: Uuid = file_id.parse().map_err(|_| missing())?;
+        let engine = &state.engine;
+        let (file, job) = engine.file_record(id).await.map_err(|e| match e {
+            crate::engine::EngineError::NotFound(_) => missing(),
+            other => other.into(),
+        })?;
+        if set.is_some_and(|s| s != job.id) {
+            return Err(missing());
+        }
+        // The owner's key, or a signed link over (file, tenant, expiry).
+        match (expires, sig) {
+            (Some(exp), Some(sig)) => {
+                let tenant = job
+                    .owner
+                    .as_deref()
+                    .unwrap_or(crate::domain::access::OPEN_TENANT);
+                if !crate::domain::signals::share_valid(&state.share_key, file.id, tenant, exp, sig)
+                {
+                    return Err(missing());
+                }
+                if chrono::Utc::now().timestamp() > exp {
+                    return Err(Problem::new(410, "gone", "this signed link has expired"));
+                }
+            }
+            _ if reader.caller().is_some_and(|c| c.owns(&job.owner)) => {}
+            _ => return Err(missing()),
+        }
+        if file.consumed || job.status == crate::domain::JobStatus::Deleted {
+            return Err(crate::engine::EngineError::Gone(id).into());
+        }
+        let etag = format!("\"{}\"", file.etag);
+        if if_none_match.map(|v| v.split(',').any(|t| t.trim() == etag)) == Some(true) {
+            let mut r = Response::builder()
+                .status(StatusCode::NOT_MODIFIED)
+                .finish();
+            r.headers_mut()
+                .insert(header::ETAG, HeaderValue::from_str(&etag).unwrap());
+            return Ok(Download(r));
+        }
+        let size = file.size.max(0) as u64;
+        let want = match range {
+            None => None,
+            Some(h) => match parse_range(h, size) {
+                Ok(r) => r,
+                Err(()) => {
+                    let mut r = Problem::new(
+                        416,
+                        "range-not-satisfiable",
+                        format!("the file has {size} bytes; `{h}` lies outside it"),
+                    )
+                    .for_req(req)
+                    .into_response();
+                    r.headers_mut().insert(
+                        header::CONTENT_RANGE,
+                        HeaderValue::from_str(&format!("bytes */{size}")).unwrap(),
+                    );
+                    return Ok(Download(r));
+                }
+            },
+        };
+        let read = engine
+            .blobs()
+            .get(&file.object_key, want.clone())
+            .await
+            .map_err(|e| match e {
+                crate::blobs::BlobError::NotFound => {
+                    Problem::new(410, "gone", format!("file {id} is no longer stored"))
+                }
+                other => crate::engine::EngineError::from(other).into(),
+            })?;
+        let whole = want.is_none();
+        let consume = whole && !job.options.keep_result;
+        let len = read.range.end - read.range.start;
+        let stream = read.stream.map(|r| r.map_err(std::io::Error::other));
+        let body = if consume {
+            // Removed only once every byte went out: a broken download can be retried.
+            let engine = engine.clone();
+            let f = file.clone();
+            Body::from_bytes_stream(ReadOnce {
+                inner: stream.boxed(),
+                left: len,
+                on_done: Some(Box::new(move || {
+                    tokio::spawn(async move {
+                        if let Err(e) = engine.consume(&f).await {
+                            tracing::warn!(error = %e, "could not remove a read-once file");
+                        }
+                    });
+                })),
+            })
+        } else {
+            Body::from_bytes_stream(stream)
+        };
+        let mut r = Response::builder()
+            .status(if whole {
+                StatusCode::OK
+            } else {
+                StatusCode::PARTIAL_CONTENT
+            })
+            .content_type(file.content_type.clone())
+            .header(header::CONTENT_LENGTH, len)
+            .header(header::ETAG, etag)
+            .header(header::ACCEPT_RANGES, "bytes")
+            .header(
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", file.name.replace('"', "")),
+            )
+            .body(body);
+        if !whole {
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!(
+                    "bytes {}-{}/{}",
+                    read.range.start,
+                    read.range.end - 1,
+                    size
+                ))
+                .unwrap(),
+            );
+        }
+        Ok(Download(r))
+    };
+    run.await.map_err(|p: Problem| p.for_req(req))
 }
 
 #[cfg(test)]

@@ -249,6 +249,18 @@ pub fn file_href(base: &str, file_id: Uuid) -> String {
     format!("{base}/downloads/{file_id}")
 }
 
+/// A job's data file set as seed 004 addresses it: `{api}/datafilesets/{datafilesetcode}`, the
+/// code being the job id.
+pub fn datafileset_href(base: &str, job_id: Uuid) -> String {
+    format!("{base}/datafilesets/{job_id}")
+}
+
+/// One file of a data file set, in seed 004's shape:
+/// `{api}/datafilesets/{datafilesetcode}/datafiles/{datafilecode}/data` (the file id is the code).
+pub fn datafile_href(base: &str, job_id: Uuid, file_id: Uuid) -> String {
+    format!("{base}/datafilesets/{job_id}/datafiles/{file_id}/data")
+}
+
 /// The links valid for a job right now; `media` is the encoding the client reads.
 pub fn job_links(base: &str, job: &Job, files: &[OutputFile], media: &str) -> Vec<Link> {
     use JobStatus::*;

@@ -582,6 +582,22 @@ fn rows() -> Vec<Row> {
             Ended,
         ),
         row("download", M::GET, "{file}", Some("read"), 200, Ended),
+        row(
+            "getDataFileSet",
+            M::GET,
+            "/datafilesets/{set}",
+            Some("read"),
+            200,
+            Ended,
+        ),
+        row(
+            "getDataFile",
+            M::GET,
+            "/datafilesets/{set}/datafiles/{setfile}/data",
+            Some("read"),
+            200,
+            Ended,
+        ),
         // The dialects' effects chosen by a query parameter.
         row(
             "getTask?cancel",
@@ -660,7 +676,10 @@ struct Fixture {
 
 impl Fixture {
     fn fill(&self, path: &str) -> String {
-        path.replace("{job}", &self.job)
+        let last = |href: &str| href.rsplit('/').next().unwrap_or_default().to_string();
+        path.replace("{setfile}", &last(&self.file))
+            .replace("{set}", &last(&self.job))
+            .replace("{job}", &self.job)
             .replace("{file}", &self.file)
             .replace("{task}", &self.task.to_string())
             .replace("{rid}", &self.rid)

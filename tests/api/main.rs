@@ -24,5 +24,6 @@ mod problems;
 mod robustness;
 mod scaleout;
 mod seed_000;
+mod seed_004;
 mod signals;
 mod ui;

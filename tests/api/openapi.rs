@@ -140,7 +140,7 @@ async fn every_operation_has_examples_and_its_request_examples_are_accepted() {
             }
         }
     }
-    assert_eq!(ops, 28);
+    assert_eq!(ops, 30);
 
     // Each checked-in example is on its operation in the served document.
     let examples: Value =
@@ -476,6 +476,19 @@ async fn capture_examples() {
         "download",
         Method::GET,
         &link(&done, "file").unwrap(),
+        None,
+        "*/*",
+        "*/*",
+    )
+    .await;
+    // Seed 004's addresses of the same data file set and file.
+    let set = format!("/datafilesets/{}", done["jobId"].as_str().unwrap());
+    c.get_both("getDataFileSet", &set).await;
+    let file = link(&done, "file").unwrap();
+    c.call(
+        "getDataFile",
+        Method::GET,
+        &format!("{set}/datafiles/{}/data", file.rsplit('/').next().unwrap()),
         None,
         "*/*",
         "*/*",
