@@ -317,6 +317,18 @@ pub fn job_links(base: &str, job: &Job, files: &[OutputFile], media: &str) -> Ve
             m,
         ));
     }
+    // Seed 003's view of the job: its task, in the encoding the client reads.
+    let ext = if media.contains("xml") { "xml" } else { "json" };
+    links.push(Link::new(
+        "task",
+        format!("{base}/tasks/{}.{ext}", job.task_id),
+        "GET",
+        Some(if ext == "xml" {
+            "application/xml"
+        } else {
+            "application/json"
+        }),
+    ));
     links
 }
 
@@ -386,7 +398,8 @@ pub(crate) mod tests {
                 "events",
                 "delete",
                 "operator",
-                "operator:messages"
+                "operator:messages",
+                "task"
             ]
         );
         let f = job(JobStatus::Failed);
@@ -397,7 +410,8 @@ pub(crate) mod tests {
                 "delete",
                 "operator",
                 "operator:messages",
-                "operator:restart"
+                "operator:restart",
+                "task"
             ]
         );
         let s = job(JobStatus::Success);
@@ -423,13 +437,30 @@ pub(crate) mod tests {
                 "datafileset",
                 "file",
                 "operator",
-                "operator:messages"
+                "operator:messages",
+                "task"
             ]
         );
         assert_eq!(
             rels(&s, &[]),
-            ["self", "delete", "result", "operator", "operator:messages"]
+            [
+                "self",
+                "delete",
+                "result",
+                "operator",
+                "operator:messages",
+                "task"
+            ]
         );
+        let task = |media: &str| {
+            job_links("http://h", &s, &[], media)
+                .into_iter()
+                .find(|l| l.rel == "task")
+                .map(|l| l.href)
+                .unwrap()
+        };
+        assert_eq!(task("application/json"), "http://h/tasks/1.json");
+        assert_eq!(task("application/xml"), "http://h/tasks/1.xml");
         assert!(rels(&job(JobStatus::Deleted), &[]).is_empty());
     }
 

@@ -24,6 +24,7 @@ mod problems;
 mod robustness;
 mod scaleout;
 mod seed_000;
+mod seed_003;
 mod seed_004;
 mod signals;
 mod ui;
