@@ -175,8 +175,7 @@ pub struct ImportStatusDoc {
     /// Records that failed, in total (when ended).
     pub failed_records: Option<i64>,
     /// The failed records in input order, each with a `reason` (when ended): all of them, or the
-    /// first 1000 when `failed_records` is larger; the `errors` link is the job's report of all
-    /// of them.
+    /// first 1000 when `failed_records` is larger; the `errors` link lists all of them.
     pub errors: Option<Vec<Value>>,
     /// The job behind the task.
     #[oai(rename = "jobId")]
@@ -185,11 +184,22 @@ pub struct ImportStatusDoc {
     pub links: Vec<LinkDoc>,
 }
 
-/// Most failed records an import status lists in `errors`; the rest are in the report.
-const ERRORS_LISTED: u64 = 1000;
+/// The failed records of an import, a page at a time (seed 000's field names).
+#[derive(Debug, Clone, Object)]
+pub struct ImportErrorsDoc {
+    /// The import's reference.
+    pub task_reference: String,
+    /// Records that failed, in total.
+    pub failed_records: i64,
+    /// This page of failed records in input order, each as sent with its `reason` and `record`
+    /// (its 1-based position in the import).
+    pub errors: Vec<Value>,
+    /// `self`, `next` while there are more, and `monitor`, the import's status.
+    pub links: Vec<LinkDoc>,
+}
 
-/// The name of the import's report of its failed records (`operations::import`).
-const FAILED_REPORT: &str = "failed-records.json";
+/// Most failed records an import status lists in `errors`; the rest are one link away.
+const ERRORS_LISTED: u64 = 1000;
 
 /// A page of the tools catalog.
 #[derive(Debug, Clone, Object)]
@@ -490,15 +500,12 @@ impl ImportsApi {
             (None, None, None)
         };
         let mut links = JobDoc::new(&base, job, &files, enc.media()).links;
-        // All the failed records, with their reasons: the job's report of failed records.
-        if let Some(report) = files
-            .iter()
-            .find(|f| f.name == FAILED_REPORT && !f.consumed)
-        {
+        // All the failed records, with their reasons, a page at a time (whatever the end state).
+        if ended {
             links.push(get_link(
                 "errors",
-                crate::domain::file_href(&base, report.id),
-                Some(&report.content_type),
+                format!("{base}/api/tools/import/status/{}/errors", job.reference),
+                Some(enc.media()),
             ));
         }
         Ok(ImportStatusDoc {
@@ -511,6 +518,25 @@ impl ImportsApi {
             job_id: job.id,
             links,
         })
+    }
+}
+
+impl ImportsApi {
+    /// The import behind a seed reference. Another tenant's task is not found, deleted or not;
+    /// one's own deleted task is gone.
+    async fn seed_job(&self, key: &Caller, reference: &str) -> Result<crate::domain::Job, Problem> {
+        let job = match self.state.engine.find_by_reference(reference).await? {
+            Some(j) if j.operation == "import" && key.owns(&j.owner) => j,
+            _ => {
+                return Err(Problem::not_found(format!(
+                    "no import task with reference `{reference}`"
+                )))
+            }
+        };
+        if job.status == JobStatus::Deleted {
+            return Err(EngineError::Gone(job.id).into());
+        }
+        Ok(job)
     }
 }
 
@@ -617,21 +643,89 @@ impl ImportsApi {
     ) -> ApiResult<ImportStatusDoc> {
         let run = async {
             let enc = negotiate(req)?;
-            // Another tenant's task is not found, deleted or not; one's own deleted task is gone.
-            let job = match self.state.engine.find_by_reference(&task_reference).await? {
-                Some(j) if j.operation == "import" && key.owns(&j.owner) => j,
-                _ => {
-                    return Err(Problem::not_found(format!(
-                        "no import task with reference `{}`",
-                        task_reference.0
-                    )))
-                }
-            };
-            if job.status == JobStatus::Deleted {
-                return Err(EngineError::Gone(job.id).into());
-            }
+            let job = self.seed_job(&key, &task_reference).await?;
             let doc = self.seed_status(req, &job).await?;
             Ok(Rep::new(doc, enc, "task"))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// The failed records of a tools import (seed 000)
+    ///
+    /// Every record that failed, in input order, as sent with its `reason` and `record` (its
+    /// position), `limit` a page (default and at most 1000) with a `next` link; `failed_records`
+    /// is the total. The status's `errors` link leads here.
+    #[oai(
+        path = "/api/tools/import/status/:task_reference/errors",
+        method = "get",
+        operation_id = "listToolsImportErrors"
+    )]
+    async fn seed_errors(
+        &self,
+        key: Key<Read>,
+        req: &Request,
+        task_reference: Path<String>,
+        /// Page size, 1 to 1000 (default 1000).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+        limit: Query<Option<u64>>,
+        /// Start after this record position (from the `next` link).
+        after: Query<Option<i64>>,
+    ) -> ApiResult<ImportErrorsDoc> {
+        let run = async {
+            let enc = negotiate(req)?;
+            let job = self.seed_job(&key, &task_reference).await?;
+            let limit = limit.0.unwrap_or(ERRORS_LISTED);
+            if !(1..=ERRORS_LISTED).contains(&limit) {
+                return Err(Problem::bad_request(format!(
+                    "limit must be between 1 and {ERRORS_LISTED}, not {limit}"
+                )));
+            }
+            let store = self.state.engine.store();
+            let total = store
+                .failed_count(job.id)
+                .await
+                .map_err(EngineError::from)?;
+            // `after` is a 1-based record position, as `record` shows it.
+            let page = store
+                .failed_records(job.id, after.0.map(|a| a - 1), limit)
+                .await
+                .map_err(EngineError::from)?;
+            let base = base_url(req, self.state.public_url.as_deref());
+            let me = format!("{base}/api/tools/import/status/{}", job.reference);
+            let m = Some(enc.media());
+            let mut links = vec![
+                get_link("self", format!("{base}{}", req.uri()), m),
+                get_link("monitor", me.clone(), m),
+            ];
+            if page.len() as u64 == limit {
+                if let Some((idx, _, _)) = page.last() {
+                    links.push(get_link(
+                        "next",
+                        format!("{me}/errors?limit={limit}&after={}", idx + 1),
+                        m,
+                    ));
+                }
+            }
+            let errors = page
+                .into_iter()
+                .map(|(idx, mut rec, reason)| {
+                    if let Value::Object(m) = &mut rec {
+                        m.insert("reason".into(), reason.into());
+                        m.insert("record".into(), json!(idx + 1));
+                    }
+                    rec
+                })
+                .collect();
+            Ok(Rep::new(
+                ImportErrorsDoc {
+                    task_reference: job.reference.clone(),
+                    failed_records: total as i64,
+                    errors,
+                    links,
+                },
+                enc,
+                "errors",
+            ))
         };
         run.await.map_err(|p: Problem| p.for_req(req))
     }

@@ -509,6 +509,14 @@ fn rows() -> Vec<Row> {
             Ended,
         ),
         row(
+            "listToolsImportErrors",
+            M::GET,
+            "/api/tools/import/status/{ref}/errors",
+            Some("read"),
+            200,
+            Ended,
+        ),
+        row(
             "listTools",
             M::GET,
             "/api/tools",

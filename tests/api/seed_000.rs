@@ -32,6 +32,25 @@ fn sample_payload() -> Value {
     ])
 }
 
+/// Every failed record, by walking the `errors` link and its `next` links.
+async fn all_errors(app: &TestApp, status: &Value) -> Vec<Value> {
+    let mut next = link(status, "errors");
+    assert!(
+        next.is_some(),
+        "an ended import links all its failed records: {status}"
+    );
+    let mut all = Vec::new();
+    while let Some(href) = next {
+        let (s, _, page) = app.get(&href).await;
+        assert_eq!(s, 200, "{page}");
+        assert_eq!(page["task_reference"], status["task_reference"]);
+        assert_eq!(page["failed_records"], status["failed_records"]);
+        all.extend(page["errors"].as_array().unwrap().iter().cloned());
+        next = link(&page, "next");
+    }
+    all
+}
+
 /// Poll the seed's status route until the import is no longer IN_PROGRESS.
 async fn completed(app: &TestApp, loc: &str) -> Value {
     for _ in 0..1000 {
@@ -136,17 +155,10 @@ async fn seed_000_failed_records_are_never_cut_silently(b: &'static str) {
         }
         assert!(e["reason"].as_str().unwrap().contains("url"), "{e}");
     }
-    let all = link(&done, "errors").expect("a link to all failed records");
-    let report: Value = app
-        .http
-        .get(&all)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(report.as_array().unwrap().len(), 2);
+    let all = all_errors(&app, &done).await;
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0]["tool_id"], "V002");
+    assert_eq!(all[0]["record"], 2);
 
     // More failed records than `errors` lists: the total and the link say so.
     let mut s = String::from("[");
@@ -168,10 +180,19 @@ async fn seed_000_failed_records_are_never_cut_silently(b: &'static str) {
     assert_eq!(errors.len(), 1000);
     assert_eq!(errors[0]["tool_id"], "X0");
     assert_eq!(errors[999]["tool_id"], "X999");
-    let all = link(&done, "errors").expect("a link to all failed records");
+    let all = all_errors(&app, &done).await;
+    assert_eq!(all.len(), 1001);
+    let ids: Vec<&str> = all.iter().map(|e| e["tool_id"].as_str().unwrap()).collect();
+    let want: Vec<String> = (0..1001).map(|i| format!("X{i}")).collect();
+    assert_eq!(ids, want, "every failed record once, in input order");
+    assert!(all
+        .iter()
+        .all(|e| e["reason"].as_str().unwrap().contains("url")));
+    // The job's report of failed records holds the same ones.
+    let job = app.get(&link(&done, "self").unwrap()).await.2;
     let report: Vec<Value> = app
         .http
-        .get(&all)
+        .get(link(&job, "file").unwrap())
         .send()
         .await
         .unwrap()
@@ -179,7 +200,27 @@ async fn seed_000_failed_records_are_never_cut_silently(b: &'static str) {
         .await
         .unwrap();
     assert_eq!(report.len(), 1001);
-    assert_eq!(report[1000]["tool_id"], "X1000");
+    // A cancelled import has no report, but its failed records are listed all the same.
+    let mut s = String::from("[");
+    for i in 0..3000 {
+        s.push_str(&format!(
+            "{{\"tool_id\":\"C{i}\",\"tool_name\":\"c\",\"category\":\"c\",\"url\":\"nope\"}},"
+        ));
+    }
+    s.push_str("{\"tool_id\":\"OK\",\"tool_name\":\"ok\",\"category\":\"c\"}]");
+    let r = app
+        .post_raw("/api/tools/import", "application/json", s)
+        .await;
+    let loc = location(&r);
+    let v: Value = r.json().await.unwrap();
+    let job = link(&v, "self").unwrap();
+    let r = app.http.post(format!("{job}/cancel")).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let done = completed(&app, &loc).await;
+    if done["status"] == "CANCELLED" {
+        let n = done["failed_records"].as_i64().unwrap();
+        assert_eq!(all_errors(&app, &done).await.len() as i64, n);
+    }
     app.stop().await;
 }
 crate::per_backend!(seed_000_failed_records_are_never_cut_silently);
