@@ -242,6 +242,14 @@ impl FileDoc {
             href: file_href(base, f.id),
         }
     }
+
+    /// The document of one file of a data file set: its link in seed 004's shape.
+    pub fn in_set(base: &str, f: &OutputFile) -> FileDoc {
+        FileDoc {
+            href: crate::domain::datafile_href(base, f.job_id, f.id),
+            ..FileDoc::new(base, f)
+        }
+    }
 }
 
 /// The files a job produced.

@@ -173,41 +173,46 @@ impl DownloadsApi {
         /// Signature of a signed link (made by `POST /api/v1/jobs/{id}/share`).
         sig: Query<Option<String>>,
     ) -> Result<Download, Problem> {
-        serve(
+        serve_file(
             &self.state,
             reader.caller(),
             req,
-            &file_id.0,
+            &file_id,
+            None,
             range.0.as_deref(),
             if_none_match.0.as_deref(),
-            expires.0,
-            sig.0.as_deref(),
+            (expires.0, sig.0.as_deref()),
         )
         .await
     }
 }
 
-/// The download of file `file_id` (the canonical route's, and every dialect's that serves a
-/// file): the owner's key or a signed link, `ETag`, single `Range`, read-once files.
+/// A file as `/downloads/{fileId}` serves it — the one way a file is served, by the canonical
+/// route and every dialect's (whole or a single range, ETag, read-once files): to `caller`
+/// when it owns the job, or to the holder of a signed link. `set`: the file must belong to this
+/// data file set (job), else it is not found.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn serve(
+pub(crate) async fn serve_file(
     state: &AppState,
     caller: Option<&super::access::Caller>,
     req: &Request,
     file_id: &str,
+    set: Option<Uuid>,
     range: Option<&str>,
     if_none_match: Option<&str>,
-    expires: Option<i64>,
-    sig: Option<&str>,
+    (expires, sig): (Option<i64>, Option<&str>),
 ) -> Result<Download, Problem> {
     let run = async {
-        let missing = || Problem::not_found(format!("no file `{}`", file_id));
+        let missing = || Problem::not_found(format!("no file `{file_id}`"));
         let id: Uuid = file_id.parse().map_err(|_| missing())?;
         let engine = &state.engine;
         let (file, job) = engine.file_record(id).await.map_err(|e| match e {
             crate::engine::EngineError::NotFound(_) => missing(),
             other => other.into(),
         })?;
+        if set.is_some_and(|s| s != job.id) {
+            return Err(missing());
+        }
         // The owner's key, or a signed link over (file, tenant, expiry).
         match (expires, sig) {
             (Some(exp), Some(sig)) => {

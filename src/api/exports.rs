@@ -1,17 +1,23 @@
-//! `POST /api/v1/exports` (seed 004): the tools catalog or the job collection as a data file set.
+//! `POST /api/v1/exports` (seed 004): the tools catalog or the job collection as a data file set;
+//! seed 004's addresses of a job's data file set (`/datafilesets/{code}`) and of its files
+//! (`/datafilesets/{code}/datafiles/{fileCode}/data`, served as `/downloads/{fileId}` serves them).
 
 use std::sync::Arc;
 
 use poem::Request;
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiRequest, Enum, Object, OpenApi};
 
-use super::access::{Key, Submission};
-use super::docs::{AsyncOptions, JobDoc};
+use super::access::{job_for, Key, KeyOrLink, Read, Submission};
+use super::docs::{get_link, AsyncOptions, DataFileSetDoc, FileDoc, JobDoc};
+use super::downloads::{serve_file, Download};
 use super::wire::{
-    correlation_id, negotiate, time_text, Also, Problem, Rep, TimeText, XmlBody, XmlShape,
+    base_url, correlation_id, negotiate, time_text, Also, ApiResult, Problem, Rep, TimeText,
+    XmlBody, XmlShape,
 };
 use super::{ApiTags, AppState};
+use crate::domain::{datafile_href, datafileset_href, job_href, JobStatus};
 use crate::engine::NewJob;
 use crate::operations::export::{Dataset, ExportFormat, ExportSpec, DEFAULT_PART_SIZE};
 
@@ -176,4 +182,119 @@ impl ExportsApi {
         };
         run.await.map(Also).map_err(|p: Problem| p.for_req(req))
     }
+
+    /// A data file set (seed 004)
+    ///
+    /// The files of a job that ended in SUCCESS (the code is the job id): each with its name,
+    /// size, content type, rows and its link in the seed's shape
+    /// `/datafilesets/{code}/datafiles/{fileCode}/data`. 409 until the job is SUCCESS; another
+    /// tenant's set is not found.
+    #[oai(
+        path = "/datafilesets/:code",
+        method = "get",
+        operation_id = "getDataFileSet"
+    )]
+    async fn datafileset(
+        &self,
+        key: Key<Read>,
+        req: &Request,
+        /// The data file set's code (its job's id).
+        code: Path<String>,
+    ) -> ApiResult<DataFileSetDoc> {
+        let run = async {
+            let enc = negotiate(req)?;
+            let id = set_code(&code)?;
+            job_for(&self.state, &key, id).await?;
+            let (job, files) = self.state.engine.get_with_files(id).await?;
+            if job.status != JobStatus::Success {
+                return Err(Problem::new(
+                    409,
+                    "no-result-yet",
+                    format!(
+                        "job {id} is {}; its data file set exists once it is SUCCESS",
+                        job.status
+                    ),
+                ));
+            }
+            let base = base_url(req, self.state.public_url.as_deref());
+            let m = Some(enc.media());
+            let live: Vec<_> = files.iter().filter(|f| !f.consumed).collect();
+            let mut links = vec![
+                get_link("self", datafileset_href(&base, id), m),
+                get_link("operator:subject", job_href(&base, id), m),
+            ];
+            links.extend(live.iter().map(|f| {
+                get_link(
+                    "file",
+                    datafile_href(&base, id, f.id),
+                    Some(&f.content_type),
+                )
+            }));
+            Ok(Rep::new(
+                DataFileSetDoc {
+                    job_id: id,
+                    files: live.iter().map(|f| FileDoc::in_set(&base, f)).collect(),
+                    links,
+                },
+                enc,
+                "dataFileSet",
+            ))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// A data file of a set (seed 004)
+    ///
+    /// The file's bytes exactly as `/downloads/{fileId}` serves them: its content type,
+    /// `Content-Length`, `ETag`, single `Range` requests, read-once files. A file of another
+    /// set, or of another tenant, is not found.
+    #[oai(
+        path = "/datafilesets/:code/datafiles/:file_code/data",
+        method = "get",
+        operation_id = "getDataFile"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn datafile(
+        &self,
+        reader: KeyOrLink,
+        req: &Request,
+        /// The data file set's code (its job's id).
+        code: Path<String>,
+        /// The data file's code (its file id).
+        file_code: Path<String>,
+        /// A single byte range (`bytes=0-99`).
+        #[oai(name = "Range")]
+        range: Header<Option<String>>,
+        /// An ETag from an earlier answer.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+        /// Expiry (Unix seconds) of a signed link.
+        expires: Query<Option<i64>>,
+        /// Signature of a signed link (made by `POST /api/v1/jobs/{id}/share`).
+        sig: Query<Option<String>>,
+    ) -> Result<Download, Problem> {
+        let set = match set_code(&code) {
+            Ok(s) => s,
+            Err(_) => {
+                return Err(Problem::not_found(format!("no file `{}`", file_code.0)).for_req(req))
+            }
+        };
+        serve_file(
+            &self.state,
+            reader.caller(),
+            req,
+            &file_code,
+            Some(set),
+            range.0.as_deref(),
+            if_none_match.0.as_deref(),
+            (expires.0, sig.0.as_deref()),
+        )
+        .await
+    }
+}
+
+/// A data file set's code: its job's id (anything else names no set).
+fn set_code(code: &str) -> Result<uuid::Uuid, Problem> {
+    code.parse()
+        .map_err(|_| Problem::not_found(format!("no data file set `{code}`")))
 }

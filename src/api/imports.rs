@@ -108,6 +108,58 @@ pub enum ImportBody {
     Ndjson(Streamed<ImportRecord, NDJSON>),
 }
 
+/// Seed 000's import body as JSON: `{data, async}` like `ImportRequest`, or the records alone as
+/// a bare array (the seed's sample payload).
+#[derive(Debug, Clone)]
+pub struct SeedImportRequest;
+
+impl Type for SeedImportRequest {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+    fn name() -> std::borrow::Cow<'static, str> {
+        "SeedImportRequest".into()
+    }
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+        let mut list = MetaSchema::new("array");
+        list.items = Some(Box::new(ImportRecord::schema_ref()));
+        list.min_items = Some(1);
+        list.description = Some("The records alone, as the seed's sample payload sends them.");
+        let mut schema = MetaSchema::ANY;
+        schema.description = Some(
+            "`{data, async}` as for `/api/v1/imports`, or a bare array of records (seed 000's \
+             sample payload).",
+        );
+        schema.one_of = vec![
+            ImportRequest::schema_ref(),
+            MetaSchemaRef::Inline(Box::new(list)),
+        ];
+        MetaSchemaRef::Inline(Box::new(schema))
+    }
+    fn register(registry: &mut Registry) {
+        ImportRequest::register(registry);
+        ImportRecord::register(registry);
+    }
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+/// The body of seed 000's import: JSON `{data, async}` or a bare array of records, XML
+/// `{data, async}`, or NDJSON (one record per line).
+#[derive(ApiRequest)]
+pub enum SeedImportBody {
+    Json(Streamed<SeedImportRequest, JSON>),
+    Xml(Streamed<ImportRequest, XML>),
+    Ndjson(Streamed<ImportRecord, NDJSON>),
+}
+
 /// Seed 000's answer: its own field names plus `jobId` and `links`.
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
@@ -120,7 +172,10 @@ pub struct ImportStatusDoc {
     pub progress: Option<String>,
     /// Records imported (when ended).
     pub imported_records: Option<i64>,
-    /// The failed records, each with a `reason` (when ended; the first 1000).
+    /// Records that failed, in total (when ended).
+    pub failed_records: Option<i64>,
+    /// The failed records in input order, each with a `reason` (when ended): all of them, or the
+    /// first 1000 when `failed_records` is larger; the `errors` link lists all of them.
     pub errors: Option<Vec<Value>>,
     /// The job behind the task.
     #[oai(rename = "jobId")]
@@ -128,6 +183,23 @@ pub struct ImportStatusDoc {
     /// Links of the job.
     pub links: Vec<LinkDoc>,
 }
+
+/// The failed records of an import, a page at a time (seed 000's field names).
+#[derive(Debug, Clone, Object)]
+pub struct ImportErrorsDoc {
+    /// The import's reference.
+    pub task_reference: String,
+    /// Records that failed, in total.
+    pub failed_records: i64,
+    /// This page of failed records in input order, each as sent with its `reason` and `record`
+    /// (its 1-based position in the import).
+    pub errors: Vec<Value>,
+    /// `self`, `next` while there are more, and `monitor`, the import's status.
+    pub links: Vec<LinkDoc>,
+}
+
+/// Most failed records an import status lists in `errors`; the rest are one link away.
+const ERRORS_LISTED: u64 = 1000;
 
 /// A page of the tools catalog.
 #[derive(Debug, Clone, Object)]
@@ -233,17 +305,14 @@ pub struct ImportsApi {
 
 impl ImportsApi {
     /// Stream the body into the object store while checking it, then store the job.
+    /// `bare_ok`: a JSON body may be a bare array of records (seed 000's route only).
     async fn accept_import(
         &self,
         caller: &Caller,
         req: &Request,
-        body: ImportBody,
+        (body, fmt, name): (poem::Body, BodyFormat, &'static str),
+        bare_ok: bool,
     ) -> Result<crate::domain::Job, Problem> {
-        let (body, fmt, name) = match body {
-            ImportBody::Json(b) => (b.body, BodyFormat::Json, "json"),
-            ImportBody::Xml(b) => (b.body, BodyFormat::Xml, "xml"),
-            ImportBody::Ndjson(b) => (b.body, BodyFormat::Ndjson, "ndjson"),
-        };
         let id = Uuid::now_v7();
         let key = format!("inputs/{id}.{name}");
         let blobs = self.state.engine.blobs().clone();
@@ -310,6 +379,10 @@ impl ImportsApi {
             (None, Err(e)) => Err(Problem::bad_request(format!(
                 "the import body is not valid: {e}"
             ))),
+            (None, Ok(s)) if s.bare && !bare_ok => Err(Problem::bad_request(
+                "the request must be an object with `data` (a bare array of records is taken by \
+                 `/api/tools/import` only)",
+            )),
             (None, Ok(s)) if s.records == 0 => Err(Problem::bad_request(
                 "the import has no records: give at least one under `data` (or one NDJSON line)",
             )),
@@ -399,7 +472,7 @@ impl ImportsApi {
         } else {
             0
         };
-        let (imported, errors) = if ended {
+        let (imported, failed_total, errors) = if ended {
             // Records written by the last attempt, less the failed ones among them.
             let failed_n = self
                 .state
@@ -413,10 +486,10 @@ impl ImportsApi {
                 .state
                 .engine
                 .store()
-                .failed_records(job.id, None, 1000)
+                .failed_records(job.id, None, ERRORS_LISTED)
                 .await
                 .map_err(EngineError::from)?;
-            let errors = failed
+            let errors: Vec<Value> = failed
                 .into_iter()
                 .map(|(_, mut rec, reason)| {
                     if let Value::Object(m) = &mut rec {
@@ -425,20 +498,48 @@ impl ImportsApi {
                     rec
                 })
                 .collect();
-            (Some(ok as i64), Some(errors))
+            (Some(ok as i64), Some(failed_n as i64), Some(errors))
         } else {
-            (None, None)
+            (None, None, None)
         };
-        let links = JobDoc::new(&base, job, &files, enc.media()).links;
+        let mut links = JobDoc::new(&base, job, &files, enc.media()).links;
+        // All the failed records, with their reasons, a page at a time (whatever the end state).
+        if ended {
+            links.push(get_link(
+                "errors",
+                format!("{base}/api/tools/import/status/{}/errors", job.reference),
+                Some(enc.media()),
+            ));
+        }
         Ok(ImportStatusDoc {
             task_reference: job.reference.clone(),
             status: status.into(),
             progress: Some(format!("{percent}%")),
             imported_records: imported,
+            failed_records: failed_total,
             errors,
             job_id: job.id,
             links,
         })
+    }
+}
+
+impl ImportsApi {
+    /// The import behind a seed reference. Another tenant's task is not found, deleted or not;
+    /// one's own deleted task is gone.
+    async fn seed_job(&self, key: &Caller, reference: &str) -> Result<crate::domain::Job, Problem> {
+        let job = match self.state.engine.find_by_reference(reference).await? {
+            Some(j) if j.operation == "import" && key.owns(&j.owner) => j,
+            _ => {
+                return Err(Problem::not_found(format!(
+                    "no import task with reference `{reference}`"
+                )))
+            }
+        };
+        if job.status == JobStatus::Deleted {
+            return Err(EngineError::Gone(job.id).into());
+        }
+        Ok(job)
     }
 }
 
@@ -483,7 +584,12 @@ impl ImportsApi {
     ) -> Result<Also<Rep<JobDoc, 201>, 200>, Problem> {
         let run = async {
             let enc = negotiate(req)?;
-            let job = self.accept_import(&key, req, body).await?;
+            let body = match body {
+                ImportBody::Json(b) => (b.body, BodyFormat::Json, "json"),
+                ImportBody::Xml(b) => (b.body, BodyFormat::Xml, "xml"),
+                ImportBody::Ndjson(b) => (b.body, BodyFormat::Ndjson, "ndjson"),
+            };
+            let job = self.accept_import(&key, req, body, false).await?;
             super::jobs::created(&self.state, req, enc, job).await
         };
         run.await.map(Also).map_err(|p: Problem| p.for_req(req))
@@ -491,7 +597,8 @@ impl ImportsApi {
 
     /// Start a tools import (seed 000)
     ///
-    /// Same body as `/api/v1/imports`; answers in the seed's own fields (`task_reference`,
+    /// Same body as `/api/v1/imports`, or the records alone as a bare JSON array (the seed's
+    /// sample payload); answers in the seed's own fields (`task_reference`,
     /// `status`) plus `jobId` and `links`, with 201 and a Location to poll.
     #[oai(
         path = "/api/tools/import",
@@ -502,11 +609,16 @@ impl ImportsApi {
         &self,
         key: Key<Submission>,
         req: &Request,
-        body: ImportBody,
+        body: SeedImportBody,
     ) -> ApiResult<ImportStatusDoc, 201> {
         let run = async {
             let enc = negotiate(req)?;
-            let job = self.accept_import(&key, req, body).await?;
+            let body = match body {
+                SeedImportBody::Json(b) => (b.body, BodyFormat::Json, "json"),
+                SeedImportBody::Xml(b) => (b.body, BodyFormat::Xml, "xml"),
+                SeedImportBody::Ndjson(b) => (b.body, BodyFormat::Ndjson, "ndjson"),
+            };
+            let job = self.accept_import(&key, req, body, true).await?;
             let base = base_url(req, self.state.public_url.as_deref());
             let doc = self.seed_status(req, &job).await?;
             Ok(Rep::new(doc, enc, "task").header(
@@ -534,21 +646,89 @@ impl ImportsApi {
     ) -> ApiResult<ImportStatusDoc> {
         let run = async {
             let enc = negotiate(req)?;
-            // Another tenant's task is not found, deleted or not; one's own deleted task is gone.
-            let job = match self.state.engine.find_by_reference(&task_reference).await? {
-                Some(j) if j.operation == "import" && key.owns(&j.owner) => j,
-                _ => {
-                    return Err(Problem::not_found(format!(
-                        "no import task with reference `{}`",
-                        task_reference.0
-                    )))
-                }
-            };
-            if job.status == JobStatus::Deleted {
-                return Err(EngineError::Gone(job.id).into());
-            }
+            let job = self.seed_job(&key, &task_reference).await?;
             let doc = self.seed_status(req, &job).await?;
             Ok(Rep::new(doc, enc, "task"))
+        };
+        run.await.map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// The failed records of a tools import (seed 000)
+    ///
+    /// Every record that failed, in input order, as sent with its `reason` and `record` (its
+    /// position), `limit` a page (default and at most 1000) with a `next` link; `failed_records`
+    /// is the total. The status's `errors` link leads here.
+    #[oai(
+        path = "/api/tools/import/status/:task_reference/errors",
+        method = "get",
+        operation_id = "listToolsImportErrors"
+    )]
+    async fn seed_errors(
+        &self,
+        key: Key<Read>,
+        req: &Request,
+        task_reference: Path<String>,
+        /// Page size, 1 to 1000 (default 1000).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+        limit: Query<Option<u64>>,
+        /// Start after this record position (from the `next` link).
+        after: Query<Option<i64>>,
+    ) -> ApiResult<ImportErrorsDoc> {
+        let run = async {
+            let enc = negotiate(req)?;
+            let job = self.seed_job(&key, &task_reference).await?;
+            let limit = limit.0.unwrap_or(ERRORS_LISTED);
+            if !(1..=ERRORS_LISTED).contains(&limit) {
+                return Err(Problem::bad_request(format!(
+                    "limit must be between 1 and {ERRORS_LISTED}, not {limit}"
+                )));
+            }
+            let store = self.state.engine.store();
+            let total = store
+                .failed_count(job.id)
+                .await
+                .map_err(EngineError::from)?;
+            // `after` is a 1-based record position, as `record` shows it.
+            let page = store
+                .failed_records(job.id, after.0.map(|a| a - 1), limit)
+                .await
+                .map_err(EngineError::from)?;
+            let base = base_url(req, self.state.public_url.as_deref());
+            let me = format!("{base}/api/tools/import/status/{}", job.reference);
+            let m = Some(enc.media());
+            let mut links = vec![
+                get_link("self", format!("{base}{}", req.uri()), m),
+                get_link("monitor", me.clone(), m),
+            ];
+            if page.len() as u64 == limit {
+                if let Some((idx, _, _)) = page.last() {
+                    links.push(get_link(
+                        "next",
+                        format!("{me}/errors?limit={limit}&after={}", idx + 1),
+                        m,
+                    ));
+                }
+            }
+            let errors = page
+                .into_iter()
+                .map(|(idx, mut rec, reason)| {
+                    if let Value::Object(m) = &mut rec {
+                        m.insert("reason".into(), reason.into());
+                        m.insert("record".into(), json!(idx + 1));
+                    }
+                    rec
+                })
+                .collect();
+            Ok(Rep::new(
+                ImportErrorsDoc {
+                    task_reference: job.reference.clone(),
+                    failed_records: total as i64,
+                    errors,
+                    links,
+                },
+                enc,
+                "errors",
+            ))
         };
         run.await.map_err(|p: Problem| p.for_req(req))
     }

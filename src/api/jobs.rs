@@ -195,17 +195,33 @@ impl JobsApi {
             get_link("self", format!("{me}/{resource}"), Some(enc.media())),
             get_link("operator:subject", me, Some(enc.media())),
         ];
-        links.extend(live.iter().map(|f| {
-            get_link(
-                "file",
-                crate::domain::file_href(&base, f.id),
-                Some(&f.content_type),
-            )
-        }));
+        // A data file set's files have seed 004's addresses; a result's the download's.
+        let in_set = resource == "datafileset";
+        let href = |f: &crate::domain::OutputFile| {
+            if in_set {
+                crate::domain::datafile_href(&base, id, f.id)
+            } else {
+                crate::domain::file_href(&base, f.id)
+            }
+        };
+        links.extend(
+            live.iter()
+                .map(|f| get_link("file", href(f), Some(&f.content_type))),
+        );
+        let docs = live
+            .iter()
+            .map(|f| {
+                if in_set {
+                    FileDoc::in_set(&base, f)
+                } else {
+                    FileDoc::new(&base, f)
+                }
+            })
+            .collect();
         Ok(FilesView {
             enc,
             job,
-            files: live.iter().map(|f| FileDoc::new(&base, f)).collect(),
+            files: docs,
             links,
         })
     }

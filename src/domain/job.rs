@@ -249,6 +249,18 @@ pub fn file_href(base: &str, file_id: Uuid) -> String {
     format!("{base}/downloads/{file_id}")
 }
 
+/// A job's data file set as seed 004 addresses it: `{api}/datafilesets/{datafilesetcode}`, the
+/// code being the job id.
+pub fn datafileset_href(base: &str, job_id: Uuid) -> String {
+    format!("{base}/datafilesets/{job_id}")
+}
+
+/// One file of a data file set, in seed 004's shape:
+/// `{api}/datafilesets/{datafilesetcode}/datafiles/{datafilecode}/data` (the file id is the code).
+pub fn datafile_href(base: &str, job_id: Uuid, file_id: Uuid) -> String {
+    format!("{base}/datafilesets/{job_id}/datafiles/{file_id}/data")
+}
+
 /// The links valid for a job right now; `media` is the encoding the client reads.
 pub fn job_links(base: &str, job: &Job, files: &[OutputFile], media: &str) -> Vec<Link> {
     use JobStatus::*;
@@ -305,6 +317,18 @@ pub fn job_links(base: &str, job: &Job, files: &[OutputFile], media: &str) -> Ve
             m,
         ));
     }
+    // Seed 003's view of the job: its task, in the encoding the client reads.
+    let ext = if media.contains("xml") { "xml" } else { "json" };
+    links.push(Link::new(
+        "task",
+        format!("{base}/tasks/{}.{ext}", job.task_id),
+        "GET",
+        Some(if ext == "xml" {
+            "application/xml"
+        } else {
+            "application/json"
+        }),
+    ));
     links
 }
 
@@ -374,7 +398,8 @@ pub(crate) mod tests {
                 "events",
                 "delete",
                 "operator",
-                "operator:messages"
+                "operator:messages",
+                "task"
             ]
         );
         let f = job(JobStatus::Failed);
@@ -385,7 +410,8 @@ pub(crate) mod tests {
                 "delete",
                 "operator",
                 "operator:messages",
-                "operator:restart"
+                "operator:restart",
+                "task"
             ]
         );
         let s = job(JobStatus::Success);
@@ -411,13 +437,30 @@ pub(crate) mod tests {
                 "datafileset",
                 "file",
                 "operator",
-                "operator:messages"
+                "operator:messages",
+                "task"
             ]
         );
         assert_eq!(
             rels(&s, &[]),
-            ["self", "delete", "result", "operator", "operator:messages"]
+            [
+                "self",
+                "delete",
+                "result",
+                "operator",
+                "operator:messages",
+                "task"
+            ]
         );
+        let task = |media: &str| {
+            job_links("http://h", &s, &[], media)
+                .into_iter()
+                .find(|l| l.rel == "task")
+                .map(|l| l.href)
+                .unwrap()
+        };
+        assert_eq!(task("application/json"), "http://h/tasks/1.json");
+        assert_eq!(task("application/xml"), "http://h/tasks/1.xml");
         assert!(rels(&job(JobStatus::Deleted), &[]).is_empty());
     }
 

@@ -8,8 +8,8 @@ mod status;
 mod tool;
 
 pub use job::{
-    file_href, job_href, job_links, new_reference, retry_after_secs, Job, JobOptions, Lease, Level,
-    Link, Message, OutputFile, Progress,
+    datafile_href, datafileset_href, file_href, job_href, job_links, new_reference,
+    retry_after_secs, Job, JobOptions, Lease, Level, Link, Message, OutputFile, Progress,
 };
 pub use lease::{LeaseClock, RunLease};
 pub use status::{JobStatus, UnknownStatus};

@@ -12,7 +12,7 @@ use sha2::Sha256;
 use url::Url;
 use uuid::Uuid;
 
-use super::job::{file_href, job_href, Job, OutputFile};
+use super::job::{datafile_href, datafileset_href, job_href, Job, OutputFile};
 use super::status::JobStatus;
 
 /// Encoding of a notification event.
@@ -368,20 +368,27 @@ pub fn deliveries_for(job: &Job, files: &[OutputFile], base: &str) -> Vec<Delive
     out
 }
 
-/// The notification event of seed 004 as JSON: correlation id, work id, status, links, fields.
+/// The notification event of seed 004 as JSON: correlation id, work id, status (`success` for a
+/// SUCCESS job, else `failure`), links (the data file set and its files in the seed's shape),
+/// fields (`jobStatus` the precise end state, the operation, attempt, summary, error).
 pub fn notification_event(job: &Job, files: &[OutputFile], base: &str) -> Value {
     let me = job_href(base, job.id);
     let mut links = vec![json!({"rel": "operator:subject", "href": me})];
     if job.status == JobStatus::Success {
         let live: Vec<&OutputFile> = files.iter().filter(|f| !f.consumed).collect();
         if !live.is_empty() {
-            links.push(json!({"rel": "datafileset", "href": format!("{me}/datafileset")}));
+            links.push(json!({"rel": "datafileset", "href": datafileset_href(base, job.id)}));
         }
         for f in live {
-            links.push(json!({"rel": "file", "href": file_href(base, f.id), "type": f.content_type, "name": f.name}));
+            links.push(json!({"rel": "file", "href": datafile_href(base, job.id, f.id), "type": f.content_type, "name": f.name}));
         }
     }
     let mut fields = Map::new();
+    // The precise end state; `status` says only success or failure, as the seed does.
+    fields.insert(
+        "jobStatus".into(),
+        Value::String(job.status.as_str().into()),
+    );
     fields.insert("operation".into(), Value::String(job.operation.clone()));
     fields.insert("attempt".into(), json!(job.attempt));
     if let Some(Value::Object(s)) = &job.summary {
@@ -397,7 +404,7 @@ pub fn notification_event(job: &Job, files: &[OutputFile], base: &str) -> Value 
     json!({
         "correlationId": job.correlation_id,
         "workId": job.id.to_string(),
-        "status": job.status.as_str(),
+        "status": if job.status == JobStatus::Success { "success" } else { "failure" },
         "links": links,
         "fields": fields,
     })

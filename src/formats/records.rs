@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 /// The encodings of an import body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFormat {
-    /// `{"data": [record, …], "async": {…}}`
+    /// `{"data": [record, …], "async": {…}}`, or the records as a bare array `[record, …]`
+    /// (seed 000's sample payload; `Scan::bare` says which).
     Json,
     /// `<import><data><tool>…</tool></data><async>…</async></import>`
     Xml,
@@ -44,6 +45,8 @@ pub struct Scan {
     pub records: u64,
     /// Top-level fields other than `data` (e.g. `async`).
     pub envelope: Map<String, Value>,
+    /// The JSON body was a bare array of records, not an object with `data`.
+    pub bare: bool,
 }
 
 /// One record as read: a JSON object's text. JSON and NDJSON records are kept as sent (only
@@ -129,6 +132,7 @@ struct Ctx<'a, 'b> {
     max_depth: usize,
     count: u64,
     failure: Option<RecordsError>,
+    bare: bool,
 }
 
 struct Envelope<'x, 'a, 'b>(&'x mut Ctx<'a, 'b>);
@@ -137,7 +141,7 @@ struct Records<'x, 'a, 'b>(&'x mut Ctx<'a, 'b>);
 impl<'de> DeserializeSeed<'de> for Envelope<'_, '_, '_> {
     type Value = (bool, Map<String, Value>);
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
+        d.deserialize_any(self)
     }
 }
 
@@ -145,6 +149,12 @@ impl<'de> Visitor<'de> for Envelope<'_, '_, '_> {
     type Value = (bool, Map<String, Value>);
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object with `data` (the records) and optionally `async`")
+    }
+    /// A bare array is the records themselves, read one at a time like `data`.
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        self.0.bare = true;
+        Records(&mut *self.0).visit_seq(seq)?;
+        Ok((true, Map::new()))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut seen_data = false;
@@ -248,6 +258,7 @@ fn scan_json<R: Read>(
         max_depth,
         count: 0,
         failure: None,
+        bare: false,
     };
     let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(64 * 1024, reader));
     let res = Envelope(&mut ctx)
@@ -257,6 +268,7 @@ fn scan_json<R: Read>(
         Ok((true, envelope)) => Ok(Scan {
             records: ctx.count,
             envelope,
+            bare: ctx.bare,
         }),
         Ok((false, _)) => Err(RecordsError::Shape(
             "the request has no `data` array of records".into(),
@@ -310,6 +322,7 @@ fn scan_ndjson<R: Read>(
     Ok(Scan {
         records: n,
         envelope: Map::new(),
+        bare: false,
     })
 }
 
@@ -531,6 +544,7 @@ fn scan_xml<R: Read>(
     Ok(Scan {
         records: n,
         envelope,
+        bare: false,
     })
 }
 
@@ -590,6 +604,23 @@ mod tests {
         assert_eq!(a, c);
         assert_eq!(sa.envelope, sb.envelope);
         assert_eq!(sa.envelope["async"], json!({"keepResult": false}));
+    }
+
+    #[test]
+    fn a_bare_array_is_the_records() {
+        let bare = r#"[{"tool_id":"V1"},{"tool_id":"V2","features":["a"]}]"#;
+        let wrapped = r#"{"data":[{"tool_id":"V1"},{"tool_id":"V2","features":["a"]}]}"#;
+        let (a, sa) = collect(bare, BodyFormat::Json).unwrap();
+        let (b, sb) = collect(wrapped, BodyFormat::Json).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(sa.records, 2);
+        assert!(sa.bare && !sb.bare);
+        assert!(sa.envelope.is_empty());
+        assert!(collect("[1]", BodyFormat::Json)
+            .unwrap_err()
+            .to_string()
+            .contains("not an object"));
+        assert!(collect("\"x\"", BodyFormat::Json).is_err());
     }
 
     #[test]

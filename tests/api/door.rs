@@ -511,6 +511,14 @@ fn rows() -> Vec<Row> {
             Ended,
         ),
         row(
+            "listToolsImportErrors",
+            M::GET,
+            "/api/tools/import/status/{ref}/errors",
+            Some("read"),
+            200,
+            Ended,
+        ),
+        row(
             "listTools",
             M::GET,
             "/api/tools",
@@ -620,6 +628,22 @@ fn rows() -> Vec<Row> {
             Ended,
         ),
         row("download", M::GET, "{file}", Some("read"), 200, Ended),
+        row(
+            "getDataFileSet",
+            M::GET,
+            "/datafilesets/{set}",
+            Some("read"),
+            200,
+            Ended,
+        ),
+        row(
+            "getDataFile",
+            M::GET,
+            "/datafilesets/{set}/datafiles/{setfile}/data",
+            Some("read"),
+            200,
+            Ended,
+        ),
         // The dialects' effects chosen by a query parameter.
         row(
             "getTask?cancel",
@@ -698,7 +722,10 @@ struct Fixture {
 
 impl Fixture {
     fn fill(&self, path: &str) -> String {
-        path.replace("{jobid}", self.job.rsplit('/').next().unwrap_or_default())
+        let last = |href: &str| href.rsplit('/').next().unwrap_or_default().to_string();
+        path.replace("{jobid}", &last(&self.job))
+            .replace("{setfile}", &last(&self.file))
+            .replace("{set}", &last(&self.job))
             .replace("{job}", &self.job)
             .replace("{file}", &self.file)
             .replace("{task}", &self.task.to_string())

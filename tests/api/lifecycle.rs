@@ -26,7 +26,8 @@ async fn import_lifecycle_json_and_xml_following_links(b: &'static str) {
             "datafileset",
             "file",
             "operator",
-            "operator:messages"
+            "operator:messages",
+            "task"
         ]
     );
     assert_eq!(job["currentStage"], job["totalNumberOfStages"]);
@@ -241,7 +242,8 @@ async fn cancel_delete_restart(b: &'static str) {
             "delete",
             "operator",
             "operator:messages",
-            "operator:restart"
+            "operator:restart",
+            "task"
         ]
     );
     // Cancelling again is idempotent.

@@ -140,7 +140,7 @@ async fn every_operation_has_examples_and_its_request_examples_are_accepted() {
             }
         }
     }
-    assert_eq!(ops, 32);
+    assert_eq!(ops, 35);
 
     // Each checked-in example is on its operation in the served document.
     let examples: Value =
@@ -483,6 +483,19 @@ async fn capture_examples() {
         "*/*",
     )
     .await;
+    // Seed 004's addresses of the same data file set and file.
+    let set = format!("/datafilesets/{}", done["jobId"].as_str().unwrap());
+    c.get_both("getDataFileSet", &set).await;
+    let file = link(&done, "file").unwrap();
+    c.call(
+        "getDataFile",
+        Method::GET,
+        &format!("{set}/datafiles/{}/data", file.rsplit('/').next().unwrap()),
+        None,
+        "*/*",
+        "*/*",
+    )
+    .await;
     c.call(
         "shareJob",
         Method::POST,
@@ -536,6 +549,8 @@ async fn capture_examples() {
         "application/xml",
     )
     .await;
+    c.get_both("listToolsImportErrors", &format!("{status}/errors"))
+        .await;
     c.get_both("listTools", "/api/tools?limit=2").await;
     c.call(
         "listTools",

@@ -124,7 +124,14 @@ async fn every_delivery_verifies_with_the_reference_library(b: &'static str) {
             assert_eq!(ev["headers"]["content-type"], "application/json");
             let n: Value = serde_json::from_str(body).unwrap();
             assert_eq!(n["workId"], id);
-            assert_eq!(n["status"], *kind);
+            // Seed 004: success or failure; the precise end state is a field.
+            let outcome = if *kind == "SUCCESS" {
+                "success"
+            } else {
+                "failure"
+            };
+            assert_eq!(n["status"], outcome);
+            assert_eq!(n["fields"]["jobStatus"], *kind);
             assert_eq!(n["correlationId"], format!("corr-{kind}-{format}"));
             let rels: Vec<&str> = n["links"]
                 .as_array()
@@ -148,9 +155,18 @@ async fn every_delivery_verifies_with_the_reference_library(b: &'static str) {
             }
         } else {
             assert_eq!(ev["headers"]["content-type"], "application/xml");
+            let outcome = if *kind == "SUCCESS" {
+                "success"
+            } else {
+                "failure"
+            };
             assert!(body.contains(&format!(
-                "<notification correlationId=\"corr-{kind}-{format}\" workId=\"{id}\" status=\"{kind}\">"
+                "<notification correlationId=\"corr-{kind}-{format}\" workId=\"{id}\" status=\"{outcome}\">"
             )), "{body}");
+            assert!(
+                body.contains(&format!("<jobStatus>{kind}</jobStatus>")),
+                "{body}"
+            );
             assert!(
                 body.contains(&format!("<link rel=\"operator:subject\" href=\"{loc}\"/>")),
                 "{body}"
@@ -338,7 +354,8 @@ async fn a_pending_delivery_survives_kill_9(b: &'static str) {
     assert_eq!(got[0].headers["webhook-id"].to_str().unwrap(), webhook_id);
     assert_signed(&got[0]);
     let n: Value = serde_json::from_str(&got[0].body).unwrap();
-    assert_eq!(n["status"], "SUCCESS");
+    assert_eq!(n["status"], "success");
+    assert_eq!(n["fields"]["jobStatus"], "SUCCESS");
     assert_eq!(n["fields"]["importedRecords"], 3);
 }
 crate::per_backend!(a_pending_delivery_survives_kill_9);

@@ -181,7 +181,7 @@ async function main() {
     const u = new URL(req.url());
     if (u.protocol === "blob:" || u.protocol === "data:") return;
     if (u.origin !== base) offsite.push(req.url());
-    if (u.pathname.startsWith("/api/") || u.pathname.startsWith("/downloads/")) {
+    if (u.pathname.startsWith("/api/") || u.pathname.startsWith("/downloads/") || u.pathname.startsWith("/datafilesets/")) {
       // A request still open when the browser closes has no headers to give: it is left out.
       apiCalls.push(req.allHeaders().then(
         (h) => ({ url: req.url(), auth: h.authorization, accept: h.accept, lastEventId: h["last-event-id"] }),

@@ -13,11 +13,14 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::api::access::{Admin, Key, Read, Submit};
-use crate::api::docs::LinkDoc;
+use crate::api::docs::{get_link, LinkDoc};
 use crate::api::wire::{base_url, negotiate, Enc, Problem};
 use crate::api::{ApiTags, AppState};
-use crate::domain::{job_links, Job, JobStatus};
+use crate::domain::{job_links, Cursor, Job, JobStatus};
 use crate::engine::{Cancelled, EngineError};
+
+/// Counted on the first page up to this many tasks (as the job collection does).
+const COUNT_CAP: u64 = 1000;
 
 /// Progress of a running task.
 #[derive(Debug, Clone, Object)]
@@ -59,10 +62,17 @@ pub struct TaskEnvelope {
     pub task: TaskDoc,
 }
 
-/// `{"tasks": [...]}`.
+/// `{"tasks": [...], "count": n, "links": [...]}`: one page of the tasks, newest first.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TaskList {
+    /// The tasks of this page (deleted tasks are not listed).
     pub tasks: Vec<TaskDoc>,
+    /// How many tasks there are (deleted ones not counted): on the first page, when at most
+    /// 1,000; the `next` links lead through all of them.
+    pub count: Option<u64>,
+    /// `self`, and `next` while there are more tasks.
+    pub links: Vec<LinkDoc>,
 }
 
 /// Seed 003's status names.
@@ -123,11 +133,19 @@ fn task_xml(out: &mut String, t: &TaskDoc) {
 /// A task or the list, in JSON or XML.
 pub enum TasksAnswer {
     One(Box<TaskDoc>, Enc),
-    Many(Vec<TaskDoc>, Enc),
+    Many(TaskList, Enc),
 }
 
 impl poem::IntoResponse for TasksAnswer {
     fn into_response(self) -> poem::Response {
+        let next = match &self {
+            TasksAnswer::Many(list, _) => list
+                .links
+                .iter()
+                .find(|l| l.rel == "next")
+                .map(|l| l.href.clone()),
+            TasksAnswer::One(..) => None,
+        };
         let (body, enc) = match self {
             TasksAnswer::One(t, Enc::Xml) => {
                 let t = *t;
@@ -136,20 +154,35 @@ impl poem::IntoResponse for TasksAnswer {
                 (s, Enc::Xml)
             }
             TasksAnswer::One(t, enc) => (TaskEnvelope { task: *t }.to_json_string(), enc),
-            TasksAnswer::Many(ts, Enc::Xml) => {
+            TasksAnswer::Many(list, Enc::Xml) => {
+                use crate::formats::xml::{escape_into, write_element};
                 let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><tasks>");
-                for t in &ts {
+                for t in &list.tasks {
                     task_xml(&mut s, t);
+                }
+                if let Some(n) = list.count {
+                    write_element(&mut s, "count", &n.into());
+                }
+                // The pages as `atom:link`s, like each task's polling URL.
+                for l in &list.links {
+                    s.push_str("<atom:link xmlns:atom=\"http://www.w3.org/2005/Atom\" rel=\"");
+                    escape_into(&mut s, &l.rel, true);
+                    s.push_str("\" href=\"");
+                    escape_into(&mut s, &l.href, true);
+                    s.push_str("\" type=\"application/xml\"/>");
                 }
                 s.push_str("</tasks>");
                 (s, Enc::Xml)
             }
-            TasksAnswer::Many(ts, enc) => (TaskList { tasks: ts }.to_json_string(), enc),
+            TasksAnswer::Many(list, enc) => (list.to_json_string(), enc),
         };
-        poem::Response::builder()
+        let mut b = poem::Response::builder()
             .content_type(enc.media())
-            .header(header::VARY, "Accept")
-            .body(body)
+            .header(header::VARY, "Accept");
+        if let Some(next) = next {
+            b = b.header(header::LINK, format!("<{next}>; rel=\"next\""));
+        }
+        b.body(body)
     }
 }
 
@@ -225,7 +258,9 @@ pub struct TasksApi {
 impl TasksApi {
     /// List tasks (seed 003)
     ///
-    /// The newest tasks first (`limit`, default 100, at most 1000).
+    /// All available tasks, newest first, `limit` a page (default 100, at most 1000) with a
+    /// `next` link (and `Link` header) to the following page until every task was listed; the
+    /// count on the first page. Deleted tasks are neither listed nor counted.
     #[oai(path = "/tasks", method = "get", operation_id = "listTasks")]
     async fn list(
         &self,
@@ -234,6 +269,8 @@ impl TasksApi {
         /// How many (1–1000).
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
+        /// Where the page starts (from a `next` link).
+        cursor: Query<Option<String>>,
     ) -> Result<TaskListAnswer, Problem> {
         let run = async {
             let enc = negotiate(req)?;
@@ -241,27 +278,50 @@ impl TasksApi {
             if !(1..=1000).contains(&limit) {
                 return Err(Problem::bad_request("`limit` must be between 1 and 1000"));
             }
+            let cur = match cursor.0.as_deref().filter(|c| !c.is_empty()) {
+                None => None,
+                Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
+                    Problem::bad_request("cursor is not one this service gave out")
+                })?),
+            };
             let base = base_url(req, self.state.public_url.as_deref());
-            let page = self
-                .state
-                .engine
-                .list(
-                    &crate::domain::JobFilter {
-                        owner: key.owner(),
-                        ..Default::default()
-                    },
-                    true,
-                    None,
-                    limit,
-                )
-                .await?;
-            let ext = if enc == Enc::Xml { ".xml" } else { ".json" };
-            Ok(TaskListAnswer(TasksAnswer::Many(
-                page.items
-                    .iter()
-                    .filter(|j| j.status != JobStatus::Deleted)
-                    .map(|j| task_doc(&base, j, ext))
+            // Every task but the deleted ones, in the query itself, so pages are full and the
+            // count is right.
+            let filter = crate::domain::JobFilter {
+                owner: key.owner(),
+                statuses: JobStatus::ALL
+                    .into_iter()
+                    .filter(|s| *s != JobStatus::Deleted)
                     .collect(),
+                ..Default::default()
+            };
+            let engine = &self.state.engine;
+            let page = engine.list(&filter, true, cur, limit).await?;
+            let count = match (cur, page.next) {
+                (Some(_), _) => None,
+                (None, None) => Some(page.items.len() as u64),
+                (None, Some(_)) => engine.count_upto(&filter, COUNT_CAP).await?,
+            };
+            let ext = if enc == Enc::Xml { ".xml" } else { ".json" };
+            let href = |c: Option<Cursor>| {
+                let mut q = url::form_urlencoded::Serializer::new(String::new());
+                q.append_pair("limit", &limit.to_string());
+                if let Some(c) = c {
+                    q.append_pair("cursor", &c.encode());
+                }
+                format!("{base}/tasks?{}", q.finish())
+            };
+            let media = Some(enc.media());
+            let mut links = vec![get_link("self", href(cur), media)];
+            if let Some(n) = page.next {
+                links.push(get_link("next", href(Some(n)), media));
+            }
+            Ok(TaskListAnswer(TasksAnswer::Many(
+                TaskList {
+                    tasks: page.items.iter().map(|j| task_doc(&base, j, ext)).collect(),
+                    count,
+                    links,
+                },
                 enc,
             )))
         };

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::api::access::{job_for, Admin, Caller, Key, Read, Submission};
 use crate::api::comparisons::{CompareAnswer, CompareRequest, ComparisonsApi, Parts, View};
-use crate::api::downloads::{serve, Download};
+use crate::api::downloads::{serve_file, Download};
 use crate::api::wire::{
     base_url, negotiate, Enc, Problem, Streamed, XmlShape, JSON, MULTIPART, XML,
 };
@@ -669,15 +669,15 @@ impl XmlDataCompareApi {
             ))
             .for_req(req));
         };
-        serve(
+        serve_file(
             &self.state,
             Some(&key),
             req,
             &file.id.to_string(),
+            None,
             range.0.as_deref(),
             if_none_match.0.as_deref(),
-            None,
-            None,
+            (None, None),
         )
         .await
     }
