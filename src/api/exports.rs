@@ -9,15 +9,15 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiRequest, Enum, Object, OpenApi};
 
-use super::access::{job_for, Key, KeyOrLink, Read, Submission};
-use super::docs::{get_link, AsyncOptions, DataFileSetDoc, FileDoc, JobDoc};
+use super::access::{Key, KeyOrLink, Read, Submission};
+use super::docs::{AsyncOptions, DataFileSetDoc, JobDoc};
 use super::downloads::{serve_file, Download};
 use super::wire::{
-    base_url, correlation_id, negotiate, time_text, Also, ApiResult, Problem, Rep, TimeText,
-    XmlBody, XmlShape,
+    correlation_id, negotiate, time_text, Also, ApiResult, Problem, Rep, TimeText, XmlBody,
+    XmlShape,
 };
 use super::{ApiTags, AppState};
-use crate::domain::{datafile_href, datafileset_href, job_href, JobStatus};
+use crate::domain::datafileset_href;
 use crate::engine::NewJob;
 use crate::operations::export::{Dataset, ExportFormat, ExportSpec, DEFAULT_PART_SIZE};
 
@@ -202,41 +202,18 @@ impl ExportsApi {
         code: Path<String>,
     ) -> ApiResult<DataFileSetDoc> {
         let run = async {
-            let enc = negotiate(req)?;
             let id = set_code(&code)?;
-            job_for(&self.state, &key, id).await?;
-            let (job, files) = self.state.engine.get_with_files(id).await?;
-            if job.status != JobStatus::Success {
-                return Err(Problem::new(
-                    409,
-                    "no-result-yet",
-                    format!(
-                        "job {id} is {}; its data file set exists once it is SUCCESS",
-                        job.status
-                    ),
-                ));
-            }
-            let base = base_url(req, self.state.public_url.as_deref());
-            let m = Some(enc.media());
-            let live: Vec<_> = files.iter().filter(|f| !f.consumed).collect();
-            let mut links = vec![
-                get_link("self", datafileset_href(&base, id), m),
-                get_link("operator:subject", job_href(&base, id), m),
-            ];
-            links.extend(live.iter().map(|f| {
-                get_link(
-                    "file",
-                    datafile_href(&base, id, f.id),
-                    Some(&f.content_type),
-                )
-            }));
+            let v = super::jobs::files_view(&self.state, &key, req, id, "datafileset", |base| {
+                datafileset_href(base, id)
+            })
+            .await?;
             Ok(Rep::new(
                 DataFileSetDoc {
                     job_id: id,
-                    files: live.iter().map(|f| FileDoc::in_set(&base, f)).collect(),
-                    links,
+                    files: v.files,
+                    links: v.links,
                 },
-                enc,
+                v.enc,
                 "dataFileSet",
             ))
         };

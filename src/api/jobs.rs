@@ -158,15 +158,76 @@ fn id_of(id: &str) -> Result<Uuid, Problem> {
 }
 
 /// What the result and data-file-set resources show of a successful job.
-struct FilesView {
-    enc: super::wire::Enc,
-    job: crate::domain::Job,
-    files: Vec<FileDoc>,
-    links: Vec<LinkDoc>,
+pub(super) struct FilesView {
+    pub enc: super::wire::Enc,
+    pub job: crate::domain::Job,
+    pub files: Vec<FileDoc>,
+    pub links: Vec<LinkDoc>,
+}
+
+/// The live files of job `id` once it is SUCCESS (409 before; another tenant's job is a 404),
+/// with `self` (at `self_href(base)`), `operator:subject` and `file` links: the result's, and
+/// every data file set's (`resource` is `datafileset`: files at seed 004's addresses).
+pub(super) async fn files_view(
+    state: &AppState,
+    key: &Caller,
+    req: &Request,
+    id: Uuid,
+    resource: &str,
+    self_href: impl FnOnce(&str) -> String,
+) -> Result<FilesView, Problem> {
+    let enc = negotiate(req)?;
+    job_for(state, key, id).await?;
+    let (job, files) = state.engine.get_with_files(id).await?;
+    if job.status != JobStatus::Success {
+        return Err(Problem::new(
+            409,
+            "no-result-yet",
+            format!(
+                "job {id} is {}; its {resource} exists once it is SUCCESS",
+                job.status
+            ),
+        ));
+    }
+    let base = base_url(req, state.public_url.as_deref());
+    let live: Vec<_> = files.iter().filter(|f| !f.consumed).collect();
+    let mut links = vec![
+        get_link("self", self_href(&base), Some(enc.media())),
+        get_link("operator:subject", job_href(&base, id), Some(enc.media())),
+    ];
+    // A data file set's files have seed 004's addresses; a result's the download's.
+    let in_set = resource == "datafileset";
+    let href = |f: &crate::domain::OutputFile| {
+        if in_set {
+            crate::domain::datafile_href(&base, id, f.id)
+        } else {
+            crate::domain::file_href(&base, f.id)
+        }
+    };
+    links.extend(
+        live.iter()
+            .map(|f| get_link("file", href(f), Some(&f.content_type))),
+    );
+    let docs = live
+        .iter()
+        .map(|f| {
+            if in_set {
+                FileDoc::in_set(&base, f)
+            } else {
+                FileDoc::new(&base, f)
+            }
+        })
+        .collect();
+    Ok(FilesView {
+        enc,
+        job,
+        files: docs,
+        links,
+    })
 }
 
 impl JobsApi {
-    /// The live files of a SUCCESS job with `self`, `operator:subject` and `file` links.
+    /// `files_view` of a job's own `/result` or `/datafileset` resource.
     async fn files_view(
         &self,
         key: &Caller,
@@ -175,55 +236,10 @@ impl JobsApi {
         resource: &str,
     ) -> Result<FilesView, Problem> {
         let id = id_of(id)?;
-        let enc = negotiate(req)?;
-        job_for(&self.state, key, id).await?;
-        let (job, files) = self.state.engine.get_with_files(id).await?;
-        if job.status != JobStatus::Success {
-            return Err(Problem::new(
-                409,
-                "no-result-yet",
-                format!(
-                    "job {id} is {}; its {resource} exists once it is SUCCESS",
-                    job.status
-                ),
-            ));
-        }
-        let base = self.base(req);
-        let me = job_href(&base, id);
-        let live: Vec<_> = files.iter().filter(|f| !f.consumed).collect();
-        let mut links = vec![
-            get_link("self", format!("{me}/{resource}"), Some(enc.media())),
-            get_link("operator:subject", me, Some(enc.media())),
-        ];
-        // A data file set's files have seed 004's addresses; a result's the download's.
-        let in_set = resource == "datafileset";
-        let href = |f: &crate::domain::OutputFile| {
-            if in_set {
-                crate::domain::datafile_href(&base, id, f.id)
-            } else {
-                crate::domain::file_href(&base, f.id)
-            }
-        };
-        links.extend(
-            live.iter()
-                .map(|f| get_link("file", href(f), Some(&f.content_type))),
-        );
-        let docs = live
-            .iter()
-            .map(|f| {
-                if in_set {
-                    FileDoc::in_set(&base, f)
-                } else {
-                    FileDoc::new(&base, f)
-                }
-            })
-            .collect();
-        Ok(FilesView {
-            enc,
-            job,
-            files: docs,
-            links,
+        files_view(&self.state, key, req, id, resource, |base| {
+            format!("{}/{resource}", job_href(base, id))
         })
+        .await
     }
 
     fn base(&self, req: &Request) -> String {

@@ -285,14 +285,10 @@ impl TasksApi {
                 })?),
             };
             let base = base_url(req, self.state.public_url.as_deref());
-            // Every task but the deleted ones, in the query itself, so pages are full and the
-            // count is right.
+            // The collection never holds a deleted job (`store::condition`), so pages are full
+            // and the count is right.
             let filter = crate::domain::JobFilter {
                 owner: key.owner(),
-                statuses: JobStatus::ALL
-                    .into_iter()
-                    .filter(|s| *s != JobStatus::Deleted)
-                    .collect(),
                 ..Default::default()
             };
             let engine = &self.state.engine;
