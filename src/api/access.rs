@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use poem::http::header;
 use poem::{IntoResponse, Request, RequestBody, Response};
+use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use super::wire::Problem;
@@ -212,6 +213,9 @@ pub fn is_in_process(req: &Request) -> bool {
 /// What an operation needs of its caller.
 pub trait Need: Send + Sync + 'static {
     const SCOPE: Scope;
+    /// The name this need is declared under in the generated document, before
+    /// `declare_security` turns it into the one `apiKey` scheme and the operation's scope.
+    const DECLARED: &'static str;
     /// A submission: also counted against the key's rate (`LONGRUN_RATE_LIMIT`).
     const SUBMISSION: bool = false;
 }
@@ -227,16 +231,20 @@ pub enum Admin {}
 
 impl Need for Read {
     const SCOPE: Scope = Scope::Read;
+    const DECLARED: &'static str = "apiKey.read";
 }
 impl Need for Submit {
     const SCOPE: Scope = Scope::Submit;
+    const DECLARED: &'static str = "apiKey.submit";
 }
 impl Need for Submission {
     const SCOPE: Scope = Scope::Submit;
+    const DECLARED: &'static str = "apiKey.submit";
     const SUBMISSION: bool = true;
 }
 impl Need for Admin {
     const SCOPE: Scope = Scope::Admin;
+    const DECLARED: &'static str = "apiKey.admin";
 }
 
 fn unauthorized(req: &Request, detail: &str) -> Problem {
@@ -336,9 +344,17 @@ impl<N: Need> Deref for Key<N> {
 }
 
 impl<'a, N: Need> ApiExtractor<'a> for Key<N> {
-    const TYPES: &'static [ApiExtractorType] = &[];
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
     type ParamType = ();
     type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_schemes(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![N::DECLARED]
+    }
 
     async fn from_request(
         req: &'a Request,
@@ -346,6 +362,82 @@ impl<'a, N: Need> ApiExtractor<'a> for Key<N> {
         _opts: ExtractParamOptions<()>,
     ) -> poem::Result<Self> {
         Ok(Key::admit(req)?)
+    }
+}
+
+/// The one security scheme of the document: a bearer API key (`longrun keys create`).
+pub const SCHEME: &str = "apiKey";
+
+fn register_schemes(registry: &mut Registry) {
+    registry.create_security_scheme(
+        SCHEME,
+        MetaSecurityScheme {
+            ty: "http",
+            description: Some(
+                "An API key made by `longrun keys create`, sent as `Authorization: Bearer <key>`. \
+                 Each operation names the scope it needs (`read` < `submit` < `admin`) in its \
+                 `x-required-scope`. While no key exists, the service is open and needs none.",
+            ),
+            name: None,
+            key_in: None,
+            scheme: Some("bearer"),
+            bearer_format: Some("lr_…"),
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
+}
+
+/// Writes each operation's security as the document states it: poem-openapi lists the need of
+/// the operation's `Key<N>` (or `KeyOrLink`) by its `DECLARED` name; this turns it into the one
+/// `apiKey` scheme (OpenAPI 3.0 allows scopes only for OAuth schemes), the scope into
+/// `x-required-scope` and a line of the description. An operation that takes no key is
+/// declared public (`security: []`). So the document says what the extractor enforces.
+pub fn declare_security(doc: &mut serde_json::Value) {
+    use serde_json::{json, Value};
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(Value::as_object_mut)
+    {
+        let declared = op
+            .remove("security")
+            .and_then(|s| s.as_array().cloned())
+            .unwrap_or_default();
+        let mut scope = None;
+        let mut open_with_link = false;
+        for requirement in &declared {
+            match requirement.as_object() {
+                Some(r) if r.is_empty() => open_with_link = true,
+                Some(r) => {
+                    for name in r.keys() {
+                        scope = name.strip_prefix("apiKey.").map(str::to_string);
+                    }
+                }
+                None => {}
+            }
+        }
+        let Some(scope) = scope else {
+            op.insert("security".into(), json!([]));
+            continue;
+        };
+        let mut security = vec![json!({ SCHEME: [] })];
+        let mut line = format!("Needs an API key with scope `{scope}`.");
+        if open_with_link {
+            security.push(json!({}));
+            line.push_str(" Without a key, a signed link (`expires` and `sig`) is enough.");
+        }
+        op.insert("security".into(), Value::Array(security));
+        op.insert("x-required-scope".into(), json!(scope));
+        let description = match op.get("description").and_then(Value::as_str) {
+            Some(d) => format!("{d}\n\n{line}"),
+            None => line,
+        };
+        op.insert("description".into(), json!(description));
     }
 }
 
@@ -367,9 +459,23 @@ impl KeyOrLink {
 }
 
 impl<'a> ApiExtractor<'a> for KeyOrLink {
-    const TYPES: &'static [ApiExtractorType] = &[];
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
     type ParamType = ();
     type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_schemes(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![Read::DECLARED]
+    }
+
+    /// A signed link (`expires` and `sig`, declared as the operation's query parameters) stands
+    /// for the key: the operation is also open without one.
+    fn has_security_fallback() -> bool {
+        true
+    }
 
     async fn from_request(
         req: &'a Request,

@@ -8,6 +8,7 @@ pub mod compat;
 pub mod docs;
 mod downloads;
 mod exports;
+mod headers;
 mod idempotency;
 mod imports;
 mod jobs;
@@ -156,6 +157,8 @@ pub fn spec_documents(api: &OpenApiService<Apis, ()>) -> (String, String) {
     }
     let mut doc: serde_json::Value = serde_json::from_str(&api.spec()).expect("the spec is JSON");
     plain_refs(&mut doc);
+    access::declare_security(&mut doc);
+    headers::declare_headers(&mut doc);
     let examples = serde_json::from_str(EXAMPLES).expect("openapi/examples.json is JSON");
     add_examples(&mut doc, &examples);
     (
@@ -171,7 +174,10 @@ const EXAMPLES: &str = include_str!("../../openapi/examples.json");
 
 /// Sets each example of `examples` as the `example` of its operation's request body or answer,
 /// matching media types by their essence (`application/json` also fits
-/// `application/json; charset=utf-8`).
+/// `application/json; charset=utf-8`). A document's XML encoding has the same fields as its JSON
+/// one, and its schema is the same: its example is the JSON example, which a schema can check
+/// and Swagger UI shows as XML (an XML text under an object schema is not a valid example).
+/// Bodies that are text or bytes (a delta, a download) keep their text.
 fn add_examples(doc: &mut serde_json::Value, examples: &serde_json::Value) {
     fn set(content: Option<&mut serde_json::Value>, by_type: &serde_json::Value) {
         let Some(content) = content.and_then(|c| c.as_object_mut()) else {
@@ -179,7 +185,19 @@ fn add_examples(doc: &mut serde_json::Value, examples: &serde_json::Value) {
         };
         for (media_type, media) in content.iter_mut() {
             let essence = media_type.split(';').next().unwrap_or_default().trim();
-            if let (Some(example), Some(media)) = (by_type.get(essence), media.as_object_mut()) {
+            let Some(media) = media.as_object_mut() else {
+                continue;
+            };
+            let text = media
+                .get("schema")
+                .and_then(|s| s.get("type"))
+                .is_some_and(|t| t == "string");
+            let example = match by_type.get(essence) {
+                Some(e) => Some(e),
+                None if essence == "application/xml" && !text => by_type.get("application/json"),
+                None => None,
+            };
+            if let Some(example) = example {
                 media.insert("example".into(), example.clone());
             }
         }

@@ -850,6 +850,33 @@ async fn access_matrix(backend: &'static str) {
         documented, covered,
         "every documented operation needs a row in the access matrix"
     );
+    // The document declares what the door enforces: each operation's `x-required-scope` is the
+    // least need of its rows (a variant such as `?prune=true` may need more), and an operation
+    // without one is public (`security: []`).
+    for op in doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+    {
+        let id = op["operationId"].as_str().unwrap();
+        let least = rows
+            .iter()
+            .filter(|r| r.op == id)
+            .map(|r| r.need)
+            .min_by_key(|need| need.map(rank));
+        let declared = op["x-required-scope"].as_str();
+        assert_eq!(declared, least.flatten(), "{id}: x-required-scope");
+        match declared {
+            Some(_) => assert_eq!(op["security"][0], json!({"apiKey": []}), "{id}"),
+            None => assert_eq!(op["security"], json!([]), "{id}"),
+        }
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["apiKey"],
+        json!({"type": "http", "scheme": "bearer", "bearerFormat": "lr_…",
+               "description": doc["components"]["securitySchemes"]["apiKey"]["description"]})
+    );
 
     let admin = app.key("acme", "admin").await;
     let keys = [

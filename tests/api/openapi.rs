@@ -107,11 +107,18 @@ async fn every_operation_has_examples_and_its_request_examples_are_accepted() {
                         example.is_object() || example.is_array(),
                         "{id} {status} {mt}"
                     ),
-                    "application/xml" => well_formed(
-                        example
-                            .as_str()
-                            .unwrap_or_else(|| panic!("{id} {status} {mt}")),
-                    ),
+                    // A document's XML example is its JSON one; a delta's is its text.
+                    "application/xml" => match example.as_str() {
+                        Some(text) => well_formed(text),
+                        None => assert_eq!(
+                            Some(example),
+                            content
+                                .iter()
+                                .find(|(m, _)| essence(m) == "application/json")
+                                .map(|(_, m)| &m["example"]),
+                            "{id} {status} {mt}"
+                        ),
+                    },
                     _ => {}
                 }
             }
@@ -123,11 +130,7 @@ async fn every_operation_has_examples_and_its_request_examples_are_accepted() {
                 let example = &media["example"];
                 match essence(mt) {
                     "application/json" => assert!(example.is_object(), "{id} request {mt}"),
-                    "application/xml" => well_formed(
-                        example
-                            .as_str()
-                            .unwrap_or_else(|| panic!("{id} request {mt}")),
-                    ),
+                    "application/xml" => assert!(example.is_object(), "{id} request {mt}"),
                     _ => continue,
                 }
                 requests.push((
@@ -178,8 +181,10 @@ async fn every_operation_has_examples_and_its_request_examples_are_accepted() {
     let mut job = None;
     for (id, method, path, mt, example) in &requests {
         assert_eq!(method, "post", "{id}");
+        // An XML request's example is its JSON one, sent in XML.
         let body = match example {
             Value::String(s) => s.clone(),
+            v if essence(mt) == "application/xml" => longrun::formats::xml::to_xml("request", v),
             v => v.to_string(),
         };
         let r = app
@@ -262,7 +267,27 @@ struct Capture {
     http: reqwest::Client,
     base: String,
     out: serde_json::Map<String, Value>,
+    /// The headers a client reads, as answered: (operation, status) → names.
+    headers: std::collections::BTreeMap<(String, u16), std::collections::BTreeSet<String>>,
 }
+
+/// The answer headers a client needs (and so the document must declare where they are sent).
+const CLIENT_HEADERS: &[&str] = &[
+    "location",
+    "content-location",
+    "etag",
+    "last-modified",
+    "retry-after",
+    "link",
+    "preference-applied",
+    "idempotent-replayed",
+    "accept-ranges",
+    "content-range",
+    "content-disposition",
+    "cache-control",
+    "www-authenticate",
+    "allow",
+];
 
 impl Capture {
     /// `href` (a link of the service, which names [`PUBLIC`]) on the running service.
@@ -287,8 +312,12 @@ impl Capture {
     }
 
     /// Sends `body` (`mt`, JSON value or text) as the example of `op`'s request body.
+    /// An XML document's example is its JSON one (see `add_examples`), so XML requests are
+    /// sent but not kept.
     fn request(&mut self, op: &str, mt: &str, example: Value) {
-        self.entry(op, "request").insert(mt.into(), example);
+        if mt != "application/xml" {
+            self.entry(op, "request").insert(mt.into(), example);
+        }
     }
 
     /// Calls `href` and records its answer as `op`'s example for its status and `mt` (the
@@ -311,6 +340,12 @@ impl Capture {
         }
         let r = rb.send().await.unwrap();
         let status = r.status().as_u16();
+        let seen = self.headers.entry((op.to_string(), status)).or_default();
+        for name in r.headers().keys() {
+            if CLIENT_HEADERS.contains(&name.as_str()) {
+                seen.insert(name.as_str().to_string());
+            }
+        }
         let loc = r
             .headers()
             .get("location")
@@ -322,8 +357,9 @@ impl Capture {
         } else if mt == "application/xml"
             && !((op == "compare" || op == "xdcCompare") && status == 200)
         {
-            // Indented to be read (a delta is shown as it is: its whitespace is content).
-            Value::String(indented(&text))
+            // A document: its example is its JSON one (see `add_examples`); not kept.
+            well_formed(&text);
+            return (status, loc, Value::String(text));
         } else {
             Value::String(text)
         };
@@ -333,6 +369,36 @@ impl Capture {
             .or_insert_with(|| json!({}));
         slot[mt] = value.clone();
         (status, loc, value)
+    }
+
+    /// Sends `method href` with `headers` and notes the answer's headers (not its body): for
+    /// answers that are not examples (a part, a 304, a replay); the status.
+    async fn headers_of(
+        &mut self,
+        op: &str,
+        method: reqwest::Method,
+        href: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> u16 {
+        let mut rb = self.http.request(method, self.local(href));
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        let seen = self.headers.entry((op.to_string(), status)).or_default();
+        for name in r.headers().keys() {
+            if CLIENT_HEADERS.contains(&name.as_str()) {
+                seen.insert(name.as_str().to_string());
+            }
+        }
+        status
     }
 
     /// GET `href` in JSON and in XML; the JSON answer.
@@ -415,10 +481,10 @@ impl Capture {
 
 /// Walks every operation of the real service (run with [`PUBLIC`] as its public URL) and writes
 /// what it sent and got to `openapi/examples.json`, with the ids renumbered to readable UUIDs.
-/// Run it after an API change: `cargo test --test api capture_examples -- --ignored`, then
+/// Checks on the way that every answer header a client reads is declared on its operation.
+/// After an API change: `LONGRUN_WRITE_EXAMPLES=1 cargo test --test api capture_examples`, then
 /// `LONGRUN_WRITE_OPENAPI=1 cargo test --test api openapi`.
 #[tokio::test]
-#[ignore = "writes openapi/examples.json"]
 async fn capture_examples() {
     use reqwest::Method;
     let dir = tempfile::tempdir().unwrap();
@@ -430,6 +496,7 @@ async fn capture_examples() {
         http: reqwest::Client::new(),
         base: format!("http://127.0.0.1:{port}"),
         out: Default::default(),
+        headers: Default::default(),
     };
     crate::crash::wait_up(&c.http, &c.base).await;
 
@@ -483,6 +550,51 @@ async fn capture_examples() {
         "*/*",
     )
     .await;
+    // Answers that are not examples, for their headers: a part of a file, an unchanged job, a
+    // job held until it ends, a replayed submission.
+    let file = link(&done, "file").unwrap();
+    let part = c
+        .headers_of(
+            "download",
+            Method::GET,
+            &file,
+            &[("range", "bytes=0-9")],
+            None,
+        )
+        .await;
+    assert_eq!(part, 206);
+    let etag = c.http.get(c.local(&job)).send().await.unwrap().headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let unchanged = c
+        .headers_of(
+            "getJob",
+            Method::GET,
+            &job,
+            &[("if-none-match", &etag)],
+            None,
+        )
+        .await;
+    assert_eq!(unchanged, 304);
+    let held = c
+        .headers_of("getJob", Method::GET, &job, &[("prefer", "wait=1")], None)
+        .await;
+    assert_eq!(held, 200);
+    let once = r#"{"operation": "noop", "input": {}}"#;
+    for want in [201, 201] {
+        let s = c
+            .headers_of(
+                "submitJob",
+                Method::POST,
+                "/api/v1/jobs",
+                &[("idempotency-key", "capture-1")],
+                Some(once),
+            )
+            .await;
+        assert_eq!(s, want);
+    }
+    assert!(c.headers[&("submitJob".to_string(), 201)].contains("idempotent-replayed"));
     // Seed 004's addresses of the same data file set and file.
     let set = format!("/datafilesets/{}", done["jobId"].as_str().unwrap());
     c.get_both("getDataFileSet", &set).await;
@@ -759,14 +871,14 @@ async fn capture_examples() {
             .unwrap();
         assert_eq!(r.status(), 200);
         let text = r.text().await.unwrap();
-        let value = if accept.ends_with("json") {
-            serde_json::from_str(&text).unwrap()
-        } else {
-            Value::String(text)
-        };
+        if !accept.ends_with("json") {
+            // A document's XML example is its JSON one (see `add_examples`).
+            well_formed(&text);
+            continue;
+        }
         c.entry("submitJob", "response")
             .entry("200")
-            .or_insert_with(|| json!({}))[accept] = value;
+            .or_insert_with(|| json!({}))[accept] = serde_json::from_str(&text).unwrap();
     }
 
     // Cancel a long import, restart it, delete it.
@@ -895,6 +1007,7 @@ async fn capture_examples() {
         .as_object_mut()
         .unwrap()
         .remove("201");
+    c.headers.remove(&("listTools".to_string(), 201));
     loop {
         let (_, _, b) = c
             .call(
@@ -932,9 +1045,46 @@ async fn capture_examples() {
     )
     .await;
 
-    let text = readable_ids(&serde_json::to_string_pretty(&Value::Object(c.out)).unwrap());
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/examples.json");
-    std::fs::write(path, text + "\n").unwrap();
+    // Every header a client reads is declared where it was answered.
+    let doc: Value = c
+        .http
+        .get(format!("{}/openapi.json", c.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut undeclared = Vec::new();
+    for ((op, status), names) in &c.headers {
+        let answer = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .find(|o| o["operationId"] == op.as_str())
+            .map(|o| o["responses"][status.to_string()].clone())
+            .unwrap_or_default();
+        let declared: Vec<String> = answer["headers"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.to_ascii_lowercase())
+            .collect();
+        for name in names.iter().filter(|n| !declared.contains(n)) {
+            undeclared.push(format!("{op} {status}: {name}"));
+        }
+    }
+    assert!(
+        undeclared.is_empty(),
+        "answer headers not declared in the document (src/api/headers.rs):\n{}",
+        undeclared.join("\n")
+    );
+    if std::env::var("LONGRUN_WRITE_EXAMPLES").is_ok() {
+        let text = readable_ids(&serde_json::to_string_pretty(&Value::Object(c.out)).unwrap());
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/examples.json");
+        std::fs::write(path, text + "\n").unwrap();
+    }
 }
 
 /// `xml` with one element a line, indented by two spaces.
