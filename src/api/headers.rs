@@ -210,9 +210,10 @@ const READS: &[Read] = &[
     Read {
         name: "X-Correlation-Id",
         ops: Ops::Named(SUBMISSIONS),
-        schema: || json!({"type": "string", "maxLength": 200}),
-        description: "Your id for the job, kept as its `correlationId` (and filterable in the \
-                      job list); wins over a `correlationId` in the body.",
+        schema: || json!({"type": "string"}),
+        description: "Your id for the job, kept as its `correlationId` (its first 200 \
+                      characters, trimmed; filterable in the job list); wins over a \
+                      `correlationId` in the body.",
     },
 ];
 

@@ -149,14 +149,14 @@ impl poem::IntoResponse for JobEvents {
 
 impl ApiResponse for JobEvents {
     fn meta() -> MetaResponses {
-        // The body is text: events of `id:`, `event:` and `data:` lines (a JSON Schema cannot
-        // describe the lines; a generated client reads the body as text and parses events).
-        let mut event = MetaSchema::new("string");
+        let text = || <String as Type>::schema_ref();
+        let mut event = MetaSchema::new("object");
         event.description = Some(
-            "Server-sent events, each `id: <the job's version>`, `event: job` and `data: <the job \
-             document as JSON, the JobEvent schema>`, then an empty line; comments (`:`) keep \
-             the connection open.",
+            "One server-sent event: `event` is `job`, `id` the job's version and `data` the job \
+             document as JSON (the `JobEvent` schema).",
         );
+        event.required = vec!["data"];
+        event.properties = vec![("id", text()), ("event", text()), ("data", text())];
         MetaResponses {
             responses: vec![MetaResponse {
                 description: "The job's events, until its end state",

@@ -360,6 +360,15 @@ impl Capture {
             // A document: its example is its JSON one (see `add_examples`); not kept.
             well_formed(&text);
             return (status, loc, Value::String(text));
+        } else if mt == "text/event-stream" {
+            // The schema is that of one event (as schema checkers read a stream): the first.
+            let mut event = serde_json::Map::new();
+            for line in text.lines().take_while(|l| !l.is_empty()) {
+                if let Some((k, v)) = line.split_once(':') {
+                    event.insert(k.to_string(), json!(v.strip_prefix(' ').unwrap_or(v)));
+                }
+            }
+            Value::Object(event)
         } else {
             Value::String(text)
         };

@@ -6,7 +6,7 @@
 // UI_SCREENSHOT (default target/ui-screenshot.png) change the defaults. Any failed check exits 1.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
@@ -42,14 +42,14 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** The service on a loopback port (a free one unless given), on the test's SQLite database and
  *  object directory; `stop()` ends it with SIGTERM (graceful) and waits for it. */
-async function startService(port) {
+async function startService(port, db = "ui.db") {
   port = port || (await freePort());
   const log = fs.openSync(path.join(tmp, "service.log"), "a");
   const child = spawn(bin, ["serve"], {
     env: {
       ...process.env,
       LONGRUN_BIND: `127.0.0.1:${port}`,
-      LONGRUN_DATABASE_URL: `sqlite://${tmp}/ui.db?mode=rwc`,
+      LONGRUN_DATABASE_URL: `sqlite://${tmp}/${db}?mode=rwc`,
       LONGRUN_STORE_URL: `file://${tmp}/objects`,
       // One worker: a job that holds it keeps the next one QUEUED, so Cancel is always in time.
       LONGRUN_WORKERS: "1",
@@ -397,7 +397,50 @@ async function main() {
 
   assert.deepEqual(offsite, [], "requests that left the service");
   assert.deepEqual(pageErrors, [], "errors on the page");
+  await docsWithKey(context);
   step(`screenshots: ${screenshot}, ${narrowShot}`);
+}
+
+/** /docs on a service with API keys: "Try it out" answers 401 until the key is given with
+ *  Authorize, then 200, and the request carried the key as a bearer token. */
+async function docsWithKey(context) {
+  step("/docs: Authorize, then Try it out");
+  const dbUrl = `sqlite://${tmp}/docs.db?mode=rwc`;
+  const key = execFileSync(bin, ["keys", "create", "--tenant", "docs", "--scope", "read", "--database-url", dbUrl],
+    { stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+  assert.match(key, /^lr_/);
+  const service = await startService(undefined, "docs.db");
+  const page = await context.newPage();
+  const sent = [];
+  const elsewhere = [];
+  page.on("request", (r) => {
+    const u = new URL(r.url());
+    if (u.origin !== service.base && u.protocol !== "data:") elsewhere.push(r.url());
+    if (u.pathname === "/api/v1/operations") sent.push(r.headers().authorization);
+  });
+  await page.goto(`${service.base}/docs`);
+  const op = page.locator("#operations-Service-listOperations");
+  await op.locator(".opblock-summary").first().click();
+  await op.getByRole("button", { name: "Try it out" }).click();
+  const execute = async () => {
+    await op.getByRole("button", { name: "Execute" }).click();
+    const status = op.locator(".live-responses-table .response .response-col_status").first();
+    await status.waitFor();
+    const text = (await status.textContent()).trim();
+    await op.getByRole("button", { name: "Clear" }).click();
+    return text;
+  };
+  assert.match(await execute(), /^401/, "without Authorize, the key is missing");
+  await page.locator(".auth-wrapper button.authorize").click();
+  const dialog = page.locator(".dialog-ux .modal-ux");
+  await dialog.locator("input").first().fill(key);
+  await dialog.locator("button.modal-btn.authorize").click();
+  await dialog.locator("button.btn-done").click();
+  assert.match(await execute(), /^200/, "with the key, Try it out works");
+  assert.equal(sent.at(-1), `Bearer ${key}`);
+  assert.deepEqual(elsewhere, [], "/docs loads nothing from elsewhere");
+  await page.close();
+  await service.stop();
 }
 
 let failed = false;
