@@ -202,7 +202,7 @@ const READS: &[Read] = &[
     Read {
         name: "Idempotency-Key",
         ops: Ops::Posts,
-        schema: || json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"}),
+        schema: || json!({"type": "string", "pattern": super::idempotency::KEY_PATTERN}),
         description: "Makes a retried POST safe: the same key with the same request within 24 h \
                       answers what the first one did (with `Idempotent-Replayed: true`); with \
                       another request, 422.",

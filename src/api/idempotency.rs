@@ -26,6 +26,20 @@ const PENDING_LEASE: std::time::Duration = std::time::Duration::from_secs(10);
 /// before it answers 409.
 const PENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// What an `Idempotency-Key` may be, as the OpenAPI document declares it: 1 to 253 visible
+/// ASCII characters other than `"`, optionally in quotes (the draft's structured-field string).
+pub const KEY_PATTERN: &str = "^\"?[!#-~]{1,253}\"?$";
+
+/// The key of an `Idempotency-Key` value, if it fits `KEY_PATTERN`.
+fn key_of(value: &str) -> Option<&str> {
+    let v = value.trim();
+    let v = v.strip_prefix('"').unwrap_or(v);
+    let v = v.strip_suffix('"').unwrap_or(v);
+    let fits =
+        (1..=253).contains(&v.len()) && v.bytes().all(|b| (b'!'..=b'~').contains(&b) && b != b'"');
+    fits.then_some(v)
+}
+
 fn problem(req: &Request, status: u16, slug: &str, detail: &str) -> Response {
     Problem::new(status, slug, detail)
         .for_req(req)
@@ -42,22 +56,21 @@ where
     let Some(tenant) = super::access::authenticated_tenant(&req).map(str::to_string) else {
         return call(req).await;
     };
-    let key = req
+    let Some(key) = req
         .headers()
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .trim()
-        .trim_matches('"')
-        .to_string();
-    if key.is_empty() || key.len() > 255 {
+        .and_then(key_of)
+        .map(str::to_string)
+    else {
         return problem(
             &req,
             400,
             "bad-request",
-            "`Idempotency-Key` must be 1 to 255 visible characters",
+            "`Idempotency-Key` must be 1 to 253 visible ASCII characters without spaces or `\"`, \
+             optionally in quotes",
         );
-    }
+    };
     let id = hex(&Sha256::digest(format!("{tenant}\n{key}").as_bytes()));
     let target = format!(
         "{} {}\n",
@@ -210,4 +223,20 @@ fn replay(kept: &KeptAnswer) -> Response {
         b = b.header(header::CONTENT_TYPE, ct.as_str());
     }
     b.body(kept.body.clone())
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::key_of;
+
+    #[test]
+    fn keys_fit_the_declared_pattern() {
+        assert_eq!(key_of("abc-1"), Some("abc-1"));
+        assert_eq!(key_of("\"abc-1\""), Some("abc-1"));
+        assert_eq!(key_of("  k  "), Some("k"));
+        assert_eq!(key_of(&"x".repeat(253)), Some("x".repeat(253).as_str()));
+        for bad in ["", "\"\"", "a b", "a\"b", "\u{e9}", &"x".repeat(254)] {
+            assert_eq!(key_of(bad), None, "{bad:?}");
+        }
+    }
 }

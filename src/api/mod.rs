@@ -202,9 +202,45 @@ fn add_examples(doc: &mut serde_json::Value, examples: &serde_json::Value) {
             }
         }
     }
+    // A problem of each status, as the service answered it somewhere, on every operation that
+    // documents that status (in both of its encodings), referred to from `components.examples`.
+    let problems = examples["problems"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for (status, problem) in &problems {
+        doc["components"]["examples"][format!("Problem{status}")] = serde_json::json!({
+            "summary": format!("A {status} problem, as the service answers it"),
+            "value": problem,
+        });
+    }
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return;
     };
+    for responses in paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses"))
+        .filter_map(|r| r.as_object_mut())
+    {
+        for status in problems.keys() {
+            if let Some(content) = responses
+                .get_mut(status)
+                .and_then(|r| r.get_mut("content"))
+                .and_then(|c| c.as_object_mut())
+            {
+                let name = format!("Problem{status}");
+                for (media_type, media) in content.iter_mut() {
+                    if media_type.starts_with("application/problem+") {
+                        media["examples"] = serde_json::json!({
+                            &name: {"$ref": format!("#/components/examples/{name}")}
+                        });
+                    }
+                }
+            }
+        }
+    }
     for op in paths
         .values_mut()
         .filter_map(|item| item.as_object_mut())

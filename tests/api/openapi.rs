@@ -149,6 +149,33 @@ async fn every_operation_has_examples_and_its_request_examples_are_accepted() {
     let examples: Value =
         serde_json::from_str(include_str!("../../openapi/examples.json")).unwrap();
     for (id, ex) in examples.as_object().unwrap() {
+        if id == "problems" {
+            // A problem of each status, on every operation's answers of that status.
+            for (status, problem) in ex.as_object().unwrap() {
+                let mut placed = 0;
+                for op in doc["paths"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .flat_map(|item| item.as_object().unwrap().values())
+                {
+                    if let Some(content) = op["responses"][status]["content"].as_object() {
+                        for media in content.values() {
+                            let name = format!("Problem{status}");
+                            assert_eq!(
+                                media["examples"][&name]["$ref"],
+                                format!("#/components/examples/{name}"),
+                                "{status}"
+                            );
+                            assert_eq!(&doc["components"]["examples"][&name]["value"], problem);
+                            placed += 1;
+                        }
+                    }
+                }
+                assert!(placed > 0, "no answer {status}");
+            }
+            continue;
+        }
         let op = doc["paths"]
             .as_object()
             .unwrap()
@@ -500,9 +527,28 @@ async fn capture_examples() {
     let db = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
     let store = format!("file://{}/objects", dir.path().display());
     let port = crate::crash::free_port();
+    // With keys, as a deployed service runs: an admin key for the walk, a read key for a 403.
+    let key = |scope: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_longrun"))
+            .args(["keys", "create", "--tenant", "demo", "--scope", scope])
+            .args(["--database-url", &db])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (admin, read) = (key("admin"), key("read"));
     let _proc = crate::crash::start_with(&db, &store, port, &[("LONGRUN_PUBLIC_URL", PUBLIC)]);
+    let bearer = |k: &str| {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("authorization", format!("Bearer {k}").parse().unwrap());
+        reqwest::Client::builder()
+            .default_headers(h)
+            .build()
+            .unwrap()
+    };
     let mut c = Capture {
-        http: reqwest::Client::new(),
+        http: bearer(&admin),
         base: format!("http://127.0.0.1:{port}"),
         out: Default::default(),
         headers: Default::default(),
@@ -1053,6 +1099,62 @@ async fn capture_examples() {
         "application/octet-stream",
     )
     .await;
+
+    // Problems, one of each status a client can meet without a broken service: the examples
+    // of every operation's answers of that status.
+    let gone = big.clone();
+    let ended = job.clone();
+    let nobody = reqwest::Client::new();
+    let reader = bearer(&read);
+    let attempts: Vec<(u16, reqwest::RequestBuilder)> = vec![
+        (
+            400,
+            c.http
+                .post(c.local("/api/v1/jobs"))
+                .header("content-type", "application/json")
+                .body(r#"{"operation": "no-such-operation"}"#),
+        ),
+        (401, nobody.get(c.local("/api/v1/jobs"))),
+        (403, reader.delete(c.local(&ended))),
+        (
+            404,
+            c.http
+                .get(c.local("/api/v1/jobs/01930000-0000-7000-8000-00000000ffff")),
+        ),
+        (
+            406,
+            c.http.get(c.local(&ended)).header("accept", "text/csv"),
+        ),
+        (409, c.http.post(c.local(&format!("{ended}/cancel")))),
+        (410, c.http.get(c.local(&gone))),
+        (
+            415,
+            c.http
+                .post(c.local("/api/v1/jobs"))
+                .header("content-type", "text/plain")
+                .body("noop"),
+        ),
+        (
+            422,
+            c.http
+                .post(c.local("/api/v1/jobs"))
+                .header("content-type", "application/json")
+                .header("idempotency-key", "capture-1")
+                .body(r#"{"operation": "noop", "input": {"other": true}}"#),
+        ),
+    ];
+    for (want, rb) in attempts {
+        let r = rb
+            .header("accept", "application/problem+json")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(status, want, "{problem}");
+        assert_eq!(problem["status"], want);
+        c.out.entry("problems").or_insert_with(|| json!({}))[want.to_string()] = problem;
+    }
 
     // Every header a client reads is declared where it was answered.
     let doc: Value = c

@@ -953,14 +953,20 @@ fn idempotency_keys() {
                     .body(body.clone())
                     .send()
             };
-            // The service reads the key as visible ASCII, trimmed and unquoted.
+            // The service reads the key trimmed and out of its quotes: 1 to 253 visible ASCII
+            // characters other than `"` (the pattern the document declares).
             let text = std::str::from_utf8(&key)
                 .ok()
                 .filter(|k| k.is_ascii())
-                .map(|k| k.trim().trim_matches('"').to_string());
-            let usable = text
-                .as_ref()
-                .is_some_and(|k| !k.is_empty() && k.len() <= 255);
+                .map(|k| {
+                    let k = k.trim();
+                    let k = k.strip_prefix('"').unwrap_or(k);
+                    k.strip_suffix('"').unwrap_or(k).to_string()
+                });
+            let usable = text.as_ref().is_some_and(|k| {
+                (1..=253).contains(&k.len())
+                    && k.bytes().all(|b| (b'!'..=b'~').contains(&b) && b != b'"')
+            });
             let before = written(&app).await;
             let first = answer(send().await.unwrap()).await;
             let second = answer(send().await.unwrap()).await;
