@@ -283,7 +283,10 @@ async fn a_record_that_does_not_fit_tool_record_fails_on_its_own() {
     assert_eq!(why.len(), 3, "{report:?}");
     assert!(why[0].contains("`tool_id` must be a string"), "{why:?}");
     assert!(why[1].contains("`tool_id` is required"), "{why:?}");
-    assert!(why[2].contains("`features` must be a list of strings"), "{why:?}");
+    assert!(
+        why[2].contains("`features` must be a list of strings"),
+        "{why:?}"
+    );
     // Seed 000's route, with `{data}` and with the bare array.
     for body in [json!({"data": records("U")}), records("V")] {
         let r = app.post_json("/api/tools/import", &body).await;
