@@ -1,6 +1,8 @@
 //! JSON request bodies held to the served OpenAPI document before a handler sees them: the
 //! framework's own parsing is lenient (it reads `false` as the string "false" and `null` as an
-//! absent field), the document is not. A body that breaks its schema is a 400 naming where.
+//! absent field), the document is not. A body that breaks its schema is a 400 naming where. The
+//! records of an import are the exception: each is judged on its own by the import, which reports
+//! one that does not fit `ToolRecord` and goes on, so here a record need only be an object.
 
 use serde_json::Value;
 
