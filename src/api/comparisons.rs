@@ -257,15 +257,17 @@ impl ApiResponse for CompareAnswer {
         m.responses.insert(
             0,
             MetaResponse {
-                description: "The comparison ended within the sync limit: its result (an XML \
-                              delta document or an RFC 6902 JSON Patch). `Link rel=related` names \
-                              the job.",
+                description: "The comparison ended within the sync limit: its result, the \
+                              delta document itself (XML, as bytes, for XML inputs) or an RFC 6902 JSON \
+                              Patch (for JSON inputs). `Link rel=related` names the job.",
                 status: Some(200),
                 status_range: None,
                 content: vec![
+                    // The delta is a document of its own, not a value: it is declared as bytes,
+                    // which is what a generated client hands back.
                     MetaMediaType {
-                        content_type: "application/xml",
-                        schema: <String as Type>::schema_ref(),
+                        content_type: crate::operations::compare::DELTA_TYPE,
+                        schema: <poem_openapi::types::Binary<Vec<u8>> as Type>::schema_ref(),
                     },
                     MetaMediaType {
                         content_type: "application/json-patch+json",

@@ -26,25 +26,36 @@ use crate::engine::{EngineError, NewJob};
 use crate::formats::records::{self, BodyFormat};
 use crate::operations::import::{RECORD_DEPTH, RECORD_FIELDS};
 
-/// One tool record (seed 000).
+/// One tool record (seed 000). A record that does not fit fails on its own and is reported with
+/// its reason; the import goes on.
 #[derive(Debug, Clone, Object)]
 pub struct ToolRecord {
     /// Unique id of the tool (1–64 characters); records are upserted by it.
+    #[oai(validator(min_length = 1, max_length = 64))]
     pub tool_id: String,
     /// Name (1–200 characters).
+    #[oai(validator(min_length = 1, max_length = 200))]
     pub tool_name: String,
     /// Category (1–100 characters).
+    #[oai(validator(min_length = 1, max_length = 100))]
     pub category: String,
     /// Description (up to 4000 characters).
+    #[oai(validator(max_length = 4000))]
     pub description: Option<String>,
-    /// Features, a list of strings.
+    /// Features, a list of strings (up to 100, each up to 200 characters).
+    #[oai(validator(max_items = 100))]
     pub features: Option<Vec<String>>,
     /// Absolute http(s) URL.
     pub url: Option<String>,
 }
 
-/// One record of an import: an object, documented by `ToolRecord`. A record that does not fit
-/// `ToolRecord` fails on its own (it is reported with its reason); the import goes on.
+/// The name of a record's schema in the document. The whole-body check (`strict.rs`) stops at
+/// it: a record is judged on its own by the import, which reports one that does not fit.
+pub const RECORD_SCHEMA: &str = "#/components/schemas/ToolRecord";
+
+/// One record of an import, declared as a `ToolRecord` so that clients type it; read as any
+/// value, since a record that does not fit `ToolRecord` fails on its own (it is reported with
+/// its reason) and the import goes on.
 #[derive(Debug, Clone)]
 pub struct ImportRecord;
 
@@ -53,15 +64,10 @@ impl Type for ImportRecord {
     type RawValueType = Self;
     type RawElementValueType = Self;
     fn name() -> std::borrow::Cow<'static, str> {
-        "ImportRecord".into()
+        "ToolRecord".into()
     }
     fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
-        let mut schema = poem_openapi::registry::MetaSchema::new("object");
-        schema.description = Some(
-            "A tool record, as `ToolRecord` describes it. A record that does not fit fails on \
-             its own and is reported with its reason; the import goes on.",
-        );
-        poem_openapi::registry::MetaSchemaRef::Inline(Box::new(schema))
+        ToolRecord::schema_ref()
     }
     fn register(registry: &mut Registry) {
         ToolRecord::register(registry);

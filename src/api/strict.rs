@@ -1,8 +1,12 @@
 //! JSON request bodies held to the served OpenAPI document before a handler sees them: the
 //! framework's own parsing is lenient (it reads `false` as the string "false" and `null` as an
-//! absent field), the document is not. A body that breaks its schema is a 400 naming where.
+//! absent field), the document is not. A body that breaks its schema is a 400 naming where. The
+//! records of an import are the exception: each is judged on its own by the import, which reports
+//! one that does not fit `ToolRecord` and goes on, so here a record need only be an object.
 
 use serde_json::Value;
+
+use super::imports::RECORD_SCHEMA;
 
 /// The schemas of JSON request bodies, by (method, path), taken from the served document.
 pub struct BodySchemas {
@@ -49,6 +53,14 @@ impl BodySchemas {
 
     fn walk(&self, schema: &Value, value: &Value, at: &str, depth: usize) -> Result<(), String> {
         if depth > 64 {
+            return Ok(());
+        }
+        // A record of an import is judged on its own by the import, which reports one that does
+        // not fit with its reason and goes on; here it need only be an object.
+        if schema.get("$ref").and_then(Value::as_str) == Some(RECORD_SCHEMA) {
+            if !value.is_object() {
+                return Err(format!("{at} must be an object; {value} is not an object"));
+            }
             return Ok(());
         }
         let schema = self.resolve(schema);
@@ -134,7 +146,10 @@ mod tests {
                     "n": {"type": "integer"},
                     "e": {"allOf": [{"$ref": "#/components/schemas/E"}]},
                     "l": {"type": "array", "items": {"type": "string"}},
-                    "free": {"description": "anything"}}},
+                    "free": {"description": "anything"},
+                    "recs": {"type": "array", "items": {"$ref": RECORD_SCHEMA}}}},
+                "ToolRecord": {"type": "object", "required": ["tool_id"], "properties": {
+                    "tool_id": {"type": "string"}}},
                 "E": {"type": "string", "enum": ["csv", "xml"]}}}
         });
         let b = BodySchemas::new(&doc.to_string());
@@ -156,5 +171,10 @@ mod tests {
             .unwrap_err()
             .contains("$.l[1]"));
         assert!(ok(json!({"a": "x", "free": {"deep": [null]}})).is_ok());
+        // Records are judged one by one by the import; the body only needs objects there.
+        assert!(ok(json!({"a": "x", "recs": [{"tool_id": 5}, {"tool_id": null}]})).is_ok());
+        assert!(ok(json!({"a": "x", "recs": [{}, 5]}))
+            .unwrap_err()
+            .contains("$.recs[1] must be an object"));
     }
 }

@@ -69,7 +69,10 @@ async fn synchronous_answers_carry_the_result(b: &'static str) {
         .post_raw("/api/v1/comparisons", "application/xml", xml_body)
         .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-type"], "application/xml");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/xml; charset=utf-8"
+    );
     let delta = r.text().await.unwrap();
     assert!(delta.contains("urn:longrun:delta:1"), "{delta}");
     assert!(delta.contains("d:op=\"changed\""), "{delta}");

@@ -239,3 +239,75 @@ async fn imports_again_update_what_they_repeat(b: &'static str) {
     app.stop().await;
 }
 crate::per_backend!(imports_again_update_what_they_repeat);
+
+/// Records are declared as `ToolRecord` in the document, and the whole-body check holds small
+/// JSON bodies to the document; a record of the wrong shape still fails on its own, with its
+/// reason, on both routes and in both of seed 000's forms, and the good ones are imported.
+#[tokio::test]
+async fn a_record_that_does_not_fit_tool_record_fails_on_its_own() {
+    let app = TestApp::spawn("sqlite", 1).await;
+    let records = |p: &str| {
+        json!([
+            {"tool_id": format!("{p}1"), "tool_name": "Good", "category": "C"},
+            {"tool_id": 5, "tool_name": "Numbered", "category": "C"},
+            {"tool_name": "Nameless", "category": "C", "features": [1]},
+            {"tool_id": format!("{p}4"), "tool_name": "Null", "category": "C", "description": null},
+            {"tool_id": format!("{p}5"), "tool_name": "Listed", "category": "C", "features": "x"}
+        ])
+    };
+    let reasons = |errors: &[Value]| -> Vec<String> {
+        errors
+            .iter()
+            .map(|e| e["reason"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // The canonical route: 201, then two imported and three failed, each with its reason.
+    let r = app
+        .post_json("/api/v1/imports", &json!({"data": records("T")}))
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let job = app.wait_end(&location(&r)).await;
+    assert_eq!(job["jobStatus"], "SUCCESS", "{job}");
+    assert_eq!(job["summary"]["importedRecords"], 2, "{job}");
+    assert_eq!(job["summary"]["failedRecords"], 3, "{job}");
+    let report: Vec<Value> = app
+        .http
+        .get(link(&job, "file").unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let why = reasons(&report);
+    assert_eq!(why.len(), 3, "{report:?}");
+    assert!(why[0].contains("`tool_id` must be a string"), "{why:?}");
+    assert!(why[1].contains("`tool_id` is required"), "{why:?}");
+    assert!(
+        why[2].contains("`features` must be a list of strings"),
+        "{why:?}"
+    );
+    // Seed 000's route, with `{data}` and with the bare array.
+    for body in [json!({"data": records("U")}), records("V")] {
+        let r = app.post_json("/api/tools/import", &body).await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let loc = location(&r);
+        let mut st = Value::Null;
+        for _ in 0..200 {
+            st = app.get(&loc).await.2;
+            if st["status"] != "IN_PROGRESS" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        }
+        assert_eq!(st["status"], "COMPLETED", "{st}");
+        assert_eq!(st["imported_records"], 2, "{st}");
+        assert_eq!(reasons(st["errors"].as_array().unwrap()), why);
+    }
+    // A record that is not an object at all is still the body's fault.
+    let r = app
+        .post_json("/api/v1/imports", &json!({"data": [5]}))
+        .await;
+    assert_problem(r, 400, "not an object").await;
+    app.stop().await;
+}

@@ -25,7 +25,7 @@ pub const STAGES: [&str; 4] = [
 /// Content type of a JSON Patch result.
 pub const PATCH_TYPE: &str = "application/json-patch+json";
 /// Content type of an XML delta result.
-pub const DELTA_TYPE: &str = "application/xml";
+pub const DELTA_TYPE: &str = "application/xml; charset=utf-8";
 
 /// Where one input comes from.
 #[derive(Debug, Clone, PartialEq)]
