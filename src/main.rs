@@ -83,36 +83,37 @@ async fn keys(action: KeysAction) -> anyhow::Result<()> {
             let k = store
                 .insert_key(&tenant, scope.as_str(), &digest, &prefix)
                 .await?;
-            eprintln!(
+            longrun::client::note(&format!(
                 "key {} for tenant `{}` with scope `{}`; it is shown only now:",
                 k.id, k.tenant, k.scope
-            );
-            println!("{secret}");
+            ));
+            longrun::client::print_stdout(&format!("{secret}\n"))?;
         }
         KeysAction::List { .. } => {
-            println!(
-                "{:<36}  {:<10}  {:<20}  {:<6}  {:<20}  REVOKED",
+            let mut text = format!(
+                "{:<36}  {:<10}  {:<20}  {:<6}  {:<20}  REVOKED\n",
                 "ID", "PREFIX", "TENANT", "SCOPE", "CREATED"
             );
             for k in store.keys().await? {
                 let t =
                     |d: chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-                println!(
-                    "{:<36}  {:<10}  {:<20}  {:<6}  {:<20}  {}",
+                text.push_str(&format!(
+                    "{:<36}  {:<10}  {:<20}  {:<6}  {:<20}  {}\n",
                     k.id,
                     k.prefix,
                     k.tenant,
                     k.scope,
                     t(k.created),
                     k.revoked.map(t).unwrap_or_else(|| "-".into())
-                );
+                ));
             }
+            longrun::client::print_stdout(&text)?;
         }
         KeysAction::Revoke { key, .. } => {
             if !store.revoke_key(&key).await? {
                 anyhow::bail!("no live key with id or prefix `{key}`");
             }
-            println!("revoked {key}");
+            longrun::client::print_stdout(&format!("revoked {key}\n"))?;
         }
     }
     Ok(())
@@ -157,14 +158,12 @@ async fn main() -> anyhow::Result<()> {
             let config = Config::resolve(&args)?;
             let store = longrun::store::Store::connect(&config.database_url).await?;
             store.migrate().await?;
-            println!("schema is up to date");
-            Ok(())
+            longrun::client::print_stdout("schema is up to date\n")
         }
         Command::WebhookSecret(args) => {
             let config = Config::resolve(&args)?;
             let app = longrun::App::build(config, Vec::new()).await?;
-            println!("{}", app.webhook_secret);
-            Ok(())
+            longrun::client::print_stdout(&format!("{}\n", app.webhook_secret))
         }
         Command::Keys { action } => keys(action).await,
         Command::Submit(c) => std::process::exit(longrun::client::submit(c).await),
@@ -178,8 +177,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let app = longrun::App::build(Config::resolve(&args)?, Vec::new()).await?;
             let api = longrun::api::openapi(app.state.clone());
-            print!("{}", longrun::api::spec_documents(&api).1);
-            Ok(())
+            longrun::client::print_stdout(&longrun::api::spec_documents(&api).1)
         }
     }
 }

@@ -203,14 +203,21 @@ impl Client {
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk
                     .map_err(|e| Exit::error(format!("the download broke off: {}", chain(&e))))?;
-                sink.write_all(&chunk)
-                    .await
-                    .map_err(|e| Exit::error(format!("cannot write {}: {e}", out.display())))?;
+                match sink.write_all(&chunk).await {
+                    // Standard output's reader stopped reading (`| head`): the rest is not wanted.
+                    Err(e) if to_stdout && e.kind() == std::io::ErrorKind::BrokenPipe => {
+                        return Ok(())
+                    }
+                    r => {
+                        r.map_err(|e| Exit::error(format!("cannot write {}: {e}", out.display())))?
+                    }
+                }
                 written += chunk.len() as u64;
             }
-            sink.flush()
-                .await
-                .map_err(|e| Exit::error(format!("cannot write {}: {e}", out.display())))
+            match sink.flush().await {
+                Err(e) if to_stdout && e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                r => r.map_err(|e| Exit::error(format!("cannot write {}: {e}", out.display()))),
+            }
         }
         .await;
         if let Err(e) = result {

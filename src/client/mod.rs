@@ -4,7 +4,8 @@
 //! takes the collection links from it, follows `Location` after a submission and then the links
 //! of the job documents (`monitor`, `events`, `cancel`, `delete`, `operator:restart`, `file`).
 //! Exit codes: 0 success, 1 the job FAILED, 2 the job was CANCELLED, 3 a usage or connection
-//! error, or a problem answered by the service.
+//! error, or a problem answered by the service, 130 interrupted (Ctrl-C) while following a job,
+//! which goes on.
 
 mod http;
 mod show;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 
 pub use http::Client;
+pub use show::note;
 
 /// The job ended SUCCESS, or the verb did what it was asked.
 pub const EXIT_SUCCESS: i32 = 0;
@@ -25,6 +27,9 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_CANCELLED: i32 = 2;
 /// A usage or connection error, or a problem document from the service.
 pub const EXIT_ERROR: i32 = 3;
+/// Interrupted (SIGINT, Ctrl-C) while following a job; the job itself goes on (128 + SIGINT, as
+/// shells report it).
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Why a verb stopped early: the exit code and what to say on stderr.
 #[derive(Debug)]
@@ -106,7 +111,8 @@ pub enum Submit {
         /// Wait for the end; the exit code tells how it ended.
         #[arg(long)]
         wait: bool,
-        /// Download the result (delta or JSON Patch) to this file (waits for the end).
+        /// Download the result (delta or JSON Patch) to this file (waits for the end); with `-`,
+        /// the result alone goes to standard output and the job to standard error.
         #[arg(short = 'o', long = "out")]
         out: Option<PathBuf>,
         /// XML: attributes that identify an element among its siblings (comma-separated).
@@ -226,10 +232,17 @@ fn finish(r: Result<i32, Exit>) -> i32 {
     match r {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("longrun: {}", e.message);
+            show::note(&format!("longrun: {}", e.message));
             e.code
         }
     }
+}
+
+/// Print `text` on standard output for the commands that are not client verbs (`openapi`,
+/// `keys`, …): a reader that stopped reading (`longrun openapi | head`) ends the output quietly,
+/// another write error is returned.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    show::stdout(text.as_bytes()).map_err(|e| anyhow::anyhow!(e.message))
 }
 
 /// Run `longrun submit …`; returns the exit code.
@@ -288,7 +301,7 @@ pub async fn download(cmd: DownloadCmd) -> i32 {
         async {
             let c = Client::new(&cmd.conn)?;
             let n = c.download(&cmd.url, &cmd.out).await?;
-            eprintln!("{n} bytes written to {}", cmd.out.display());
+            show::note(&format!("{n} bytes written to {}", cmd.out.display()));
             Ok(EXIT_SUCCESS)
         }
         .await,

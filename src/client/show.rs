@@ -15,9 +15,40 @@ pub enum Kind {
     List,
 }
 
+/// Write `bytes` to standard output. A reader that went away (`| head`) is not an error: the
+/// rest is not wanted, so it is dropped quietly and the command ends as it would have.
+pub fn stdout(bytes: &[u8]) -> Result<(), Exit> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Exit::error(format!("cannot write to standard output: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Write a line to standard error; a closed or broken standard error loses it, never panics.
+pub fn note(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+}
+
+/// Where a document is printed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum To {
+    /// Standard output: the answer of the command.
+    Stdout,
+    /// Standard error: standard output carries something else (a result downloaded to `-o -`).
+    Stderr,
+}
+
 /// Print an answer on standard output as `--output` asks.
 pub fn print(output: Output, kind: Kind, answer: &Answer) -> Result<(), Exit> {
-    let mut out = std::io::stdout().lock();
+    print_to(output, kind, answer, To::Stdout)
+}
+
+/// Print an answer as `--output` asks, on standard output or standard error.
+pub fn print_to(output: Output, kind: Kind, answer: &Answer, to: To) -> Result<(), Exit> {
     let text = match output {
         Output::Json | Output::Xml => {
             let mut s = String::from_utf8_lossy(&answer.body).into_owned();
@@ -34,9 +65,13 @@ pub fn print(output: Output, kind: Kind, answer: &Answer) -> Result<(), Exit> {
             }
         }
     };
-    out.write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .map_err(|e| Exit::error(format!("cannot write to standard output: {e}")))
+    match to {
+        To::Stdout => stdout(text.as_bytes()),
+        To::Stderr => {
+            note(text.trim_end_matches('\n'));
+            Ok(())
+        }
+    }
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {

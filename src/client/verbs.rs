@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::http::{href, link, Answer, Client};
-use super::show::{self, Kind};
+use super::show::{self, Kind, To};
 use super::watch::follow;
 use super::{BodyFormat, Exit, ListArgs, EXIT_CANCELLED, EXIT_ERROR, EXIT_FAILED, EXIT_SUCCESS};
 
@@ -25,17 +25,23 @@ pub fn exit_of(job: &Value) -> i32 {
 }
 
 /// Print the ended job in the `--output` encoding and return its exit code.
-async fn show_end(c: &Client, job: &Value) -> Result<i32, Exit> {
+async fn show_end(c: &Client, job: &Value, to: To) -> Result<i32, Exit> {
     let answer = match href(job, "self") {
         Some(me) => c.get_doc(&me).await?,
         None => return Err(Exit::error("the job has no self link")),
     };
-    show::print(c.output, Kind::Job, &answer)?;
+    show::print_to(c.output, Kind::Job, &answer, to)?;
     Ok(exit_of(job))
 }
 
-/// After a submission: print the job, or follow `Location` to the end when asked to wait.
-async fn after_submit(c: &Client, answer: Answer, wait: bool) -> Result<(i32, Value), Exit> {
+/// After a submission: print the job (on `to`), or follow `Location` to the end when asked to
+/// wait.
+async fn after_submit(
+    c: &Client,
+    answer: Answer,
+    wait: bool,
+    to: To,
+) -> Result<(i32, Value), Exit> {
     let location = answer
         .headers
         .get(LOCATION)
@@ -48,11 +54,11 @@ async fn after_submit(c: &Client, answer: Answer, wait: bool) -> Result<(i32, Va
             ))
         })?;
     if !wait {
-        show::print(c.output, Kind::Job, &answer)?;
+        show::print_to(c.output, Kind::Job, &answer, to)?;
         return Ok((EXIT_SUCCESS, Value::Null));
     }
     let job = follow(c, &location).await?;
-    Ok((show_end(c, &job).await?, job))
+    Ok((show_end(c, &job, to).await?, job))
 }
 
 fn guess_format(name: &str, head: &[u8]) -> BodyFormat {
@@ -119,7 +125,7 @@ pub async fn submit_import(
                 .body(reqwest::Body::wrap_stream(body)),
         )
         .await?;
-    Ok(after_submit(c, answer, wait).await?.0)
+    Ok(after_submit(c, answer, wait, To::Stdout).await?.0)
 }
 
 /// Options of a comparison.
@@ -221,12 +227,17 @@ pub async fn submit_compare(
         }
     };
     let answer = c.call(rb).await?;
-    let (code, job) = after_submit(c, answer, wait || out.is_some()).await?;
+    // With `-o -` standard output carries the result alone; the job goes to standard error.
+    let to = match out {
+        Some(o) if o.as_os_str() == "-" => To::Stderr,
+        _ => To::Stdout,
+    };
+    let (code, job) = after_submit(c, answer, wait || out.is_some(), to).await?;
     if let (Some(out), EXIT_SUCCESS) = (out, code) {
         let file = href(&job, "file")
             .ok_or_else(|| Exit::error("the comparison ended SUCCESS without a file link"))?;
         let n = c.download(&file, out).await?;
-        eprintln!("{n} bytes written to {}", out.display());
+        show::note(&format!("{n} bytes written to {}", out.display()));
     }
     Ok(code)
 }
@@ -288,7 +299,7 @@ pub async fn list(c: &Client, a: &ListArgs) -> Result<i32, Exit> {
 pub async fn watch(c: &Client, job: &str) -> Result<i32, Exit> {
     let url = c.job_url(job).await?;
     let job = follow(c, &url).await?;
-    show_end(c, &job).await
+    show_end(c, &job, To::Stdout).await
 }
 
 /// `jobs cancel|delete|restart`: follow the job's own link `rel`; without it, say so (exit 3).

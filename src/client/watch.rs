@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::http::{href, Client};
 use super::show;
-use super::Exit;
+use super::{Exit, EXIT_INTERRUPTED};
 
 /// How progress is shown.
 enum Display {
@@ -55,7 +55,7 @@ impl Display {
             Display::Lines(last) => {
                 let l = show::line(job);
                 if *last != l {
-                    eprintln!("{l}");
+                    show::note(&l);
                     *last = l;
                 }
             }
@@ -67,25 +67,70 @@ impl Display {
         self.update(job);
         if let Display::Bar(bar) = self {
             bar.abandon();
-            eprintln!();
+            show::note("");
         }
     }
 }
 
 /// Follow the job at `url` until it ends; returns its last document (JSON).
+///
+/// Ctrl-C (SIGINT) stops following, not the job: the job's URL is printed so it can be followed
+/// again (`longrun jobs watch URL`), and the exit code is 130.
 pub async fn follow(c: &Client, url: &str) -> Result<Value, Exit> {
+    let mut interrupt = Interrupt::listen()?;
     let mut display = Display::new();
-    let result = follow_with(c, url, &mut display).await;
+    let result = tokio::select! {
+        r = follow_with(c, url, &mut display) => r,
+        _ = interrupt.recv() => Err(Exit {
+            code: EXIT_INTERRUPTED,
+            message: format!(
+                "interrupted; the job goes on: {url}\n(follow it again with `longrun jobs watch {url}`)"
+            ),
+        }),
+    };
     match &result {
         Ok(job) => display.finish(job),
         Err(_) => {
             if let Display::Bar(bar) = &display {
                 bar.abandon();
-                eprintln!();
+                show::note("");
             }
         }
     }
     result
+}
+
+/// SIGINT, listened for from the moment it is made (so a Ctrl-C never kills the process while it
+/// follows a job).
+struct Interrupt {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    fn listen() -> Result<Interrupt, Exit> {
+        #[cfg(unix)]
+        {
+            let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|e| Exit::error(format!("cannot listen for Ctrl-C: {e}")))?;
+            Ok(Interrupt { signal })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Interrupt {})
+        }
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            self.signal.recv().await;
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 async fn follow_with(c: &Client, url: &str, display: &mut Display) -> Result<Value, Exit> {

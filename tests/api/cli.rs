@@ -487,3 +487,163 @@ async fn watch_prints_plain_lines_off_a_terminal() {
     assert!(r.stdout.contains("status      SUCCESS"), "{}", r.stdout);
     app.stop().await;
 }
+
+/// Output commands whose reader went away (`longrun openapi | head`, `jobs list | head`,
+/// `download -o - | head`) end quietly with exit 0: no panic, no error.
+#[tokio::test]
+async fn a_closed_standard_output_ends_quietly() {
+    let app = TestApp::spawn("sqlite", 2).await;
+    let r = app
+        .post_json(
+            "/api/v1/imports",
+            &json!({"data": [{"tool_id": "P1", "tool_name": "Pipe", "category": "C", "url": "nope"}]}),
+        )
+        .await;
+    let job = app.wait_end(&location(&r)).await;
+    let file = link(&job, "file").unwrap();
+    for args in [
+        vec!["openapi"],
+        vec!["jobs", "list", "--server", &app.base],
+        vec!["jobs", "list", "--output", "json", "--server", &app.base],
+        vec!["download", &file, "-o", "-", "--server", &app.base],
+    ] {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_longrun"))
+            .args(&args)
+            .env_remove("LONGRUN_SERVER")
+            .env_remove("LONGRUN_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // The reader is gone before anything is written: every write meets EPIPE.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().await.unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+    app.stop().await;
+}
+
+/// `submit compare A B --wait -o -`: standard output is the result alone, byte for byte (the
+/// job's table and the progress go to standard error), so `> delta.xml` makes a clean file.
+#[tokio::test]
+async fn compare_to_standard_output_writes_the_result_alone() {
+    let app = TestApp::spawn("sqlite", 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.xml");
+    let b = dir.path().join("b.xml");
+    std::fs::write(
+        &a,
+        r#"<catalog><item id="1" price="5">Pen</item></catalog>"#,
+    )
+    .unwrap();
+    std::fs::write(
+        &b,
+        r#"<catalog><item id="1" price="6">Pen</item></catalog>"#,
+    )
+    .unwrap();
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    for output in ["table", "json"] {
+        let r = cli(
+            &[
+                "submit", "compare", a, b, "--wait", "-o", "-", "--output", output, "--server",
+                &app.base,
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            r.stdout.starts_with("<d:delta") && r.stdout.trim_end().ends_with("</d:delta>"),
+            "stdout holds the delta alone: {}",
+            r.stdout
+        );
+        assert!(r.stderr.contains("SUCCESS"), "{}", r.stderr);
+        // The bytes are those of the job's file.
+        let (_, _, list) = app
+            .get(&app.url("/api/v1/jobs?sort=-createdTime&limit=1"))
+            .await;
+        let file = link(&list["jobs"][0], "file").unwrap();
+        let bytes = app
+            .http
+            .get(&file)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(r.stdout, bytes);
+    }
+    app.stop().await;
+}
+
+/// Ctrl-C (SIGINT) while `submit … --wait` or `jobs watch` follows a job stops following, not
+/// the job: the job's URL is printed on standard error, the exit code is 130, and the job is
+/// still there, untouched.
+#[tokio::test]
+async fn ctrl_c_while_waiting_leaves_the_job_running() {
+    // HTTP only, no workers: the job stays QUEUED.
+    let app = TestApp::spawn_with("sqlite", 1, |a| a.role = Some(Role::Api)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tools.json");
+    std::fs::write(&file, records(3, 0).to_string()).unwrap();
+    let f = file.to_str().unwrap();
+    let r = app.post_json("/api/v1/imports", &records(2, 0)).await;
+    let queued = location(&r);
+    for args in [
+        vec!["submit", "import", f, "--wait", "--server", &app.base],
+        vec!["jobs", "watch", &queued, "--server", &app.base],
+    ] {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_longrun"))
+            .args(&args)
+            .env_remove("LONGRUN_SERVER")
+            .env_remove("LONGRUN_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // Wait for the first progress line: the job is being followed.
+        let mut stderr = child.stderr.take().unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("QUEUED") {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(30), stderr.read(&mut buf))
+                .await
+                .expect("a progress line within 30 s")
+                .unwrap();
+            assert!(n > 0, "{args:?}: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let pid = child.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+            .await
+            .expect("it exits after Ctrl-C")
+            .unwrap();
+        stderr.read_to_end(&mut seen).await.unwrap();
+        let err = String::from_utf8_lossy(&seen);
+        assert_eq!(status.code(), Some(130), "{args:?}: {status:?} {err}");
+        let job_url = err
+            .split_whitespace()
+            .find(|w| w.starts_with(&format!("{}/api/v1/jobs/", app.base)))
+            .unwrap_or_else(|| panic!("the job's URL is printed: {err}"))
+            .trim_end_matches(['`', ')'])
+            .to_string();
+        assert!(err.contains("the job goes on"), "{err}");
+        let (s, _, job) = app.get(&job_url).await;
+        assert_eq!(s, 200, "{job}");
+        assert_eq!(job["jobStatus"], "QUEUED", "{job}");
+        assert!(link(&job, "cancel").is_some(), "{job}");
+    }
+    app.stop().await;
+}
