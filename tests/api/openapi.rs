@@ -366,13 +366,7 @@ impl Capture {
             rb = rb.header("content-type", ct).body(b);
         }
         let r = rb.send().await.unwrap();
-        let status = r.status().as_u16();
-        let seen = self.headers.entry((op.to_string(), status)).or_default();
-        for name in r.headers().keys() {
-            if CLIENT_HEADERS.contains(&name.as_str()) {
-                seen.insert(name.as_str().to_string());
-            }
-        }
+        let status = self.note_headers(op, &r);
         let loc = r
             .headers()
             .get("location")
@@ -427,6 +421,11 @@ impl Capture {
                 .body(b.to_string());
         }
         let r = rb.send().await.unwrap();
+        self.note_headers(op, &r)
+    }
+
+    /// Notes the headers of `r` a client reads, under `op` and its status; the status.
+    fn note_headers(&mut self, op: &str, r: &reqwest::Response) -> u16 {
         let status = r.status().as_u16();
         let seen = self.headers.entry((op.to_string(), status)).or_default();
         for name in r.headers().keys() {
