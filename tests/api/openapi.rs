@@ -1124,6 +1124,13 @@ async fn capture_examples() {
             406,
             c.http.get(c.local(&ended)).header("accept", "text/csv"),
         ),
+        (
+            413,
+            c.http
+                .post(c.local("/api/v1/jobs"))
+                .header("content-type", "application/json")
+                .body(json!({"operation": "noop", "input": {"v": vec![0; 100_001]}}).to_string()),
+        ),
         (409, c.http.post(c.local(&format!("{ended}/cancel")))),
         (410, c.http.get(c.local(&gone))),
         (
