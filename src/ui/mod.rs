@@ -71,7 +71,7 @@ fn etags() -> &'static [String] {
 }
 
 /// The endpoint nested at `/ui`: `/ui` redirects to `/ui/`, which is the page; `/ui/{file}` are
-/// its assets. Answers carry an `ETag` (`If-None-Match` gives `304`) and `Cache-Control:
+/// its assets; `/ui/jobs/{id}` is the page too (it opens that job). Answers carry an `ETag` (`If-None-Match` gives `304`) and `Cache-Control:
 /// no-cache`, so a new binary's files are picked up at once.
 pub fn endpoint() -> impl Endpoint<Output = Response> {
     poem::endpoint::make_sync(|req: Request| -> poem::Result<Response> {
@@ -93,7 +93,19 @@ pub fn endpoint() -> impl Endpoint<Output = Response> {
                 .header(header::LOCATION, format!("{original}/"))
                 .finish());
         }
-        let name = if rest.is_empty() { "index.html" } else { rest };
+        // `/ui/jobs/{id}` is a deep link to one job: the page, whose relative references then
+        // resolve under `/ui/jobs/`, so the assets are answered there too.
+        let name = match rest.strip_prefix("jobs/") {
+            Some(id) if !id.is_empty() && !id.contains('/') => {
+                if ASSETS.iter().any(|a| a.name == id) {
+                    id
+                } else {
+                    "index.html"
+                }
+            }
+            _ if rest.is_empty() => "index.html",
+            _ => rest,
+        };
         let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
             return Err(
                 Problem::not_found(format!("the dashboard has no file `{name}`"))

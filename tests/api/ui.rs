@@ -166,3 +166,41 @@ async fn the_dashboard_and_its_assets_are_served_from_the_binary() {
     assert_problem(r, 405, "GET").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_deep_link_to_a_job_is_the_page() {
+    let app = TestApp::spawn("sqlite", 1).await;
+    let page = app.http.get(app.url("/ui/")).send().await.unwrap();
+    let page = page.bytes().await.unwrap();
+
+    // `/ui/jobs/{id}` answers the page itself, and the assets it references resolve beside it.
+    let r = app
+        .http
+        .get(app.url("/ui/jobs/0b7e2a4c-1111-4c3e-9a7d-2f1e5c6b7a80"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(r.bytes().await.unwrap(), page);
+    for (name, ct) in [
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("api.js", "text/javascript; charset=utf-8"),
+        ("app.css", "text/css; charset=utf-8"),
+    ] {
+        let r = app
+            .http
+            .get(app.url(&format!("/ui/jobs/{name}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{name}");
+        assert_eq!(r.headers()["content-type"], ct, "{name}");
+    }
+
+    // Deeper paths and other names are still not the dashboard's.
+    for path in ["/ui/jobs/", "/ui/jobs/a/b", "/ui/nothing.js"] {
+        let r = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+}

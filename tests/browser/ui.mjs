@@ -360,7 +360,57 @@ async function main() {
   await page.locator("#job-heading", { hasText: "import #5" }).waitFor();
   await detail.locator("#job-status", { hasText: "SUCCESS" }).waitFor();
 
+  // --- deep links: the address the page writes, the job's id instead of its href, `/ui` without
+  // the slash and `/ui/jobs/{id}` all open the job when pasted, and a reload keeps it open
+  const importHref = decodeURIComponent(new URL(page.url()).hash.replace(/^#job=/, ""));
+  const importId = importHref.split("/").pop();
+  for (const url of [
+    `${base}/ui/#job=${encodeURIComponent(importHref)}`,
+    `${base}/ui/#job=${importId}`,
+    `${base}/ui#job=${importId}`,
+    `${base}/ui/jobs/${importId}`,
+  ]) {
+    step(`deep link ${url.slice(base.length)}`);
+    await page.goto("about:blank");
+    await page.goto(url);
+    for (let i = 0; i < 2; i += 1) {
+      await page.locator("#job-heading", { hasText: "import #5" }).waitFor();
+      await detail.locator("#job-status", { hasText: "SUCCESS" }).waitFor();
+      assert.ok(await page.locator("#problem").isHidden(), `no problem after ${url}: ${await page.locator("#problem").innerText()}`);
+      assert.equal(new URL(page.url()).pathname, "/ui/");
+      assert.equal(await page.getByLabel("API key").inputValue(), KEY);
+      if (i === 0) await page.reload();
+    }
+  }
+
   await page.screenshot({ path: screenshot, fullPage: true });
+
+  // --- 1400×900: the filters and at least ten jobs fit on the screen together
+  step("1400×900: ten jobs visible beside the filters");
+  for (let i = 0; i < 7; i += 1) {
+    const r = await fetch(`${base}/api/v1/imports`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${KEY}` },
+      body: JSON.stringify({ data: [{ tool_id: `L${i}`, tool_name: "Lister", category: "Data", url: `https://example.com/l${i}` }] }),
+    });
+    assert.ok(r.ok, `${r.status} ${await r.text()}`);
+  }
+  await page.setViewportSize({ width: 1400, height: 900 });
+  await page.reload();
+  await page.locator("#list-count", { hasText: "12 matching jobs;" }).waitFor();
+  const fits = await page.evaluate(() => {
+    const inside = (el) => {
+      const r = el.getBoundingClientRect();
+      return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight && r.left >= 0 && r.right <= window.innerWidth;
+    };
+    return {
+      jobs: [...document.querySelectorAll("#job-list li[data-job]")].filter(inside).length,
+      filters: ["#filter-form legend", "#f-operation", "#f-sort", "#f-limit"].every((s) => inside(document.querySelector(s))),
+    };
+  });
+  assert.ok(fits.filters, "the filters are on the screen");
+  assert.ok(fits.jobs >= 10, `${fits.jobs} jobs wholly visible at 1400×900`);
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-1400x900.png") });
 
   // --- 360 px wide: nothing sticks out sideways
   step("360 px wide");
@@ -397,8 +447,33 @@ async function main() {
 
   assert.deepEqual(offsite, [], "requests that left the service");
   assert.deepEqual(pageErrors, [], "errors on the page");
+  await keyedDashboard(context);
   await docsWithKey(context);
-  step(`screenshots: ${screenshot}, ${narrowShot}`);
+  step(`screenshots: ${screenshot}, ${screenshot.replace(/\.png$/, "-1400x900.png")}, ${narrowShot}`);
+}
+
+/** The dashboard on a service with API keys: the 401 shown without a key goes away once a
+ *  request with the given key succeeds, and the operation filter is filled with the key. */
+async function keyedDashboard(context) {
+  step("dashboard with API keys: a key clears the 401 and fills the operations");
+  const dbUrl = `sqlite://${tmp}/keyed.db?mode=rwc`;
+  const key = execFileSync(bin, ["keys", "create", "--tenant", "t", "--scope", "admin", "--database-url", dbUrl],
+    { stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+  assert.match(key, /^lr_/);
+  const service = await startService(undefined, "keyed.db");
+  const page = await context.newPage();
+  await page.goto(`${service.base}/ui/`);
+  const problem = page.getByRole("alert");
+  await problem.locator(".problem-title", { hasText: "HTTP 401" }).waitFor();
+  await page.getByLabel("API key").fill(key);
+  await page.getByRole("button", { name: "Use key", exact: true }).click();
+  await problem.waitFor({ state: "hidden" });
+  await page.locator("#list-count", { hasText: "0 matching jobs;" }).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll("#f-operation option").length > 1);
+  const ops = await page.locator("#f-operation option").allTextContents();
+  assert.ok(ops.includes("compare") && ops.includes("import"), `operations: ${ops}`);
+  await page.close();
+  await service.stop();
 }
 
 /** /docs on a service with API keys: "Try it out" answers 401 until the key is given with

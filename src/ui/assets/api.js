@@ -12,6 +12,13 @@ export function setApiKey(key) {
   else sessionStorage.removeItem(KEY);
 }
 
+let answered = () => {};
+
+/** Call `fn(key)` after every 2xx answer, with the key its request carried ("" for none). */
+export function onAnswered(fn) {
+  answered = fn;
+}
+
 /** Request headers with the API key, when one is set. */
 export function authHeaders(extra = {}) {
   const h = new Headers(extra);
@@ -53,6 +60,7 @@ export async function problemOf(response) {
 
 /** fetch with the key; rejects with a Problem unless the answer is 2xx. */
 export async function send(url, { method = "GET", body, headers = {}, accept = "application/json", signal } = {}) {
+  const key = apiKey();
   const h = authHeaders(headers);
   if (accept) h.set("Accept", accept);
   let response;
@@ -63,6 +71,7 @@ export async function send(url, { method = "GET", body, headers = {}, accept = "
     throw new Problem({ title: "The service cannot be reached", detail: e.message });
   }
   if (!response.ok) throw await problemOf(response);
+  answered(key);
   return response;
 }
 

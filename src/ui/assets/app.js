@@ -1,7 +1,7 @@
 // The dashboard. It speaks only the public HTTP API: it reads the entry point (`GET /`) and follows
 // its links (jobs, operations, imports, comparisons), then each job's own links.
 
-import { apiKey, setApiKey, send, getJson, link, links, Problem } from "./api.js";
+import { apiKey, setApiKey, send, getJson, link, links, onAnswered, Problem } from "./api.js";
 import { JobStream, END_STATES } from "./events.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -30,6 +30,7 @@ const state = {
   streams: new Map(), // jobId -> { stream, listeners }
   open: null, // the job shown in detail
   refreshTimer: null,
+  newKey: null, // a key just given (or "" when forgotten): its first answer clears the problem shown
 };
 
 // At most this many list rows follow their job live (browsers allow six connections per server;
@@ -208,14 +209,17 @@ function jobRow(job) {
   const current = state.open && state.open.jobId === job.jobId;
   const bar = progressBar(`Progress of ${job.operation} job ${job.taskId}`);
   setProgress(bar, job);
+  // Two short lines (name, stage and status; then the bar and when it was created), so a page of
+  // jobs fits beside the filters.
   return h("div", { class: `job-row${current ? " current" : ""}` },
     h("div", { class: "row-head" },
       h("button", { type: "button", class: "linkish", "aria-current": current ? "true" : null, onclick: () => self && openJob(self) },
         `${job.operation} #${job.taskId}`),
+      h("span", { class: "phase" }, stageText(job)),
       statusBadge(job.jobStatus)),
-    h("p", { class: "phase" }, stageText(job) || "\u00a0"),
-    bar,
-    h("p", { class: "hint" }, "Created ", timeEl(job.createdTime), ` · ${job.jobId}`));
+    h("div", { class: "row-foot" },
+      bar,
+      h("span", { class: "hint", title: job.jobId }, "Created ", timeEl(job.createdTime), ` · ${job.jobId}`)));
 }
 
 function updateRow(job) {
@@ -567,6 +571,19 @@ async function loadOperations() {
   select.value = chosen;
 }
 
+/** The href of a job named in a deep link: its href (absolute or from this origin) or its id. */
+function jobHref(named) {
+  if (named.includes("/")) return new URL(named, location.href).href;
+  const jobs = link(state.root, "jobs");
+  return jobs ? `${jobs.href.replace(/\/$/, "")}/${encodeURIComponent(named)}` : null;
+}
+
+/** The job a deep link names: `#job=<href or id>`. */
+function linkedJob() {
+  const m = /^#job=(.+)$/.exec(location.hash);
+  return m ? jobHref(decodeURIComponent(m[1])) : null;
+}
+
 async function start() {
   try {
     const { body } = await getJson(new URL("../", location.href).href);
@@ -582,8 +599,8 @@ async function start() {
   } catch (e) {
     showProblem(e);
   }
-  const m = /^#job=(.+)$/.exec(location.hash);
-  if (m) openJob(decodeURIComponent(m[1]), { focus: false });
+  const linked = linkedJob();
+  if (linked) openJob(linked, { focus: false });
 }
 
 function reloadAll() {
@@ -592,25 +609,46 @@ function reloadAll() {
   // Streams opened with the old key are closed; the list and the job open new ones.
   for (const entry of state.streams.values()) entry.stream.stop();
   state.streams.clear();
+  loadOperations().catch(showProblem);
   loadList();
   if (open) openJob(open, { focus: false });
 }
 
+/** A key was given or forgotten: the next answer to a request with it clears the problem shown
+ *  (typically the 401 the old key had). */
+function keyChanged() {
+  state.newKey = apiKey();
+  showKeyState();
+  reloadAll();
+}
+
 function init() {
+  // `/ui/jobs/{id}` is a deep link too: the address becomes `/ui/#job={id}`, against which the
+  // page's relative links (and the API's entry point, `../`) resolve.
+  const deep = /\/jobs\/([^/]+)$/.exec(location.pathname);
+  if (deep) history.replaceState(null, "", new URL(`../#job=${deep[1]}`, location.href).href);
+  onAnswered((key) => {
+    if (state.newKey !== null && key === state.newKey) {
+      state.newKey = null;
+      clearProblem();
+    }
+  });
+  window.addEventListener("hashchange", () => {
+    const linked = state.root && linkedJob();
+    if (linked && linked !== state.open?.href) openJob(linked);
+  });
   const keyInput = $("#api-key");
   keyInput.value = apiKey();
   showKeyState();
   $("#key-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     setApiKey(keyInput.value.trim());
-    showKeyState();
-    reloadAll();
+    keyChanged();
   });
   $("#key-forget").addEventListener("click", () => {
     setApiKey("");
     keyInput.value = "";
-    showKeyState();
-    reloadAll();
+    keyChanged();
   });
   $("#filter-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
