@@ -415,7 +415,12 @@ pub fn declare_security(doc: &mut serde_json::Value) {
                 Some(r) if r.is_empty() => open_with_link = true,
                 Some(r) => {
                     for name in r.keys() {
-                        scope = name.strip_prefix("apiKey.").map(str::to_string);
+                        // Only a `Need` declares security here; anything else would be written
+                        // as public, so it stops the document being made instead.
+                        let need = name.strip_prefix("apiKey.").unwrap_or_else(|| {
+                            panic!("security `{name}` is not a `Need` of access.rs")
+                        });
+                        scope = Some(need.to_string());
                     }
                 }
                 None => {}

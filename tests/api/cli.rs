@@ -325,14 +325,9 @@ async fn connection_and_usage_errors_exit_3() {
     );
 }
 
-/// submit compare -o writes the delta; download writes the file's bytes; jobs list in the three
-/// outputs with the audit filters.
-#[tokio::test]
-async fn compare_download_and_list() {
-    let app = TestApp::spawn("sqlite", 2).await;
-    let dir = tempfile::tempdir().unwrap();
-    let a = dir.path().join("a.xml");
-    let b = dir.path().join("b.xml");
+/// Two small XML catalogs under `dir` that differ in one price: `a.xml` and `b.xml`.
+fn catalogs(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (a, b) = (dir.join("a.xml"), dir.join("b.xml"));
     std::fs::write(
         &a,
         r#"<catalog><item id="1" price="5">Pen</item></catalog>"#,
@@ -343,6 +338,16 @@ async fn compare_download_and_list() {
         r#"<catalog><item id="1" price="6">Pen</item></catalog>"#,
     )
     .unwrap();
+    (a, b)
+}
+
+/// submit compare -o writes the delta; download writes the file's bytes; jobs list in the three
+/// outputs with the audit filters.
+#[tokio::test]
+async fn compare_download_and_list() {
+    let app = TestApp::spawn("sqlite", 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = catalogs(dir.path());
     let out = dir.path().join("delta.xml");
     let r = cli(
         &[
@@ -533,18 +538,7 @@ async fn a_closed_standard_output_ends_quietly() {
 async fn compare_to_standard_output_writes_the_result_alone() {
     let app = TestApp::spawn("sqlite", 2).await;
     let dir = tempfile::tempdir().unwrap();
-    let a = dir.path().join("a.xml");
-    let b = dir.path().join("b.xml");
-    std::fs::write(
-        &a,
-        r#"<catalog><item id="1" price="5">Pen</item></catalog>"#,
-    )
-    .unwrap();
-    std::fs::write(
-        &b,
-        r#"<catalog><item id="1" price="6">Pen</item></catalog>"#,
-    )
-    .unwrap();
+    let (a, b) = catalogs(dir.path());
     let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
     for output in ["table", "json"] {
         let r = cli(
