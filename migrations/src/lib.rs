@@ -9,6 +9,7 @@ mod m0004_idempotency;
 mod m0005_tenants;
 mod m0006_delivery_tokens;
 mod m0007_file_attempt;
+mod m0008_jobs_updated;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_tenants::Migration),
             Box::new(m0006_delivery_tokens::Migration),
             Box::new(m0007_file_attempt::Migration),
+            Box::new(m0008_jobs_updated::Migration),
         ]
     }
 }

@@ -298,6 +298,19 @@ pub struct MessageDoc {
     pub attempt: i32,
 }
 
+impl From<crate::domain::Message> for MessageDoc {
+    fn from(m: crate::domain::Message) -> Self {
+        MessageDoc {
+            seq: m.seq,
+            time: m.at,
+            level: m.level.as_str().into(),
+            kind: m.kind,
+            text: m.text,
+            attempt: m.attempt,
+        }
+    }
+}
+
 /// A job's log.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase")]

@@ -104,10 +104,17 @@ const ANSWERS: &[Answer] = &[
     },
     Answer {
         name: "Cache-Control",
-        ops: Ops::Named(&["getJob", "cancelJob", "restartJob", "jobEvents"]),
+        ops: Ops::Named(&[
+            "getJob",
+            "cancelJob",
+            "restartJob",
+            "jobEvents",
+            "getJobMessages",
+            "streamEvents",
+        ]),
         statuses: &["200", "202", "304"],
         always: false,
-        description: "`no-cache`: the document changes while the job runs.",
+        description: "`no-cache`: the document (or event stream) changes while the job runs.",
     },
     Answer {
         name: "Retry-After",

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::access::{job_for, snapshot_for, Admin, Caller, Key, Read, Submission, Submit};
 use super::docs::*;
 use super::wire::{
-    base_url, correlation_id, negotiate, render, time_text, Also, ApiResult, Encoding, Prefer,
-    Problem, Rep, StatusText, TimeText, XmlBody, XmlShape,
+    base_url, correlation_id, negotiate, render, time_text, wants_event_stream, Also, ApiResult,
+    Enc, Encoding, Prefer, Problem, Rep, StatusText, TimeText, XmlBody, XmlShape,
 };
 use super::{ApiTags, AppState};
 use crate::domain::{job_href, retry_after_secs, Cursor, JobFilter, JobStatus};
@@ -510,19 +510,7 @@ impl JobsApi {
             let mut jobs = Vec::with_capacity(page.items.len());
             // Files only matter for SUCCESS jobs (their links are part of the document); the
             // page's are read in one query.
-            let succeeded: Vec<Uuid> = page
-                .items
-                .iter()
-                .filter(|j| j.status == JobStatus::Success)
-                .map(|j| j.id)
-                .collect();
-            let mut files = self
-                .state
-                .engine
-                .store()
-                .files_of(&succeeded)
-                .await
-                .map_err(crate::engine::EngineError::from)?;
+            let mut files = self.state.engine.files_of_jobs(&page.items).await?;
             for j in &page.items {
                 let mine = files.remove(&j.id).unwrap_or_default();
                 jobs.push(JobDoc::new(&base, j, &mine, enc.media()));
@@ -726,47 +714,76 @@ impl JobsApi {
 
     /// A job's messages
     ///
-    /// The append-only log: every state change, stage change, warning, error and retry.
+    /// The append-only log: every state change, stage change, warning, error and retry, and the
+    /// lines the operation writes. `after` gives only the lines after that `seq`. Asked for as
+    /// `text/event-stream` (or with `follow=true`, the `follow` link), it is followed live: a
+    /// `message` event per line as it is written, its `id` the line's `seq` (a reconnecting
+    /// client sends `Last-Event-ID`), until the job has ended.
     #[oai(
         path = "/api/v1/jobs/:id/messages",
         method = "get",
         operation_id = "getJobMessages"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn messages(
         &self,
         key: Key<Read>,
         req: &Request,
         id: Path<String>,
-    ) -> ApiResult<MessagesDoc> {
+        /// Only the lines after this `seq`.
+        #[oai(validator(minimum(value = "0")))]
+        after: Query<Option<i64>>,
+        /// `true` to follow the log live as server-sent events (as `Accept: text/event-stream`).
+        follow: Query<Option<bool>>,
+        /// The `id` of the last event received before reconnecting a followed log.
+        #[oai(name = "Last-Event-ID")]
+        last_event_id: Header<Option<String>>,
+        /// `json` or `xml` (overrides Accept).
+        #[oai(name = "format")]
+        _format: Query<Option<Encoding>>,
+    ) -> Result<Logged, Problem> {
         let run = async {
             let id = id_of(&id)?;
-            let enc = negotiate(req)?;
+            let live = follow.0.unwrap_or(false) || wants_event_stream(req);
+            let enc = if live { Enc::Json } else { negotiate(req)? };
+            let mut after = after.0.unwrap_or(0);
+            if let Some(v) = last_event_id.0.as_deref().map(str::trim) {
+                let seq: i64 = v.parse().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                    Problem::bad_request(format!(
+                        "Last-Event-ID `{v}` is not the `seq` of a line of this log"
+                    ))
+                })?;
+                after = after.max(seq);
+            }
             job_for(&self.state, &key, id).await?;
-            let msgs = self.state.engine.messages(id).await?;
+            if live {
+                return Ok(Logged::Live(super::live::message_stream(
+                    &self.state,
+                    id,
+                    after,
+                )));
+            }
+            let msgs = self.state.engine.messages_after(id, after).await?;
+            let last = msgs.last().map_or(after, |m| m.seq);
             let base = self.base(req);
             let me = job_href(&base, id);
-            Ok(Rep::new(
+            Ok(Logged::Doc(Rep::new(
                 MessagesDoc {
                     job_id: id,
-                    messages: msgs
-                        .into_iter()
-                        .map(|m| MessageDoc {
-                            seq: m.seq,
-                            time: m.at,
-                            level: m.level.as_str().into(),
-                            kind: m.kind,
-                            text: m.text,
-                            attempt: m.attempt,
-                        })
-                        .collect(),
+                    messages: msgs.into_iter().map(MessageDoc::from).collect(),
                     links: vec![
                         get_link("self", format!("{me}/messages"), Some(enc.media())),
-                        get_link("operator:subject", me, Some(enc.media())),
+                        get_link("operator:subject", me.clone(), Some(enc.media())),
+                        get_link(
+                            "follow",
+                            format!("{me}/messages?follow=true&after={last}"),
+                            Some("text/event-stream"),
+                        ),
                     ],
                 },
                 enc,
                 "messages",
-            ))
+            )))
         };
         run.await.map_err(|p: Problem| p.for_req(req))
     }
@@ -883,5 +900,37 @@ impl JobsApi {
             ))
         };
         run.await.map_err(|p: Problem| p.for_req(req))
+    }
+}
+
+/// A job's log: a document (JSON or XML), or followed live as server-sent events.
+pub enum Logged {
+    Doc(Rep<MessagesDoc>),
+    Live(super::live::Live<super::live::MessageStream>),
+}
+
+impl poem::IntoResponse for Logged {
+    fn into_response(self) -> poem::Response {
+        match self {
+            Logged::Doc(r) => r.into_response(),
+            Logged::Live(l) => l.into_response(),
+        }
+    }
+}
+
+impl poem_openapi::ApiResponse for Logged {
+    fn meta() -> poem_openapi::registry::MetaResponses {
+        let mut meta = Rep::<MessagesDoc>::meta();
+        for r in &mut meta.responses {
+            r.content
+                .push(super::live::Live::<super::live::MessageStream>::media());
+        }
+        meta
+    }
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        Rep::<MessagesDoc>::register(registry);
+        <super::live::Live<super::live::MessageStream> as poem_openapi::ApiResponse>::register(
+            registry,
+        );
     }
 }

@@ -12,6 +12,7 @@ mod headers;
 mod idempotency;
 mod imports;
 mod jobs;
+mod live;
 mod prometheus;
 mod root;
 mod signals;
@@ -77,6 +78,7 @@ type Apis = (
     root::RootApi,
     jobs::JobsApi,
     signals::EventsApi,
+    live::LiveApi,
     imports::ImportsApi,
     comparisons::ComparisonsApi,
     exports::ExportsApi,
@@ -97,6 +99,9 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             signals::EventsApi {
+                state: state.clone(),
+            },
+            live::LiveApi {
                 state: state.clone(),
             },
             imports::ImportsApi {

@@ -6,18 +6,15 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use poem::web::sse::Event;
+use poem::web::sse::{Event, SSE};
 use poem::Request;
 use poem_openapi::param::{Header, Path};
-use poem_openapi::payload::EventStream;
-use poem_openapi::registry::{
-    MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
-};
-use poem_openapi::types::{ToJSON, Type};
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::types::ToJSON;
+use poem_openapi::{Object, OpenApi};
 
 use super::access::{Key, Read};
 use super::docs::JobDoc;
+use super::live::{JobStream, Live, HEARTBEAT};
 use super::wire::{base_url, Problem};
 use super::{ApiTags, AppState};
 use crate::domain::signals::AsyncRequest;
@@ -44,12 +41,13 @@ pub async fn job_options(
     ))
 }
 
-/// One event of a job's stream: the job as it is now; the SSE `id` is its version.
+/// One `job` event of a stream: the job as it is now, and its version.
 #[derive(Debug, Clone, Object)]
 pub struct JobEvent {
     #[oai(flatten)]
     pub job: JobDoc,
-    #[oai(skip)]
+    /// The job's version: it grows with every change of the job, so it orders the events of
+    /// one job (and tells a change sent twice).
     pub version: i64,
 }
 
@@ -79,7 +77,7 @@ impl EventsApi {
         /// The `id` of the last event received before reconnecting.
         #[oai(name = "Last-Event-ID")]
         last_event_id: Header<Option<String>>,
-    ) -> Result<JobEvents, Problem> {
+    ) -> Result<Live<JobStream>, Problem> {
         let id: uuid::Uuid = id
             .parse()
             .map_err(|_| Problem::not_found(format!("no job with id `{}`", id.0)).for_req(req))?;
@@ -125,58 +123,17 @@ impl EventsApi {
                 }
             }
         });
-        Ok(JobEvents(
-            EventStream::new(stream)
-                .keep_alive(Duration::from_secs(15))
-                .to_event(|e: JobEvent| {
-                    Event::message(e.to_json_string())
-                        .event_type("job")
-                        .id(e.version.to_string())
-                }),
-        ))
-    }
-}
-
-/// A job's event stream, documented event by event: `event` is `job`, `id` the job's version,
-/// `data` the job document (JSON, the `JobEvent` schema).
-pub struct JobEvents(EventStream<BoxStream<'static, JobEvent>>);
-
-impl poem::IntoResponse for JobEvents {
-    fn into_response(self) -> poem::Response {
-        self.0.into_response()
-    }
-}
-
-impl ApiResponse for JobEvents {
-    fn meta() -> MetaResponses {
-        let text = || <String as Type>::schema_ref();
-        let mut event = MetaSchema::new("object");
-        event.description = Some(
-            "One server-sent event: `event` is `job`, `id` the job's version and `data` the job \
-             document as JSON (the `JobEvent` schema).",
-        );
-        event.required = vec!["data"];
-        event.properties = vec![("id", text()), ("event", text()), ("data", text())];
-        MetaResponses {
-            responses: vec![MetaResponse {
-                description: "The job's events, until its end state",
-                status: Some(200),
-                status_range: None,
-                content: vec![MetaMediaType {
-                    content_type: "text/event-stream",
-                    schema: MetaSchemaRef::Inline(Box::new(event)),
-                }],
-                headers: vec![],
-            }],
-        }
-    }
-    fn register(registry: &mut Registry) {
-        JobEvent::register(registry);
+        let events = stream.map(|e: JobEvent| {
+            Event::message(e.to_json_string())
+                .event_type("job")
+                .id(e.version.to_string())
+        });
+        Ok(Live::new(SSE::new(events).keep_alive(HEARTBEAT)))
     }
 }
 
 /// A stream fed by a task through a small channel; the task stops when the client goes away.
-fn async_stream_of<T, F, Fut>(f: F) -> BoxStream<'static, T>
+pub(super) fn async_stream_of<T, F, Fut>(f: F) -> BoxStream<'static, T>
 where
     T: Send + 'static,
     F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,

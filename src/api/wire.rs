@@ -59,18 +59,7 @@ pub fn negotiate(req: &Request) -> Result<Enc, Problem> {
         return Ok(Enc::Json);
     }
     let mut best: Option<(f32, usize, Enc)> = None;
-    for (i, part) in accept.split(',').enumerate() {
-        let mut bits = part.split(';');
-        let mt = bits.next().unwrap_or("").trim().to_ascii_lowercase();
-        let mut q = 1.0f32;
-        for p in bits {
-            if let Some(v) = p.trim().strip_prefix("q=") {
-                q = v.trim().parse().unwrap_or(0.0);
-            }
-        }
-        if q <= 0.0 {
-            continue;
-        }
+    for (i, mt, q) in accepted(accept) {
         let enc = match mt.as_str() {
             "application/json" | "application/problem+json" | "application/*" | "*/*" => Enc::Json,
             "application/xml" | "text/xml" | "application/problem+xml" => Enc::Xml,
@@ -88,6 +77,50 @@ pub fn negotiate(req: &Request) -> Result<Enc, Problem> {
             format!("none of `{accept}` is offered; ask for application/json or application/xml"),
         )
     })
+}
+
+/// The entries of an `Accept` value a client takes (q > 0): position, media type, q.
+fn accepted(accept: &str) -> impl Iterator<Item = (usize, String, f32)> + '_ {
+    accept.split(',').enumerate().filter_map(|(i, part)| {
+        let mut bits = part.split(';');
+        let mt = bits.next().unwrap_or("").trim().to_ascii_lowercase();
+        let mut q = 1.0f32;
+        for p in bits {
+            if let Some(v) = p.trim().strip_prefix("q=") {
+                q = v.trim().parse().unwrap_or(0.0);
+            }
+        }
+        (q > 0.0).then_some((i, mt, q))
+    })
+}
+
+/// Whether `Accept` prefers a server-sent event stream to a document: it names
+/// `text/event-stream` with a higher q than any JSON or XML type (on a tie, earlier).
+pub fn wants_event_stream(req: &Request) -> bool {
+    let Some(accept) = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let (mut stream, mut doc): (Option<(f32, usize)>, Option<(f32, usize)>) = (None, None);
+    for (i, mt, q) in accepted(accept) {
+        let slot = match mt.as_str() {
+            "text/event-stream" => &mut stream,
+            "application/json" | "application/problem+json" | "application/*" | "*/*"
+            | "application/xml" | "text/xml" | "application/problem+xml" => &mut doc,
+            _ => continue,
+        };
+        if slot.is_none_or(|(bq, _)| q > bq) {
+            *slot = Some((q, i));
+        }
+    }
+    match (stream, doc) {
+        (Some(_), None) => true,
+        (Some((sq, si)), Some((dq, di))) => sq > dq || (sq == dq && si < di),
+        _ => false,
+    }
 }
 
 /// The bare, lower-case media type of a Content-Type value (`application/xml; charset=x` → `application/xml`).

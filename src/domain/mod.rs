@@ -90,6 +90,47 @@ impl JobFilter {
     }
 }
 
+/// A point in the order in which jobs change: a job's last change (`updated`, in milliseconds)
+/// and its id. It is the `id` of an event of the collection's stream, and where a stream
+/// resumes from (`Last-Event-ID`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ChangePoint {
+    pub at_ms: i64,
+    pub id: uuid::Uuid,
+}
+
+impl ChangePoint {
+    /// The point of a job's last change.
+    pub fn of(job: &Job) -> ChangePoint {
+        ChangePoint {
+            at_ms: job.updated.timestamp_millis(),
+            id: job.id,
+        }
+    }
+
+    /// A point before every change of job at `at_ms` and later.
+    pub fn at(at_ms: i64) -> ChangePoint {
+        ChangePoint {
+            at_ms,
+            id: uuid::Uuid::nil(),
+        }
+    }
+
+    /// Text form: "<milliseconds>.<job id>".
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.at_ms, self.id)
+    }
+
+    /// Parse the text form; `None` for anything else.
+    pub fn decode(s: &str) -> Option<ChangePoint> {
+        let (at, id) = s.trim().split_once('.')?;
+        Some(ChangePoint {
+            at_ms: at.parse().ok().filter(|n: &i64| *n >= 0)?,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
 /// Where a page of the collection starts: the id of the row just before it, and the direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
@@ -137,6 +178,20 @@ pub fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn change_points_round_trip_and_order() {
+        use super::ChangePoint;
+        let id: uuid::Uuid = "0190b2a4-5b7c-7d8e-9f00-112233445566".parse().unwrap();
+        let p = ChangePoint { at_ms: 1_700_000_000_123, id };
+        assert_eq!(p.encode(), "1700000000123.0190b2a4-5b7c-7d8e-9f00-112233445566");
+        assert_eq!(ChangePoint::decode(&p.encode()), Some(p));
+        for bad in ["", "12", "x.0190b2a4-5b7c-7d8e-9f00-112233445566", "-5.0190b2a4-5b7c-7d8e-9f00-112233445566", "12.nope", "12.0190b2a4"] {
+            assert_eq!(ChangePoint::decode(bad), None, "{bad}");
+        }
+        assert!(ChangePoint::at(p.at_ms) < p);
+        assert!(p < ChangePoint::at(p.at_ms + 1));
+    }
+
     use super::*;
 
     #[test]

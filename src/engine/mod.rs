@@ -1,11 +1,13 @@
 //! The engine: use-cases the API calls (submit, get, list, cancel, restart, delete, purge), the
 //! worker pool that claims and runs jobs, and the background duties (recovery, retention).
 
+mod feed;
 mod host;
 pub mod maintenance;
 mod signals;
 mod worker;
 
+pub use feed::{FeedItem, SLACK_MS};
 pub use signals::{DeliveryConfig, DeliveryMetrics};
 
 use std::collections::HashMap;
@@ -356,8 +358,13 @@ impl Engine {
 
     /// A job's log.
     pub async fn messages(&self, id: Uuid) -> Result<Vec<Message>> {
+        self.messages_after(id, 0).await
+    }
+
+    /// A job's log after line `after` (its `seq`).
+    pub async fn messages_after(&self, id: Uuid, after: i64) -> Result<Vec<Message>> {
         self.get(id).await?;
-        Ok(self.store.messages(id).await?)
+        Ok(self.store.messages_after(id, after, None).await?)
     }
 
     /// Ask a job to stop. Idempotent; SUCCESS and FAILED jobs refuse (409).

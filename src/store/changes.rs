@@ -1,13 +1,14 @@
 //! In-process change signals: every write of a job through this store bumps its watch, so any
 //! number of waiters (long-polls, event streams) of one job share one wake-up instead of each
-//! asking the database.
+//! asking the database; and rings one bell for all jobs, which the collection's event streams
+//! hear.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 use uuid::Uuid;
 
 /// A job as last read, with its files, shared by readers until it changes.
@@ -15,6 +16,18 @@ pub type Snapshot = Arc<(crate::domain::Job, Vec<crate::domain::OutputFile>)>;
 
 const STRIPES: usize = 256;
 const MEMO_MAX: usize = 50_000;
+/// Rings kept for a slow listener of the bell; one that falls further behind hears `Lagged`
+/// and catches up from the database.
+const BELL_DEPTH: usize = 4096;
+
+/// What the bell of all jobs says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ring {
+    /// Job `id` changed (or was removed).
+    Job(Uuid),
+    /// Changes may have been missed (another instance's, while the listener reconnected).
+    Missed,
+}
 
 /// The hub of job watches, a short memo of job reads, plus the outbox doorbell.
 pub struct Changes {
@@ -27,6 +40,8 @@ pub struct Changes {
     writes: Vec<AtomicU64>,
     /// Rung when deliveries were written.
     pub outbox: Notify,
+    /// Rung by every change of every job.
+    bell: broadcast::Sender<Ring>,
 }
 
 impl Default for Changes {
@@ -36,6 +51,7 @@ impl Default for Changes {
             memo: Mutex::default(),
             writes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             outbox: Notify::new(),
+            bell: broadcast::Sender::new(BELL_DEPTH),
         }
     }
 }
@@ -52,6 +68,13 @@ impl Changes {
         if let Some((tx, _)) = self.watches.lock().unwrap().get(&id) {
             tx.send_modify(|v| *v += 1);
         }
+        // Nobody listening is not an error.
+        let _ = self.bell.send(Ring::Job(id));
+    }
+
+    /// Hear every change of every job from now on.
+    pub fn bell(&self) -> broadcast::Receiver<Ring> {
+        self.bell.subscribe()
     }
 
     /// Forget every memo (when this process may have missed writes).
@@ -60,6 +83,7 @@ impl Changes {
             w.fetch_add(1, Ordering::SeqCst);
         }
         self.memo.lock().unwrap().clear();
+        let _ = self.bell.send(Ring::Missed);
     }
 
     /// A read of `id` made less than `max_age` ago with no write since.

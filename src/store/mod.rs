@@ -4,6 +4,7 @@
 mod changes;
 mod driver;
 mod entities;
+mod feed;
 mod idempotency;
 mod keys;
 mod listen;
@@ -12,7 +13,7 @@ mod run;
 mod submit;
 mod tools;
 
-pub use changes::{Changes, Snapshot, Subscription};
+pub use changes::{Changes, Ring, Snapshot, Subscription};
 pub use idempotency::{KeptAnswer, Reservation};
 pub use keys::KeyRecord;
 pub use listen::Signal;
@@ -363,13 +364,7 @@ impl Store {
         };
         // Every column the list renders, and not the input: whatever was submitted, a page
         // reads the same few bytes per job (a large input is in the object store anyway).
-        let q = q
-            .select_only()
-            .columns(
-                <jobs::Column as sea_orm::Iterable>::iter()
-                    .filter(|c| !matches!(c, jobs::Column::Input)),
-            )
-            .column_as(sea_orm::sea_query::Expr::val("null"), "input");
+        let q = feed::without_input(q);
         let mut rows = q.limit(limit + 1).all(&self.db).await?;
         let more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
@@ -527,23 +522,7 @@ impl Store {
 
     /// A job's log, oldest first.
     pub async fn messages(&self, job_id: Uuid) -> Result<Vec<Message>> {
-        let rows = job_messages::Entity::find()
-            .filter(job_messages::Column::JobId.eq(job_id.to_string()))
-            .order_by_asc(job_messages::Column::Seq)
-            .all(&self.db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|m| Message {
-                seq: m.seq,
-                job_id,
-                at: from_ms(m.at),
-                level: Level::parse(&m.level),
-                kind: m.kind,
-                text: m.text,
-                attempt: m.attempt,
-            })
-            .collect())
+        self.messages_after(job_id, 0, None).await
     }
 
     // ----- files ------------------------------------------------------------------------

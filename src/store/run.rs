@@ -216,14 +216,22 @@ impl Store {
     ) -> Result<bool> {
         let (id, attempt) = (lease.job_id(), lease.attempt());
         let (kind, text) = (kind.to_string(), text.to_string());
-        self.under_lease(lease, move |txn| {
-            Box::pin(async move {
-                insert_message(txn, id, level, &kind, &text, attempt, Utc::now())
-                    .await
-                    .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))
+        let written = self
+            .under_lease(lease, move |txn| {
+                Box::pin(async move {
+                    insert_message(txn, id, level, &kind, &text, attempt, Utc::now())
+                        .await
+                        .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))
+                })
             })
-        })
-        .await
+            .await?;
+        if written {
+            // Followers of the log (here and on other instances) read the new line at once.
+            self.changes.touch(id);
+            self.announce(&self.db, listen::payloads(id, false, false))
+                .await?;
+        }
+        Ok(written)
     }
 
     /// Record an output file of the run, as written by the lease's attempt; false (and no

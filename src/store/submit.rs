@@ -68,6 +68,7 @@ impl Store {
     pub async fn insert_job(&self, job: &mut Job, message: &str) -> Result<()> {
         let Some(queue) = &self.submissions else {
             job.task_id = self.write_jobs(&[(job, message)]).await?[0];
+            self.changes.touch(job.id);
             return Ok(());
         };
         let (reply, answer) = oneshot::channel();
@@ -82,6 +83,8 @@ impl Store {
         job.task_id = answer
             .await
             .map_err(|_| StoreError::Corrupt("the submission writer stopped".into()))??;
+        // The collection's event streams hear of it at once.
+        self.changes.touch(job.id);
         Ok(())
     }
 

@@ -480,6 +480,14 @@ fn rows() -> Vec<Row> {
             200,
             Ended,
         ),
+        row(
+            "streamEvents",
+            M::GET,
+            "/api/v1/events",
+            Some("read"),
+            200,
+            Collection,
+        ),
         with(
             row(
                 "submitImport",

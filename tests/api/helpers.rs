@@ -71,7 +71,8 @@ pub async fn fresh_postgres() -> String {
 }
 
 /// A test operation: `steps` stages of `ms` each, checking the cancel token between them;
-/// fails on purpose when `fail` is true.
+/// fails on purpose when `fail` is true; writes the log line "<say> <step>" at each step when
+/// `say` is given.
 pub struct Sleepy;
 
 #[async_trait]
@@ -101,8 +102,13 @@ impl Operation for Sleepy {
             .get("steps")
             .and_then(Value::as_i64)
             .unwrap_or(3);
+        let say = ctx.input().get("say").and_then(Value::as_str).map(str::to_string);
         for i in 1..=steps {
             ctx.stage(i.min(3) as i32, 3, &format!("Step {i}")).await?;
+            if let Some(say) = &say {
+                ctx.message(longrun::domain::Level::Info, &format!("{say} {i}"))
+                    .await?;
+            }
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         if ctx.input().get("panic") == Some(&Value::Bool(true)) {
@@ -637,6 +643,14 @@ pub async fn keyed(
     }
     let r = r.send().await.unwrap();
     let status = r.status().as_u16();
+    // A live stream may never end: its status is the answer.
+    let streaming = r
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if streaming {
+        return (status, Value::Null, String::new());
+    }
     let text = r.text().await.unwrap_or_default();
     (
         status,

@@ -18,6 +18,7 @@ mod helpers;
 mod hostile;
 mod imports;
 mod lifecycle;
+mod live;
 mod maintenance;
 mod openapi;
 mod problems;

@@ -143,7 +143,7 @@ async fn every_operation_has_examples_and_its_request_examples_are_accepted() {
             }
         }
     }
-    assert_eq!(ops, 35);
+    assert_eq!(ops, 36);
 
     // Each checked-in example is on its operation in the served document.
     let examples: Value =
@@ -436,6 +436,41 @@ impl Capture {
         status
     }
 
+    /// Opens the event stream at `href` from `last_event_id` and records its first event as
+    /// `op`'s example (the stream itself goes on).
+    async fn first_event(&mut self, op: &str, href: &str, last_event_id: &str) {
+        use futures::StreamExt;
+        let r = self
+            .http
+            .get(self.local(href))
+            .header("accept", "text/event-stream")
+            .header("last-event-id", last_event_id)
+            .send()
+            .await
+            .unwrap();
+        let status = self.note_headers(op, &r);
+        assert_eq!(status, 200, "{op} {href}");
+        let mut body = r.bytes_stream();
+        let mut text = String::new();
+        while !text.contains("\n\n") {
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), body.next())
+                .await
+                .expect("an event within 20 s")
+                .expect("the stream goes on")
+                .unwrap();
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        let mut event = serde_json::Map::new();
+        for line in text.lines().take_while(|l| !l.is_empty()) {
+            if let Some((k, v)) = line.split_once(':') {
+                event.insert(k.to_string(), json!(v.strip_prefix(' ').unwrap_or(v)));
+            }
+        }
+        let by_status = self.entry(op, "response");
+        let slot = by_status.entry("200".to_string()).or_insert_with(|| json!({}));
+        slot["text/event-stream"] = Value::Object(event);
+    }
+
     /// GET `href` in JSON and in XML; the JSON answer.
     async fn get_both(&mut self, op: &str, href: &str) -> Value {
         self.call(
@@ -593,6 +628,22 @@ async fn capture_examples() {
         None,
         "text/event-stream",
         "text/event-stream",
+    )
+    .await;
+    c.call(
+        "getJobMessages",
+        Method::GET,
+        &format!("{job}/messages?follow=true"),
+        None,
+        "text/event-stream",
+        "text/event-stream",
+    )
+    .await;
+    // The collection's stream from its beginning: its first event is the first job's.
+    c.first_event(
+        "streamEvents",
+        "/api/v1/events",
+        "0.00000000-0000-0000-0000-000000000000",
     )
     .await;
     c.call(

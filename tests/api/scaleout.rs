@@ -128,6 +128,43 @@ async fn cancel_wait_and_events_across_instances() {
     worker.stop().await;
 }
 
+/// The collection's stream and a followed log on the API instance show, as they happen, the
+/// changes and the log lines a worker instance writes.
+#[tokio::test]
+async fn live_streams_across_instances() {
+    use crate::live::Sse;
+    use longrun::config::Role;
+    let Some((api, worker, _dir)) = pair([Some(Role::Api), Some(Role::Worker)]).await else {
+        return;
+    };
+    let mut all = Sse::open(&api, "/api/v1/events", None, None).await;
+    let loc = api
+        .sleepy(json!({"ms": 500, "steps": 3, "say": "far"}))
+        .await;
+    let id = loc.rsplit('/').next().unwrap().to_string();
+    let mut log = Sse::open(&api, &format!("{loc}/messages?follow=true"), None, None).await;
+    let lines = log
+        .until(Duration::from_secs(30), |e| e.data["text"] == "far 3")
+        .await;
+    let texts: Vec<&str> = lines
+        .iter()
+        .filter_map(|e| e.data["text"].as_str())
+        .collect();
+    assert!(texts.contains(&"far 1") && texts.contains(&"far 2"), "{texts:?}");
+    let seen = all
+        .until(Duration::from_secs(30), |e| {
+            e.data["jobId"] == id && e.data["jobStatus"] == "SUCCESS"
+        })
+        .await;
+    assert!(
+        seen.iter()
+            .any(|e| e.data["jobId"] == id && e.data["jobStatus"] == "PROCESSING"),
+        "{seen:#?}"
+    );
+    api.stop().await;
+    worker.stop().await;
+}
+
 /// Two real processes; one is killed with SIGKILL while 20 imports are in flight: every import
 /// ends SUCCESS on the other, and the messages show the recovery.
 #[tokio::test]
