@@ -104,12 +104,19 @@ pub fn wants_event_stream(req: &Request) -> bool {
     else {
         return false;
     };
-    let (mut stream, mut doc): (Option<(f32, usize)>, Option<(f32, usize)>) = (None, None);
+    // The best (q, position) of each kind.
+    let mut stream: Option<(f32, usize)> = None;
+    let mut doc: Option<(f32, usize)> = None;
     for (i, mt, q) in accepted(accept) {
         let slot = match mt.as_str() {
             "text/event-stream" => &mut stream,
-            "application/json" | "application/problem+json" | "application/*" | "*/*"
-            | "application/xml" | "text/xml" | "application/problem+xml" => &mut doc,
+            "application/json"
+            | "application/problem+json"
+            | "application/*"
+            | "*/*"
+            | "application/xml"
+            | "text/xml"
+            | "application/problem+xml" => &mut doc,
             _ => continue,
         };
         if slot.is_none_or(|(bq, _)| q > bq) {

@@ -182,10 +182,23 @@ mod tests {
     fn change_points_round_trip_and_order() {
         use super::ChangePoint;
         let id: uuid::Uuid = "0190b2a4-5b7c-7d8e-9f00-112233445566".parse().unwrap();
-        let p = ChangePoint { at_ms: 1_700_000_000_123, id };
-        assert_eq!(p.encode(), "1700000000123.0190b2a4-5b7c-7d8e-9f00-112233445566");
+        let p = ChangePoint {
+            at_ms: 1_700_000_000_123,
+            id,
+        };
+        assert_eq!(
+            p.encode(),
+            "1700000000123.0190b2a4-5b7c-7d8e-9f00-112233445566"
+        );
         assert_eq!(ChangePoint::decode(&p.encode()), Some(p));
-        for bad in ["", "12", "x.0190b2a4-5b7c-7d8e-9f00-112233445566", "-5.0190b2a4-5b7c-7d8e-9f00-112233445566", "12.nope", "12.0190b2a4"] {
+        for bad in [
+            "",
+            "12",
+            "x.0190b2a4-5b7c-7d8e-9f00-112233445566",
+            "-5.0190b2a4-5b7c-7d8e-9f00-112233445566",
+            "12.nope",
+            "12.0190b2a4",
+        ] {
             assert_eq!(ChangePoint::decode(bad), None, "{bad}");
         }
         assert!(ChangePoint::at(p.at_ms) < p);

@@ -41,7 +41,7 @@ const LOG_RECHECK: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub enum FeedItem {
     /// A job as it is now, with its output files (SUCCESS only).
-    Changed(Job, Vec<OutputFile>),
+    Changed(Box<Job>, Vec<OutputFile>),
     /// A job sent earlier on this feed was deleted.
     Removed(Uuid),
 }
@@ -130,7 +130,11 @@ impl Engine {
                 }
             }
             let named: Vec<Uuid> = named.into_iter().collect();
-            if self.send_named(&filter, &named, &mut sent, &tx).await.is_err() {
+            if self
+                .send_named(&filter, &named, &mut sent, &tx)
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -245,7 +249,7 @@ impl Engine {
         for job in jobs {
             sent.note(&job);
             let mine = files.remove(&job.id).unwrap_or_default();
-            tx.send(FeedItem::Changed(job, mine))
+            tx.send(FeedItem::Changed(Box::new(job), mine))
                 .await
                 .map_err(|_| ())?;
         }

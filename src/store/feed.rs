@@ -14,7 +14,8 @@ use crate::domain::{ChangePoint, Job, JobFilter, Level, Message};
 pub(super) fn without_input(q: Select<jobs::Entity>) -> Select<jobs::Entity> {
     q.select_only()
         .columns(
-            <jobs::Column as sea_orm::Iterable>::iter().filter(|c| !matches!(c, jobs::Column::Input)),
+            <jobs::Column as sea_orm::Iterable>::iter()
+                .filter(|c| !matches!(c, jobs::Column::Input)),
         )
         .column_as(Expr::val("null"), "input")
 }

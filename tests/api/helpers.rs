@@ -102,7 +102,11 @@ impl Operation for Sleepy {
             .get("steps")
             .and_then(Value::as_i64)
             .unwrap_or(3);
-        let say = ctx.input().get("say").and_then(Value::as_str).map(str::to_string);
+        let say = ctx
+            .input()
+            .get("say")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         for i in 1..=steps {
             ctx.stage(i.min(3) as i32, 3, &format!("Step {i}")).await?;
             if let Some(say) = &say {

@@ -311,7 +311,10 @@ async fn a_jobs_log_is_followed_as_it_is_written(b: &'static str) {
     let line = &first.last().unwrap();
     assert_eq!(line.event, "message");
     assert_eq!(line.data["kind"], "operation");
-    assert_eq!(line.id.as_deref(), Some(line.data["seq"].to_string().as_str()));
+    assert_eq!(
+        line.id.as_deref(),
+        Some(line.data["seq"].to_string().as_str())
+    );
     let seq1: i64 = line.data["seq"].as_i64().unwrap();
     drop(live);
 
@@ -329,12 +332,20 @@ async fn a_jobs_log_is_followed_as_it_is_written(b: &'static str) {
         .map(|e| e.data["text"].as_str().unwrap())
         .collect();
     assert!(lines.iter().all(|e| e.data["seq"].as_i64().unwrap() > seq1));
-    let c2 = texts.iter().position(|t| *t == "chapter 2").expect("line 2");
-    let c3 = texts.iter().position(|t| *t == "chapter 3").expect("line 3");
+    let c2 = texts
+        .iter()
+        .position(|t| *t == "chapter 2")
+        .expect("line 2");
+    let c3 = texts
+        .iter()
+        .position(|t| *t == "chapter 3")
+        .expect("line 3");
     assert!(c2 < c3, "{texts:?}");
     assert!(
-        lines.iter().any(|e| e.data["kind"] == "state"
-            && e.data["text"].as_str().unwrap().contains("SUCCESS")),
+        lines
+            .iter()
+            .any(|e| e.data["kind"] == "state"
+                && e.data["text"].as_str().unwrap().contains("SUCCESS")),
         "the end state's line comes last: {texts:?}"
     );
 
@@ -349,7 +360,10 @@ async fn a_jobs_log_is_followed_as_it_is_written(b: &'static str) {
         .collect();
     assert!(!all.is_empty() && all.iter().all(|s| *s > seq1), "{all:?}");
     let follow = link(&doc, "follow").expect("a follow link");
-    assert!(follow.ends_with(&format!("after={}", all.last().unwrap())), "{follow}");
+    assert!(
+        follow.ends_with(&format!("after={}", all.last().unwrap())),
+        "{follow}"
+    );
     let xml = app
         .http
         .get(format!("{msgs}?after={seq1}"))
@@ -362,7 +376,10 @@ async fn a_jobs_log_is_followed_as_it_is_written(b: &'static str) {
         .unwrap()
         .starts_with("application/xml"));
     let xml = xml.text().await.unwrap();
-    assert!(xml.contains("chapter 2") && !xml.contains("chapter 1"), "{xml}");
+    assert!(
+        xml.contains("chapter 2") && !xml.contains("chapter 1"),
+        "{xml}"
+    );
     // Following an ended job's log from its last line: the stream ends at once, empty.
     let mut none = Sse::open(&app, &follow, None, None).await;
     assert!(none.next(Duration::from_secs(10)).await.is_none());

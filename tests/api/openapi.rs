@@ -467,7 +467,9 @@ impl Capture {
             }
         }
         let by_status = self.entry(op, "response");
-        let slot = by_status.entry("200".to_string()).or_insert_with(|| json!({}));
+        let slot = by_status
+            .entry("200".to_string())
+            .or_insert_with(|| json!({}));
         slot["text/event-stream"] = Value::Object(event);
     }
 

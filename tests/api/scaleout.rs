@@ -150,7 +150,10 @@ async fn live_streams_across_instances() {
         .iter()
         .filter_map(|e| e.data["text"].as_str())
         .collect();
-    assert!(texts.contains(&"far 1") && texts.contains(&"far 2"), "{texts:?}");
+    assert!(
+        texts.contains(&"far 1") && texts.contains(&"far 2"),
+        "{texts:?}"
+    );
     let seen = all
         .until(Duration::from_secs(30), |e| {
             e.data["jobId"] == id && e.data["jobStatus"] == "SUCCESS"
