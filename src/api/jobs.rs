@@ -735,8 +735,8 @@ impl JobsApi {
         after: Query<Option<i64>>,
         /// `true` to follow the log live as server-sent events (as `Accept: text/event-stream`).
         follow: Query<Option<bool>>,
-        /// The `id` of the last event received before reconnecting a followed log.
-        #[oai(name = "Last-Event-ID")]
+        /// The `id` of the last event received before reconnecting a followed log (a `seq`).
+        #[oai(name = "Last-Event-ID", validator(pattern = r"^\s*[0-9]*\s*$"))]
         last_event_id: Header<Option<String>>,
         /// `json` or `xml` (overrides Accept).
         #[oai(name = "format")]
@@ -747,7 +747,13 @@ impl JobsApi {
             let live = follow.0.unwrap_or(false) || wants_event_stream(req);
             let enc = if live { Enc::Json } else { negotiate(req)? };
             let mut after = after.0.unwrap_or(0);
-            if let Some(v) = last_event_id.0.as_deref().map(str::trim) {
+            // Only a follower reconnects; an empty id is none (as EventSource sends it).
+            let resumed = last_event_id
+                .0
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| live && !v.is_empty());
+            if let Some(v) = resumed {
                 let seq: i64 = v.parse().ok().filter(|n| *n >= 0).ok_or_else(|| {
                     Problem::bad_request(format!(
                         "Last-Event-ID `{v}` is not the `seq` of a line of this log"

@@ -82,7 +82,10 @@ impl LiveApi {
         #[oai(name = "finishedBefore")]
         finished_before: Query<Option<TimeText>>,
         /// The `id` of the last event received before reconnecting.
-        #[oai(name = "Last-Event-ID")]
+        #[oai(
+            name = "Last-Event-ID",
+            validator(pattern = r"^\s*([0-9]+\.[0-9A-Fa-f-]{36})?\s*$")
+        )]
         last_event_id: Header<Option<String>>,
     ) -> Result<Live<CollectionStream>, Problem> {
         let run = async {

@@ -74,6 +74,11 @@ impl RootApi {
                 links: vec![
                     get_link("self", format!("{b}/"), m),
                     get_link("jobs", format!("{b}/api/v1/jobs"), m),
+                    get_link(
+                        "events",
+                        format!("{b}/api/v1/events"),
+                        Some("text/event-stream"),
+                    ),
                     get_link("operations", format!("{b}/api/v1/operations"), m),
                     post("imports", format!("{b}/api/v1/imports")),
                     post("comparisons", format!("{b}/api/v1/comparisons")),

@@ -385,6 +385,25 @@ async fn a_jobs_log_is_followed_as_it_is_written(b: &'static str) {
     assert!(none.next(Duration::from_secs(10)).await.is_none());
     assert!(none.ended);
 
+    // An empty Last-Event-ID is none (EventSource sends one); on the document it changes nothing.
+    let r = app
+        .http
+        .get(format!("{msgs}?format=xml"))
+        .header("last-event-id", "")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .http
+        .get(&msgs)
+        .header("last-event-id", "99999")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert!(v["messages"].as_array().unwrap().len() >= 4, "{v}");
+
     // Bad input: problems, not streams.
     let r = app
         .http
@@ -418,5 +437,44 @@ async fn an_idle_stream_sends_heartbeats() {
     let e = s.next(Duration::from_secs(20)).await.expect("a heartbeat");
     assert!(e.comment, "{e:?}");
     assert!(t.elapsed() >= Duration::from_secs(10), "{:?}", t.elapsed());
+    app.stop().await;
+}
+
+/// The built-in `noop` writes the lines of its `log` to its messages, and refuses a `log` that
+/// is not lines with a problem document, storing nothing.
+#[tokio::test]
+async fn noop_writes_the_lines_it_is_given() {
+    let app = TestApp::spawn("sqlite", 1).await;
+    let r = app
+        .post_json(
+            "/api/v1/jobs",
+            &json!({"operation": "noop", "input": {"log": ["one", "two"], "pauseMs": 10}}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let loc = location(&r);
+    let done = app.wait_end(&loc).await;
+    assert_eq!(done["jobStatus"], "SUCCESS");
+    let (_, _, log) = app.get(&format!("{loc}/messages")).await;
+    let texts: Vec<&str> = log["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "operation")
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["one", "two"]);
+    for bad in [
+        json!({"log": "one"}),
+        json!({"log": [1]}),
+        json!({"pauseMs": 600000}),
+    ] {
+        let r = app
+            .post_json("/api/v1/jobs", &json!({"operation": "noop", "input": bad}))
+            .await;
+        assert_problem(r, 400, "").await;
+    }
+    let (_, _, list) = app.get(&app.url("/api/v1/jobs")).await;
+    assert_eq!(list["count"], 1, "{list}");
     app.stop().await;
 }

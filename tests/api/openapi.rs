@@ -35,6 +35,7 @@ async fn checked_in_openapi_matches_the_served_one() {
     assert_eq!(s, 200);
     for rel in [
         "jobs",
+        "events",
         "operations",
         "imports",
         "comparisons",

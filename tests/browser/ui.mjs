@@ -2,8 +2,9 @@
 //
 //   node tests/browser/ui.mjs            (after `cargo build`; .ci/run does this after cargo test)
 //
-// LONGRUN_BIN (default target/debug/longrun), CHROMIUM (default /usr/bin/chromium) and
-// UI_SCREENSHOT (default target/ui-screenshot.png) change the defaults. Any failed check exits 1.
+// LONGRUN_BIN (default target/debug/longrun), CHROMIUM (default /usr/bin/chromium) and UI_SHOTS
+// (the folder of the screenshots, default target/ui-shots; .ci/run names the one CI keeps) change
+// the defaults. Any failed check exits 1.
 
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -19,8 +20,10 @@ import { chromium } from "playwright-core";
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const bin = process.env.LONGRUN_BIN || path.join(repo, "target/debug/longrun");
 const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
-const screenshot = process.env.UI_SCREENSHOT || path.join(repo, "target/ui-screenshot.png");
-const narrowShot = screenshot.replace(/\.png$/, "-360.png");
+const shots = process.env.UI_SHOTS || path.join(repo, "target/ui-shots");
+fs.mkdirSync(shots, { recursive: true });
+const screenshot = path.join(shots, "job-detail.png");
+const narrowShot = path.join(shots, "jobs-360.png");
 const KEY = "ui-test-key-7f3a";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "longrun-ui-"));
@@ -410,7 +413,7 @@ async function main() {
   });
   assert.ok(fits.filters, "the filters are on the screen");
   assert.ok(fits.jobs >= 10, `${fits.jobs} jobs wholly visible at 1400×900`);
-  await page.screenshot({ path: screenshot.replace(/\.png$/, "-1400x900.png") });
+  await page.screenshot({ path: path.join(shots, "jobs-1400x900.png") });
 
   // --- 360 px wide: nothing sticks out sideways
   step("360 px wide");
@@ -449,7 +452,62 @@ async function main() {
   assert.deepEqual(pageErrors, [], "errors on the page");
   await keyedDashboard(context);
   await docsWithKey(context);
-  step(`screenshots: ${screenshot}, ${screenshot.replace(/\.png$/, "-1400x900.png")}, ${narrowShot}`);
+  await liveConsole(context);
+  step(`screenshots in ${shots}: ${fs.readdirSync(shots).join(", ")}`);
+}
+
+/** Submit a job from outside the page (as curl would), with the test's key. */
+async function submitJob(base, body) {
+  const r = await fetch(`${base}/api/v1/jobs`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${KEY}` },
+    body: JSON.stringify(body),
+  });
+  assert.equal(r.status, 201, await r.clone().text());
+  return r.json();
+}
+
+/** The live console: a job submitted from outside appears in the list without Refresh, and the
+ *  open job's log shows the lines its operation writes while it runs, each once. */
+async function liveConsole(context) {
+  step("live list: a job submitted with curl appears without Refresh");
+  const service = await startService(undefined, "live.db");
+  const page = await context.newPage();
+  const eventRequests = [];
+  page.on("request", (r) => { if (new URL(r.url()).pathname === "/api/v1/events") eventRequests.push(r.url()); });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`${service.base}/ui/`);
+  await page.locator("#list-count", { hasText: "0 matching jobs;" }).waitFor();
+  await page.locator("#list-live", { hasText: "Live" }).waitFor();
+  const quick = await submitJob(service.base, { operation: "noop" });
+  const row = page.locator(`#job-list li[data-job="${quick.jobId}"]`);
+  await row.waitFor();
+  await row.locator(".badge", { hasText: "SUCCESS" }).waitFor();
+
+  step("live log: the lines an operation writes appear while it runs");
+  const lines = ["reading the first part", "reading the second part", "reading the last part"];
+  const slow = await submitJob(service.base, { operation: "noop", input: { log: lines, pauseMs: 1500 } });
+  const slowRow = page.locator(`#job-list li[data-job="${slow.jobId}"]`);
+  await slowRow.getByRole("button", { name: `noop #${slow.taskId}`, exact: true }).click();
+  const detail = page.locator("#job-detail");
+  await page.locator("#job-heading", { hasText: `noop #${slow.taskId}` }).waitFor();
+  await detail.locator("#job-messages li", { hasText: lines[0] }).waitFor();
+  const status = await detail.locator("#job-status").innerText();
+  assert.ok(!/SUCCESS/.test(status), `the first line came while the job ran (${status})`);
+  await detail.locator("#job-messages li", { hasText: lines[2] }).waitFor();
+  await detail.locator("#job-status", { hasText: "SUCCESS" }).waitFor();
+  for (const line of lines) {
+    assert.equal(await detail.locator("#job-messages li", { hasText: line }).count(), 1, `"${line}" once`);
+  }
+  // Both jobs, in one list, from one stream of the collection, and counted.
+  assert.equal(await page.locator("#job-list li[data-job]").count(), 2);
+  await page.locator("#list-count", { hasText: "2 matching jobs; 2 on this page." }).waitFor();
+  assert.equal(new Set(eventRequests).size, 1, `one collection stream: ${eventRequests}`);
+  await page.screenshot({ path: path.join(shots, "live-log.png"), fullPage: true });
+  assert.deepEqual(errors, [], "errors on the page");
+  await page.close();
+  await service.stop();
 }
 
 /** The dashboard on a service with API keys: the 401 shown without a key goes away once a

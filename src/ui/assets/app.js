@@ -2,7 +2,7 @@
 // its links (jobs, operations, imports, comparisons), then each job's own links.
 
 import { apiKey, setApiKey, send, getJson, link, links, onAnswered, Problem } from "./api.js";
-import { JobStream, END_STATES } from "./events.js";
+import { Follow, JobStream, END_STATES } from "./events.js";
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -26,16 +26,14 @@ const state = {
   root: null, // the entry point document
   listUrl: null, // the collection page shown
   listSeq: 0,
-  listWatches: [], // unsubscribe functions of the list rows' streams
+  pageLinks: null, // the page's prev and next links
+  feed: null, // the collection's event stream, with the list's filters
+  feedHref: "",
   streams: new Map(), // jobId -> { stream, listeners }
   open: null, // the job shown in detail
   refreshTimer: null,
   newKey: null, // a key just given (or "" when forgotten): its first answer clears the problem shown
 };
-
-// At most this many list rows follow their job live (browsers allow six connections per server;
-// the open job's stream and ordinary requests need the rest).
-const LIST_STREAMS = 3;
 
 // ---------------------------------------------------------------- problems
 
@@ -183,25 +181,103 @@ function scheduleListRefresh() {
   state.refreshTimer = setTimeout(() => loadList(), 300);
 }
 
-function renderList(page) {
-  for (const stop of state.listWatches) stop();
-  state.listWatches = [];
-  const n = page.count;
+/** The count line: matching jobs (when the service counted them) and those on the page. */
+function showCount() {
+  const n = state.count;
+  const here = $("#job-list").querySelectorAll("li[data-job]").length;
   $("#list-count").textContent = n !== undefined
-    ? `${n} matching job${n === 1 ? "" : "s"}; ${page.jobs.length} on this page.`
-    : `${page.jobs.length} job${page.jobs.length === 1 ? "" : "s"} on this page.`;
+    ? `${n} matching job${n === 1 ? "" : "s"}; ${here} on this page.`
+    : `${here} job${here === 1 ? "" : "s"} on this page.`;
+}
+
+function renderList(page) {
+  state.count = page.count;
   const ul = $("#job-list");
   ul.replaceChildren(...page.jobs.map((job) => h("li", { "data-job": job.jobId }, jobRow(job))));
   if (page.jobs.length === 0) ul.append(h("li", { class: "hint" }, "No jobs match these filters."));
+  showCount();
   state.pageLinks = { prev: link(page, "prev"), next: link(page, "next") };
   $("#page-prev").disabled = !state.pageLinks.prev;
   $("#page-next").disabled = !state.pageLinks.next;
-  let live = 0;
-  for (const job of page.jobs) {
-    if (live >= LIST_STREAMS || !link(job, "events")) continue;
-    live += 1;
-    state.listWatches.push(watch(job, { onJob: updateRow }));
+  followCollection();
+}
+
+/** The list's filters as query parameters (no order, page size or cursor). */
+function listFilters() {
+  const q = new URL(state.listUrl).searchParams;
+  for (const name of ["sort", "limit", "cursor"]) q.delete(name);
+  return q;
+}
+
+/** One stream of the collection's changes, with the filters of the list shown: rows change as
+ *  their jobs do, and new jobs appear on the page where they belong. */
+function followCollection() {
+  const events = link(state.root, "events");
+  if (!events || !state.listUrl) return;
+  const url = new URL(events.href);
+  url.search = listFilters().toString();
+  if (state.feed && state.feedHref === url.href) return;
+  state.feed?.stop();
+  state.feedHref = url.href;
+  state.feed = new Follow(url.href, {
+    onEvent: (ev) => {
+      if (ev.type === "job") onListJob(JSON.parse(ev.data));
+      else if (ev.type === "removed") dropRow(JSON.parse(ev.data).id);
+      return false;
+    },
+    onState: (s, problem) => {
+      $("#list-live").textContent = {
+        live: "Live: jobs appear and change here as they do.",
+        reconnecting: "The live list dropped; reconnecting…",
+        failed: "The live list was refused; use Refresh.",
+      }[s] ?? "";
+      if (s === "failed" && problem) showProblem(problem);
+    },
+  });
+}
+
+function rowOf(jobId) {
+  return $(`#job-list li[data-job="${CSS.escape(jobId)}"]`);
+}
+
+function dropRow(jobId) {
+  const li = rowOf(jobId);
+  if (!li) return;
+  li.remove();
+  if (state.count !== undefined) state.count = Math.max(0, state.count - 1);
+  showCount();
+}
+
+/** A change from the collection's stream. */
+function onListJob(job) {
+  const statuses = listFilters().getAll("status").flatMap((s) => s.split(","));
+  if (statuses.length > 0 && !statuses.includes(job.jobStatus)) {
+    // It left the filter.
+    dropRow(job.jobId);
+    return;
   }
+  if (rowOf(job.jobId)) {
+    updateRow(job);
+    return;
+  }
+  // A job new to this page: on top of the first page when newest come first, at the bottom of
+  // the last page when oldest do; elsewhere the count says there is more.
+  const q = new URL(state.listUrl).searchParams;
+  const newestFirst = q.get("sort") === "-createdTime";
+  const ul = $("#job-list");
+  const li = h("li", { "data-job": job.jobId, class: "arrived" }, jobRow(job));
+  ul.querySelector("li.hint")?.remove();
+  if (state.count !== undefined) state.count += 1;
+  if (newestFirst && !state.pageLinks?.prev) {
+    ul.prepend(li);
+    const limit = Number(q.get("limit") || 100);
+    while (ul.querySelectorAll("li[data-job]").length > limit) ul.lastElementChild.remove();
+  } else if (!newestFirst && !state.pageLinks?.next) {
+    ul.append(li);
+  } else {
+    $("#list-live").textContent = "New jobs match these filters: Refresh to see them.";
+  }
+  showCount();
 }
 
 function jobRow(job) {
@@ -223,7 +299,7 @@ function jobRow(job) {
 }
 
 function updateRow(job) {
-  const li = $(`#job-list li[data-job="${CSS.escape(job.jobId)}"]`);
+  const li = rowOf(job.jobId);
   if (!li) return;
   const focused = li.contains(document.activeElement);
   li.replaceChildren(jobRow(job));
@@ -234,13 +310,16 @@ function updateRow(job) {
 
 function closeDetail() {
   const o = state.open;
-  if (o) o.unwatch();
+  if (o) {
+    o.unwatch();
+    o.log?.stop();
+  }
   state.open = null;
 }
 
 async function openJob(href, { focus = true } = {}) {
   closeDetail();
-  const o = { href, jobId: null, job: null, unwatch: () => {}, watching: false, els: null, msgKey: "", filesKey: "", actionsKey: "", msgBusy: false, msgAgain: false };
+  const o = { href, jobId: null, job: null, unwatch: () => {}, watching: false, els: null, filesKey: "", actionsKey: "", log: null, logBusy: false, lastSeq: 0, ended: null };
   state.open = o;
   history.replaceState(null, "", `#job=${encodeURIComponent(href)}`);
   try {
@@ -317,11 +396,10 @@ function showJob(o, job) {
     o.unwatch = () => {};
     scheduleListRefresh();
   }
-  const msgKey = `${job.jobStatus}|${job.currentStage}|${job.attempt}|${job.phaseDescription || ""}`;
-  if (msgKey !== o.msgKey && job.jobStatus !== "DELETED") {
-    o.msgKey = msgKey;
-    refreshMessages(o);
-  }
+  // The log: read once, then followed live while the job runs (again after a restart).
+  const ended = END_STATES.has(job.jobStatus);
+  if (job.jobStatus !== "DELETED" && (o.ended === null || (o.ended && !ended))) loadLog(o);
+  o.ended = ended;
   const filesKey = links(job, "file").map((l) => l.href).join(" ") + (link(job, "datafileset")?.href || "");
   if (filesKey !== o.filesKey) {
     o.filesKey = filesKey;
@@ -382,6 +460,7 @@ async function act(o, rel, l, btn) {
       showJob(o, body);
       if (body.jobStatus === "DELETED") {
         o.els.live.textContent = "The job was deleted; its id now answers 410 Gone.";
+        o.log?.stop();
         o.els.messages.replaceChildren();
         history.replaceState(null, "", "#");
       }
@@ -466,24 +545,50 @@ async function download(ev, file) {
   }
 }
 
-async function refreshMessages(o) {
-  if (o.msgBusy) { o.msgAgain = true; return; }
+/** Read the job's log, then follow it (its `follow` link) while the job runs. */
+async function loadLog(o) {
+  if (o.logBusy) return;
   const l = link(o.job, "operator:messages");
   if (!l) return;
-  o.msgBusy = true;
+  o.logBusy = true;
+  o.log?.stop();
+  o.log = null;
   try {
     const { body } = await getJson(l.href);
     if (state.open !== o || o.job.jobStatus === "DELETED") return;
-    o.els.messages.replaceChildren(...body.messages.map((m) =>
-      h("li", { class: `msg l-${String(m.level).toLowerCase()}` },
-        h("span", { class: "msg-meta" }, timeEl(m.time), ` · ${m.level} · ${m.kind} · attempt ${m.attempt}`),
-        h("span", { class: "msg-text" }, m.text))));
+    o.els.messages.replaceChildren();
+    o.lastSeq = 0;
+    for (const m of body.messages) appendLine(o, m);
+    const follow = link(body, "follow");
+    if (follow && !END_STATES.has(o.job.jobStatus)) {
+      const f = new Follow(follow.href, {
+        endOnClose: true,
+        onEvent: (ev) => {
+          if (ev.type === "message" && state.open === o) appendLine(o, JSON.parse(ev.data));
+          return false;
+        },
+        onState: (s) => {
+          o.els.messages.dataset.live = s === "live" ? "true" : "false";
+          if (["ended", "failed", "stopped"].includes(s) && o.log === f) o.log = null;
+        },
+      });
+      o.log = f;
+    }
   } catch (e) {
     if (state.open === o && e.status !== 410) showProblem(e);
   } finally {
-    o.msgBusy = false;
-    if (o.msgAgain) { o.msgAgain = false; refreshMessages(o); }
+    o.logBusy = false;
   }
+}
+
+/** One line of the log, once (a resumed stream may repeat none, but a reload and a stream meet). */
+function appendLine(o, m) {
+  if (m.seq <= o.lastSeq) return;
+  o.lastSeq = m.seq;
+  o.els.messages.append(
+    h("li", { class: `msg l-${String(m.level).toLowerCase()}`, "data-seq": m.seq },
+      h("span", { class: "msg-meta" }, timeEl(m.time), ` · ${m.level} · ${m.kind} · attempt ${m.attempt}`),
+      h("span", { class: "msg-text" }, m.text)));
 }
 
 // ---------------------------------------------------------------- submissions
@@ -609,6 +714,8 @@ function reloadAll() {
   // Streams opened with the old key are closed; the list and the job open new ones.
   for (const entry of state.streams.values()) entry.stream.stop();
   state.streams.clear();
+  state.feed?.stop();
+  state.feed = null;
   loadOperations().catch(showProblem);
   loadList();
   if (open) openJob(open, { focus: false });

@@ -1,7 +1,7 @@
-// A job's server-sent events, read with fetch() so the Authorization header can be sent
-// (EventSource cannot send headers). The stream is parsed here line by line as the
-// text/event-stream format says; when it drops before the job's end state it is opened again with
-// Last-Event-ID, so only newer states arrive.
+// Server-sent event streams (a job's events, the collection's changes, a job's log), read with
+// fetch() so the Authorization header can be sent (EventSource cannot send headers). A stream is
+// parsed here line by line as the text/event-stream format says; when it drops before its end it
+// is opened again with Last-Event-ID, so only newer events arrive.
 
 import { authHeaders, problemOf } from "./api.js";
 
@@ -77,15 +77,18 @@ const sleep = (ms, signal) =>
   });
 
 /**
- * Follow a job's `events` link until its end state or `stop()`.
- * `onJob(job)` gets every job document; `onState(state, problem)` gets
- * "live" | "reconnecting" | "ended" | "failed" | "stopped".
+ * Follow a server-sent event stream at `href` until `stop()`: `onEvent(ev)` gets every event
+ * ({type, data, id}) and returns true when it was the last one wanted; `onState(state, problem)`
+ * gets "live" | "reconnecting" | "ended" | "failed" | "stopped". A stream that drops is opened
+ * again with Last-Event-ID, so only newer events arrive; with `endOnClose`, a stream the service
+ * closes cleanly has ended (a job's log closes after the job's end).
  */
-export class JobStream {
-  constructor(href, { onJob, onState = () => {} }) {
+export class Follow {
+  constructor(href, { onEvent, onState = () => {}, endOnClose = false }) {
     this.href = href;
-    this.onJob = onJob;
+    this.onEvent = onEvent;
     this.onState = onState;
+    this.endOnClose = endOnClose;
     this.lastId = "";
     this.controller = new AbortController();
     this.done = this.run();
@@ -119,10 +122,7 @@ export class JobStream {
         this.onState("live");
         const parser = new SseParser((ev) => {
           if (ev.id) this.lastId = ev.id;
-          if (ev.type !== "job") return;
-          const job = JSON.parse(ev.data);
-          this.onJob(job);
-          if (END_STATES.has(job.jobStatus)) ended = true;
+          if (this.onEvent(ev)) ended = true;
         });
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         for (;;) {
@@ -132,6 +132,7 @@ export class JobStream {
           wait = parser.retry ?? 500;
         }
         // An event left unfinished when the stream ends is dropped, as the format says.
+        if (this.endOnClose) ended = true;
       } catch (e) {
         if (signal.aborted) return;
         this.onState("reconnecting", e);
@@ -140,10 +141,28 @@ export class JobStream {
         this.onState("ended");
         return;
       }
-      // The stream closed before the end state: open it again after a pause.
+      // The stream closed before its end: open it again after a pause.
       this.onState("reconnecting");
       await sleep(wait, signal);
       wait = Math.min(wait * 2, 15000);
     }
+  }
+}
+
+/**
+ * Follow a job's `events` link until its end state or `stop()`.
+ * `onJob(job)` gets every job document; `onState(state, problem)` as for `Follow`.
+ */
+export class JobStream extends Follow {
+  constructor(href, { onJob, onState = () => {} }) {
+    super(href, {
+      onState,
+      onEvent: (ev) => {
+        if (ev.type !== "job") return false;
+        const job = JSON.parse(ev.data);
+        onJob(job);
+        return END_STATES.has(job.jobStatus);
+      },
+    });
   }
 }
