@@ -148,6 +148,7 @@ pub(crate) fn filter(
         created_before: parse_time("createdBefore", created_before)?,
         finished_after: parse_time("finishedAfter", finished_after)?,
         finished_before: parse_time("finishedBefore", finished_before)?,
+        search: None,
         owner: caller.owner(),
     })
 }
@@ -444,6 +445,9 @@ impl JobsApi {
         /// Finished before this RFC 3339 time.
         #[oai(name = "finishedBefore")]
         finished_before: Query<Option<TimeText>>,
+        /// The start of a job's id or of its correlation id (letter case aside), up to 200
+        /// characters.
+        search: Query<Option<String>>,
         /// `createdTime` (oldest first, the default) or `-createdTime`.
         #[oai(validator(pattern = "^[+-]?createdTime$"))]
         sort: Query<Option<String>>,
@@ -458,7 +462,7 @@ impl JobsApi {
     ) -> ApiResult<JobListDoc> {
         let run = async {
             let enc = negotiate(req)?;
-            let f = filter(
+            let mut f = filter(
                 &key,
                 &status
                     .iter()
@@ -472,6 +476,8 @@ impl JobsApi {
                 &time_text(&finished_after),
                 &time_text(&finished_before),
             )?;
+            f.search =
+                crate::domain::search_prefix(search.0.as_deref()).map_err(Problem::bad_request)?;
             let descending = match sort.0.as_deref() {
                 None | Some("createdTime") | Some("+createdTime") => false,
                 Some("-createdTime") => true,

@@ -81,6 +81,9 @@ impl LiveApi {
         /// Finished before this RFC 3339 time.
         #[oai(name = "finishedBefore")]
         finished_before: Query<Option<TimeText>>,
+        /// The start of a job's id or of its correlation id (letter case aside), up to 200
+        /// characters.
+        search: Query<Option<String>>,
         /// The `id` of the last event received before reconnecting.
         #[oai(
             name = "Last-Event-ID",
@@ -89,7 +92,7 @@ impl LiveApi {
         last_event_id: Header<Option<String>>,
     ) -> Result<Live<CollectionStream>, Problem> {
         let run = async {
-            let f = filter(
+            let mut f = filter(
                 &key,
                 &status
                     .iter()
@@ -103,6 +106,8 @@ impl LiveApi {
                 &time_text(&finished_after),
                 &time_text(&finished_before),
             )?;
+            f.search =
+                crate::domain::search_prefix(search.0.as_deref()).map_err(Problem::bad_request)?;
             let resume = match last_event_id.0.as_deref().map(str::trim) {
                 None | Some("") => None,
                 Some(v) => Some(ChangePoint::decode(v).ok_or_else(|| {

@@ -25,6 +25,8 @@ pub struct JobFilter {
     pub created_before: Option<chrono::DateTime<chrono::Utc>>,
     pub finished_after: Option<chrono::DateTime<chrono::Utc>>,
     pub finished_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// The start of a job's id or of its correlation id (letter case aside).
+    pub search: Option<String>,
     /// The tenant whose jobs (or catalog) are meant. Set by the service from the caller or the
     /// running job, never read from input, so it is not part of the stored form.
     pub owner: Option<String>,
@@ -52,6 +54,7 @@ impl JobFilter {
             "createdBefore": t(&self.created_before),
             "finishedAfter": t(&self.finished_after),
             "finishedBefore": t(&self.finished_before),
+            "search": self.search,
         })
     }
 
@@ -85,9 +88,24 @@ impl JobFilter {
             created_before: time("createdBefore")?,
             finished_after: time("finishedAfter")?,
             finished_before: time("finishedBefore")?,
+            search: text("search"),
             owner: None,
         })
     }
+}
+
+/// The longest `search` prefix.
+pub const SEARCH_MAX: usize = 200;
+
+/// A `search` prefix as given: trimmed, none when empty, refused when longer than `SEARCH_MAX`.
+pub fn search_prefix(v: Option<&str>) -> Result<Option<String>, String> {
+    let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if v.chars().count() > SEARCH_MAX {
+        return Err(format!("`search` may be at most {SEARCH_MAX} characters"));
+    }
+    Ok(Some(v.to_string()))
 }
 
 /// A point in the order in which jobs change: a job's last change (`updated`, in milliseconds)

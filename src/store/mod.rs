@@ -646,6 +646,28 @@ fn with_tombstones(f: &JobFilter) -> Condition {
     if let Some(t) = f.finished_before {
         c = c.add(jobs::Column::FinishedAt.lt(ms(t)));
     }
+    if let Some(p) = &f.search {
+        // The same on both databases: lower-cased on both sides (SQLite's LIKE ignores ASCII
+        // case, PostgreSQL's does not), the pattern's own wildcards escaped.
+        let mut pattern = String::with_capacity(p.len() + 1);
+        for ch in p.to_lowercase().chars() {
+            if matches!(ch, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(ch);
+        }
+        pattern.push('%');
+        let like = |col: jobs::Column| {
+            use sea_orm::sea_query::ExprTrait;
+            Expr::expr(sea_orm::sea_query::Func::lower(Expr::col(col)))
+                .like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\'))
+        };
+        c = c.add(
+            Condition::any()
+                .add(like(jobs::Column::Id))
+                .add(like(jobs::Column::CorrelationId)),
+        );
+    }
     c
 }
 

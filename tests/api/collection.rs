@@ -229,3 +229,85 @@ async fn deleted_jobs_are_not_in_the_collection(b: &'static str) {
     app.stop().await;
 }
 crate::per_backend!(deleted_jobs_are_not_in_the_collection);
+
+/// `search` finds jobs by the start of their id or of their correlation id, whatever the letter
+/// case, on the list and on the collection's stream; the pattern characters of SQL are plain
+/// characters in it; an over-long one is a problem document.
+async fn search_by_id_or_correlation_prefix(b: &'static str) {
+    let app = TestApp::spawn(b, 2).await;
+    let mut ids = Vec::new();
+    for cid in ["Order-123-A", "order-456", "other_1", "100%"] {
+        let r = app
+            .post_json(
+                "/api/v1/jobs",
+                &json!({"operation": "noop", "correlationId": cid}),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+        ids.push(location(&r).rsplit('/').next().unwrap().to_string());
+    }
+    let found = |q: String| {
+        let app = &app;
+        async move {
+            let url = format!(
+                "{}?search={}",
+                app.url("/api/v1/jobs"),
+                url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+            );
+            let (s, _, page) = app.get(&url).await;
+            assert_eq!(s, 200, "{page}");
+            let mut got: Vec<String> = page["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["correlationId"].as_str().unwrap().to_string())
+                .collect();
+            got.sort();
+            got
+        }
+    };
+    assert_eq!(found("order".into()).await, ["Order-123-A", "order-456"]);
+    assert_eq!(found("ORDER-1".into()).await, ["Order-123-A"]);
+    assert_eq!(found("other_".into()).await, ["other_1"]);
+    assert_eq!(found("o_her".into()).await, Vec::<String>::new());
+    assert_eq!(found("100%".into()).await, ["100%"]);
+    assert_eq!(found("%".into()).await, Vec::<String>::new());
+    // By id: the whole id, or its start in capitals.
+    assert_eq!(found(ids[1].clone()).await, ["order-456"]);
+    assert_eq!(
+        found(ids[2][..30].to_uppercase()).await,
+        ["other_1"],
+        "ids of one millisecond share their start; 30 characters tell them apart"
+    );
+    let r = app
+        .http
+        .get(format!(
+            "{}?search={}",
+            app.url("/api/v1/jobs"),
+            "x".repeat(201)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 400, "search").await;
+    // The stream with the same filter: only the matching job's changes.
+    let mut s = crate::live::Sse::open(&app, "/api/v1/events?search=needle", None, None).await;
+    for cid in ["haystack", "Needle-7"] {
+        app.post_json(
+            "/api/v1/jobs",
+            &json!({"operation": "noop", "correlationId": cid}),
+        )
+        .await;
+    }
+    let seen = s
+        .until(std::time::Duration::from_secs(20), |e| {
+            e.data["jobStatus"] == "SUCCESS"
+        })
+        .await;
+    assert!(
+        seen.iter().all(|e| e.data["correlationId"] == "Needle-7"),
+        "{seen:#?}"
+    );
+    app.stop().await;
+}
+crate::per_backend!(search_by_id_or_correlation_prefix);

@@ -480,7 +480,7 @@ async function liveConsole(context) {
   await page.goto(`${service.base}/ui/`);
   await page.locator("#list-count", { hasText: "0 matching jobs;" }).waitFor();
   await page.locator("#list-live", { hasText: "Live" }).waitFor();
-  const quick = await submitJob(service.base, { operation: "noop" });
+  const quick = await submitJob(service.base, { operation: "noop", correlationId: "smoke-check-1" });
   const row = page.locator(`#job-list li[data-job="${quick.jobId}"]`);
   await row.waitFor();
   await row.locator(".badge", { hasText: "SUCCESS" }).waitFor();
@@ -505,6 +505,16 @@ async function liveConsole(context) {
   await page.locator("#list-count", { hasText: "2 matching jobs; 2 on this page." }).waitFor();
   assert.equal(new Set(eventRequests).size, 1, `one collection stream: ${eventRequests}`);
   await page.screenshot({ path: path.join(shots, "live-log.png"), fullPage: true });
+
+  step("find a job by the start of its correlation id, then of its id");
+  await page.getByLabel("Find by id").fill("SMOKE-check");
+  await page.getByRole("button", { name: "Apply filters", exact: true }).click();
+  await page.locator("#list-count", { hasText: "1 matching job;" }).waitFor();
+  assert.equal(await page.locator(`#job-list li[data-job="${quick.jobId}"]`).count(), 1);
+  await page.getByLabel("Find by id").fill(slow.jobId.slice(0, 30));
+  await page.getByRole("button", { name: "Apply filters", exact: true }).click();
+  await page.locator(`#job-list li[data-job="${slow.jobId}"]`).waitFor();
+  await page.locator("#list-count", { hasText: "1 matching job;" }).waitFor();
   assert.deepEqual(errors, [], "errors on the page");
   await page.close();
   await service.stop();

@@ -146,7 +146,7 @@ function listUrlFromForm() {
   const form = new FormData($("#filter-form"));
   const q = new URLSearchParams();
   for (const s of form.getAll("status")) q.append("status", s);
-  for (const name of ["operation", "correlationId", "sort", "limit"]) {
+  for (const name of ["operation", "search", "sort", "limit"]) {
     const v = String(form.get(name) || "").trim();
     if (v) q.set(name, v);
   }
