@@ -130,12 +130,14 @@ impl Engine {
                 }
             }
             let named: Vec<Uuid> = named.into_iter().collect();
-            if self
-                .send_named(&filter, &named, &mut sent, &tx)
-                .await
-                .is_err()
-            {
-                return;
+            for some in named.chunks(PAGE as usize) {
+                if self
+                    .send_named(&filter, some, &mut sent, &tx)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
             }
         }
     }

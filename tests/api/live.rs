@@ -276,6 +276,15 @@ async fn the_collection_stream_is_the_callers_tenant_only(b: &'static str) {
     }
     assert!(got.iter().any(|e| e.data["jobId"] == blue_job), "{got:#?}");
     assert!(got.iter().all(|e| e.data["jobId"] != green_job), "{got:#?}");
+    // Another tenant's job: its log is not followed, not even to say that it exists.
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/jobs/{green_job}/messages?follow=true")))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 404, "no job").await;
     // Without a key: 401.
     let r = app
         .http
