@@ -71,6 +71,23 @@ impl Sent {
     }
 }
 
+/// Note what the bell said: a job it named, or that rings were missed (`behind`); false once
+/// the bell is gone (the process is stopping).
+fn heard(
+    ring: std::result::Result<Ring, RecvError>,
+    named: &mut HashSet<Uuid>,
+    behind: &mut bool,
+) -> bool {
+    match ring {
+        Ok(Ring::Job(id)) => {
+            named.insert(id);
+        }
+        Ok(Ring::Missed) | Err(RecvError::Lagged(_)) => *behind = true,
+        Err(RecvError::Closed) => return false,
+    }
+    true
+}
+
 impl Engine {
     /// Feed every change of the jobs `filter` selects into `tx` until it closes: from `resume`
     /// (less `SLACK_MS`) when given, else from now. `filter.owner` is the caller's tenant.
@@ -102,13 +119,11 @@ impl Engine {
             }
             let mut named = HashSet::new();
             tokio::select! {
-                ring = bell.recv() => match ring {
-                    Ok(Ring::Job(id)) => {
-                        named.insert(id);
+                ring = bell.recv() => {
+                    if !heard(ring, &mut named, &mut behind) {
+                        return;
                     }
-                    Ok(Ring::Missed) | Err(RecvError::Lagged(_)) => behind = true,
-                    Err(RecvError::Closed) => return,
-                },
+                }
                 _ = tick.tick() => behind = true,
                 _ = tx.closed() => return,
             }
@@ -119,13 +134,11 @@ impl Engine {
             let until = tokio::time::Instant::now() + GATHER;
             loop {
                 tokio::select! {
-                    ring = bell.recv() => match ring {
-                        Ok(Ring::Job(id)) => {
-                            named.insert(id);
+                    ring = bell.recv() => {
+                        if !heard(ring, &mut named, &mut behind) {
+                            return;
                         }
-                        Ok(Ring::Missed) | Err(RecvError::Lagged(_)) => behind = true,
-                        Err(RecvError::Closed) => return,
-                    },
+                    }
                     _ = tokio::time::sleep_until(until) => break,
                 }
             }
