@@ -39,7 +39,7 @@ pub enum ExportFormatDoc {
     Xml,
 }
 
-/// The audit filters (jobs only).
+/// The audit filters (of an export: for the jobs dataset only).
 #[derive(Debug, Clone, Default, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExportFilter {
@@ -52,6 +52,21 @@ pub struct ExportFilter {
     pub created_before: Option<TimeText>,
     pub finished_after: Option<TimeText>,
     pub finished_before: Option<TimeText>,
+}
+
+impl XmlShape for ExportFilter {
+    fn shape() -> crate::formats::xml::Shape {
+        use crate::formats::xml::Shape;
+        Shape::Object(vec![
+            ("status".into(), Shape::Array(Box::new(Shape::String))),
+            ("operation".into(), Shape::String),
+            ("correlationId".into(), Shape::String),
+            ("createdAfter".into(), Shape::String),
+            ("createdBefore".into(), Shape::String),
+            ("finishedAfter".into(), Shape::String),
+            ("finishedBefore".into(), Shape::String),
+        ])
+    }
 }
 
 /// An export request.
@@ -79,18 +94,7 @@ impl XmlShape for ExportRequest {
         Shape::Object(vec![
             ("dataset".into(), Shape::String),
             ("format".into(), Shape::String),
-            (
-                "filter".into(),
-                Shape::Object(vec![
-                    ("status".into(), Shape::Array(Box::new(Shape::String))),
-                    ("operation".into(), Shape::String),
-                    ("correlationId".into(), Shape::String),
-                    ("createdAfter".into(), Shape::String),
-                    ("createdBefore".into(), Shape::String),
-                    ("finishedAfter".into(), Shape::String),
-                    ("finishedBefore".into(), Shape::String),
-                ]),
-            ),
+            ("filter".into(), ExportFilter::shape()),
             ("partSize".into(), Shape::Integer),
             ("async".into(), AsyncOptions::shape()),
             ("correlationId".into(), Shape::String),
