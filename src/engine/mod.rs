@@ -279,6 +279,7 @@ impl Engine {
         };
         // Stored times have millisecond precision; the first answer must match later reads.
         let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
+        let phase = waiting_phase(&new.operation);
         let mut job = Job {
             id: new.id,
             task_id: 0,
@@ -286,7 +287,7 @@ impl Engine {
             reference: crate::domain::new_reference(),
             operation: new.operation,
             status: JobStatus::Queued,
-            phase: Some("Waiting for a free worker".into()),
+            phase: Some(phase.into()),
             total_stages: op.stages(),
             current_stage: 0,
             progress: Progress::default(),
@@ -487,7 +488,7 @@ impl Engine {
                 j.current_stage = 0;
                 j.progress = Progress::default();
                 j.lease = None;
-                j.phase = Some("Waiting for a free worker".into());
+                j.phase = Some(waiting_phase(&j.operation).into());
                 Ok(Some((
                     Level::Info,
                     "state".into(),
@@ -675,6 +676,16 @@ impl Engine {
     /// Is the engine shutting down?
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+/// The phase of a queued job: what it waits for, by its lane.
+fn waiting_phase(operation: &str) -> &'static str {
+    match crate::domain::Lane::of(operation) {
+        crate::domain::Lane::Work => "Waiting for a free worker",
+        crate::domain::Lane::Control => {
+            "Waiting for a control loop (bulk actions do not queue behind jobs)"
+        }
     }
 }
 

@@ -540,6 +540,17 @@ async fn bulk_cancel_survives_kill_9(backend: &'static str) {
     assert!(killed);
     let mut child = start_with(&db, &store, port, &[]);
     wait_up(&http, &base).await;
+    // Jobs submitted after the action was made are not what it matched: left alone.
+    let later = 20;
+    for _ in 0..later {
+        let r = http
+            .post(format!("{base}/api/v1/jobs"))
+            .json(&json!({"operation": "noop", "correlationId": "later"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
     let mut job = Value::Null;
     for _ in 0..600 {
         job = json_of(&http, &bulk).await;
@@ -557,18 +568,24 @@ async fn bulk_cancel_survives_kill_9(backend: &'static str) {
     assert_eq!(sum["skipped"], 0, "{sum}");
     let msgs = json_of(&http, &format!("{bulk}/messages")).await;
     assert!(msgs.to_string().contains("going on after"), "{msgs}");
-    // Every noop job: CANCELLED, with one CANCELLED message.
+    // Every noop job it matched: CANCELLED, with one CANCELLED message; the later ones queued.
     let mut ids = Vec::new();
+    let mut queued = 0;
     let mut next = Some(format!("{base}/api/v1/jobs?operation=noop&limit=1000"));
     while let Some(u) = next {
         let page = json_of(&http, &u).await;
         for j in page["jobs"].as_array().unwrap() {
-            assert_eq!(j["jobStatus"], "CANCELLED", "{j}");
-            ids.push(link(j, "self").unwrap());
+            if j["correlationId"] == "later" {
+                assert_eq!(j["jobStatus"], "QUEUED", "{j}");
+                queued += 1;
+            } else {
+                assert_eq!(j["jobStatus"], "CANCELLED", "{j}");
+                ids.push(link(j, "self").unwrap());
+            }
         }
         next = link(&page, "next");
     }
-    assert_eq!(ids.len(), n);
+    assert_eq!((ids.len(), queued), (n, later));
     let twice: Vec<String> = futures::stream::iter(ids)
         .map(|href| {
             let http = &http;
