@@ -468,6 +468,171 @@ mod tests {
         }
     }
 
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use crate::domain::OutputFile;
+    use crate::operations::{FileDone, FileSink, Host, Report};
+
+    /// Jobs in memory: each id's status, and how often each was moved; the port fails (as a
+    /// crash would stop the run) once `crash_after` moves were made.
+    #[derive(Default)]
+    struct World {
+        jobs: Mutex<Vec<(Uuid, JobStatus)>>,
+        moves: Mutex<HashMap<Uuid, u32>>,
+        saved: Mutex<Option<Value>>,
+        crash_after: Mutex<Option<usize>>,
+    }
+
+    #[async_trait]
+    impl JobActions for World {
+        async fn created(&self, _id: Uuid) -> Result<DateTime<Utc>, String> {
+            Ok(Utc::now())
+        }
+        async fn count(&self, f: &JobFilter) -> Result<u64, String> {
+            Ok(self.ids(f, None, None, u64::MAX).await?.len() as u64)
+        }
+        async fn ids(
+            &self,
+            f: &JobFilter,
+            after: Option<Uuid>,
+            upto: Option<Uuid>,
+            limit: u64,
+        ) -> Result<Vec<Uuid>, String> {
+            let jobs = self.jobs.lock().unwrap();
+            Ok(jobs
+                .iter()
+                .filter(|(id, st)| {
+                    (f.statuses.is_empty() || f.statuses.contains(st))
+                        && after.is_none_or(|a| *id > a)
+                        && upto.is_none_or(|u| *id <= u)
+                })
+                .map(|(id, _)| *id)
+                .take(limit as usize)
+                .collect())
+        }
+        async fn act(
+            &self,
+            action: Action,
+            id: Uuid,
+            _by: Uuid,
+            _before: DateTime<Utc>,
+        ) -> Result<Outcome, String> {
+            assert_eq!(action, Action::Cancel);
+            let mut crash = self.crash_after.lock().unwrap();
+            if let Some(n) = crash.as_mut() {
+                if *n == 0 {
+                    *crash = None;
+                    return Err("the process died".into());
+                }
+                *n -= 1;
+            }
+            let mut jobs = self.jobs.lock().unwrap();
+            let job = jobs.iter_mut().find(|(j, _)| *j == id).unwrap();
+            if job.1 != JobStatus::Queued {
+                return Ok(Outcome::IllegalState);
+            }
+            job.1 = JobStatus::Cancelled;
+            *self.moves.lock().unwrap().entry(id).or_default() += 1;
+            Ok(Outcome::Acted)
+        }
+        async fn moved_by(&self, ids: &[Uuid], _by: Uuid) -> Result<HashSet<Uuid>, String> {
+            let moves = self.moves.lock().unwrap();
+            Ok(ids
+                .iter()
+                .filter(|i| moves.contains_key(i))
+                .copied()
+                .collect())
+        }
+        async fn saved(&self, _lease: &RunLease) -> Result<Option<Value>, String> {
+            Ok(self.saved.lock().unwrap().clone())
+        }
+        async fn save(&self, _lease: &RunLease, state: &Value) -> Result<bool, String> {
+            *self.saved.lock().unwrap() = Some(state.clone());
+            Ok(true)
+        }
+    }
+
+    /// A host that keeps the messages.
+    #[derive(Default)]
+    struct Log(Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl Host for Log {
+        async fn report(&self, _r: Report) -> Result<(), OpError> {
+            Ok(())
+        }
+        async fn message(&self, _level: Level, text: &str) -> Result<(), OpError> {
+            self.0.lock().unwrap().push(text.to_string());
+            Ok(())
+        }
+        async fn open_input(
+            &self,
+        ) -> Result<Box<dyn tokio::io::AsyncBufRead + Send + Unpin>, OpError> {
+            Err(OpError::failed("input", "none"))
+        }
+        async fn create_file(&self, _n: &str, _c: &str) -> Result<FileSink, OpError> {
+            Err(OpError::failed("storage", "none"))
+        }
+        async fn add_file(&self, _f: FileDone) -> Result<OutputFile, OpError> {
+            Err(OpError::failed("storage", "none"))
+        }
+    }
+
+    async fn run_once(op: &BulkOperation, log: Arc<Log>) -> Result<Value, OpError> {
+        let lease = RunLease::granted(Uuid::now_v7(), 1, "node".into(), Utc::now());
+        let mut ctx = Context::new(
+            json!({"action": "cancel", "filter": {"status": ["QUEUED"]}}),
+            log,
+            tokio_util::sync::CancellationToken::new(),
+            lease,
+            "acme".into(),
+            std::time::Duration::ZERO,
+        );
+        op.run(&mut ctx).await
+    }
+
+    /// A run stopped in the middle of a batch goes on from its checkpoint: the jobs of the
+    /// interrupted batch it had moved are counted, not moved again (though the filter no longer
+    /// matches them), and the counts add up to every job once.
+    #[tokio::test]
+    async fn a_run_stopped_mid_batch_goes_on_and_moves_each_job_once() {
+        let world = Arc::new(World::default());
+        let n = 250;
+        {
+            let mut jobs = world.jobs.lock().unwrap();
+            for i in 0..n {
+                // Every tenth job has ended already: skipped.
+                let st = if i % 10 == 0 {
+                    JobStatus::Success
+                } else {
+                    JobStatus::Queued
+                };
+                jobs.push((Uuid::now_v7(), st));
+            }
+        }
+        let queued = n - n / 10;
+        *world.crash_after.lock().unwrap() = Some(130);
+        let op = BulkOperation::new(world.clone());
+        let first = run_once(&op, Arc::new(Log::default())).await;
+        assert!(matches!(first, Err(OpError::Failed { .. })), "{first:?}");
+        assert_eq!(world.moves.lock().unwrap().len(), 130);
+        let log = Arc::new(Log::default());
+        let sum = run_once(&op, log.clone()).await.unwrap();
+        assert_eq!(sum["acted"], queued, "{sum}");
+        assert_eq!(sum["matched"], queued, "{sum}");
+        assert_eq!(sum["skipped"], 0, "{sum}");
+        let moves = world.moves.lock().unwrap();
+        assert_eq!(moves.len(), queued);
+        assert!(moves.values().all(|m| *m == 1), "{moves:?}");
+        let log = log.0.lock().unwrap();
+        assert!(
+            log.iter()
+                .any(|m| m.starts_with("going on after 100 of 225 jobs")),
+            "{log:?}"
+        );
+    }
+
     #[test]
     fn a_tally_round_trips() {
         let t = Tally {
