@@ -39,7 +39,7 @@ pub enum ExportFormatDoc {
     Xml,
 }
 
-/// The audit filters (of an export: for the jobs dataset only).
+/// The audit filters, as `GET /api/v1/jobs` takes them (in an export, for the jobs dataset only).
 #[derive(Debug, Clone, Default, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExportFilter {
