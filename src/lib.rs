@@ -148,6 +148,11 @@ impl App {
             .with_blobs(blobs.clone()),
         ));
         for op in extra {
+            // The control lane's names are the service's own: a job of that name is claimed by
+            // the control loops and run by their operation only.
+            if crate::domain::Lane::of(op.name()) == crate::domain::Lane::Control {
+                anyhow::bail!("the operation name `{}` is reserved", op.name());
+            }
             registry.register(op);
         }
         let store_for_settings = store.clone();

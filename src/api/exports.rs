@@ -9,7 +9,7 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiRequest, Enum, Object, OpenApi};
 
-use super::access::{Key, KeyOrLink, Read, Submission};
+use super::access::{Caller, Key, KeyOrLink, Read, Submission};
 use super::docs::{AsyncOptions, DataFileSetDoc, JobDoc};
 use super::downloads::{serve_file, Download};
 use super::wire::{
@@ -17,7 +17,7 @@ use super::wire::{
     XmlShape,
 };
 use super::{ApiTags, AppState};
-use crate::domain::datafileset_href;
+use crate::domain::{datafileset_href, JobFilter};
 use crate::engine::NewJob;
 use crate::operations::export::{Dataset, ExportFormat, ExportSpec, DEFAULT_PART_SIZE};
 
@@ -39,10 +39,11 @@ pub enum ExportFormatDoc {
     Xml,
 }
 
-/// The audit filters (jobs only).
+/// The audit filters, as `GET /api/v1/jobs` takes them: the jobs an export (of the jobs
+/// dataset) or a bulk action is about.
 #[derive(Debug, Clone, Default, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ExportFilter {
+pub struct AuditFilter {
     /// Statuses to include.
     pub status: Option<Vec<String>>,
     pub operation: Option<String>,
@@ -52,6 +53,44 @@ pub struct ExportFilter {
     pub created_before: Option<TimeText>,
     pub finished_after: Option<TimeText>,
     pub finished_before: Option<TimeText>,
+    /// The start of a job's id or of its correlation id (letter case aside), up to 200
+    /// characters.
+    pub search: Option<String>,
+}
+
+impl AuditFilter {
+    /// The filter for `caller`'s jobs, or the problem with it.
+    pub fn for_caller(self, caller: &Caller) -> Result<JobFilter, Problem> {
+        let mut f = super::jobs::filter(
+            caller,
+            &self.status.unwrap_or_default(),
+            &self.operation,
+            &self.correlation_id,
+            &time_text(&self.created_after),
+            &time_text(&self.created_before),
+            &time_text(&self.finished_after),
+            &time_text(&self.finished_before),
+        )?;
+        f.search =
+            crate::domain::search_prefix(self.search.as_deref()).map_err(Problem::bad_request)?;
+        Ok(f)
+    }
+}
+
+impl XmlShape for AuditFilter {
+    fn shape() -> crate::formats::xml::Shape {
+        use crate::formats::xml::Shape;
+        Shape::Object(vec![
+            ("status".into(), Shape::Array(Box::new(Shape::String))),
+            ("operation".into(), Shape::String),
+            ("correlationId".into(), Shape::String),
+            ("createdAfter".into(), Shape::String),
+            ("createdBefore".into(), Shape::String),
+            ("finishedAfter".into(), Shape::String),
+            ("finishedBefore".into(), Shape::String),
+            ("search".into(), Shape::String),
+        ])
+    }
 }
 
 /// An export request.
@@ -63,7 +102,7 @@ pub struct ExportRequest {
     /// `csv` (default), `ndjson`, `json` or `xml`.
     pub format: Option<ExportFormatDoc>,
     /// For `jobs`: the audit filters.
-    pub filter: Option<ExportFilter>,
+    pub filter: Option<AuditFilter>,
     /// Rows per file (default 100000); a new part starts every `partSize` rows.
     pub part_size: Option<u64>,
     /// Asynchronous options (callback, notification, keepResult).
@@ -79,18 +118,7 @@ impl XmlShape for ExportRequest {
         Shape::Object(vec![
             ("dataset".into(), Shape::String),
             ("format".into(), Shape::String),
-            (
-                "filter".into(),
-                Shape::Object(vec![
-                    ("status".into(), Shape::Array(Box::new(Shape::String))),
-                    ("operation".into(), Shape::String),
-                    ("correlationId".into(), Shape::String),
-                    ("createdAfter".into(), Shape::String),
-                    ("createdBefore".into(), Shape::String),
-                    ("finishedAfter".into(), Shape::String),
-                    ("finishedBefore".into(), Shape::String),
-                ]),
-            ),
+            ("filter".into(), AuditFilter::shape()),
             ("partSize".into(), Shape::Integer),
             ("async".into(), AsyncOptions::shape()),
             ("correlationId".into(), Shape::String),
@@ -134,17 +162,7 @@ impl ExportsApi {
                 ExportBody::Json(b) => b.0,
                 ExportBody::Xml(b) => b.0,
             };
-            let f = r.filter.unwrap_or_default();
-            let filter = super::jobs::filter(
-                &key,
-                &f.status.unwrap_or_default(),
-                &f.operation,
-                &f.correlation_id,
-                &time_text(&f.created_after),
-                &time_text(&f.created_before),
-                &time_text(&f.finished_after),
-                &time_text(&f.finished_before),
-            )?;
+            let filter = r.filter.unwrap_or_default().for_caller(&key)?;
             let spec = ExportSpec {
                 dataset: match r.dataset {
                     DatasetDoc::Tools => Dataset::Tools,

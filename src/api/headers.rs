@@ -46,10 +46,18 @@ const JOB_DOCUMENTS: &[&str] = &[
     "submitImport",
     "compare",
     "export",
+    "bulkJobAction",
 ];
 
 /// The operations that answer `Prefer: wait=N` with `Preference-Applied`.
-const WAITS: &[&str] = &["getJob", "submitJob", "submitImport", "compare", "export"];
+const WAITS: &[&str] = &[
+    "getJob",
+    "submitJob",
+    "submitImport",
+    "compare",
+    "export",
+    "bulkJobAction",
+];
 
 /// The downloads of one file.
 const DOWNLOADS: &[&str] = &["download", "getDataFile", "xdcDownload"];
@@ -69,6 +77,7 @@ const SUBMISSIONS: &[&str] = &[
     "startToolsImport",
     "compare",
     "export",
+    "bulkJobAction",
     "xdcCompare",
 ];
 

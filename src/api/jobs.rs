@@ -7,7 +7,7 @@ use poem::http::header;
 use poem::Request;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiRequest, Object, OpenApi};
+use poem_openapi::{ApiRequest, Enum, Object, OpenApi};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -53,6 +53,53 @@ impl XmlShape for SubmitRequest {
 pub enum SubmitBody {
     Json(Json<SubmitRequest>),
     Xml(XmlBody<SubmitRequest>),
+}
+
+/// What a bulk action does to each job it matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum BulkActionKind {
+    /// Cancel queued and running jobs (scope `submit`).
+    Cancel,
+    /// Run FAILED and CANCELLED jobs again (scope `admin`).
+    Restart,
+    /// Delete jobs, cancelling running ones (scope `admin`).
+    Delete,
+}
+
+/// A bulk action on the jobs the filter matches.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BulkActionRequest {
+    /// `cancel`, `restart` or `delete`.
+    pub action: BulkActionKind,
+    /// The audit filters, as `GET /api/v1/jobs` takes them; restart and delete need at least
+    /// one.
+    pub filter: Option<super::exports::AuditFilter>,
+    /// Asynchronous options (callback, notification) of the bulk action's own job.
+    #[oai(rename = "async")]
+    pub async_options: Option<AsyncOptions>,
+    /// Correlation id (the `X-Correlation-Id` header wins).
+    pub correlation_id: Option<String>,
+}
+
+impl XmlShape for BulkActionRequest {
+    fn shape() -> crate::formats::xml::Shape {
+        use crate::formats::xml::Shape;
+        Shape::Object(vec![
+            ("action".into(), Shape::String),
+            ("filter".into(), super::exports::AuditFilter::shape()),
+            ("async".into(), AsyncOptions::shape()),
+            ("correlationId".into(), Shape::String),
+        ])
+    }
+}
+
+/// A bulk action in JSON or XML.
+#[derive(ApiRequest)]
+pub enum BulkActionBody {
+    Json(Json<BulkActionRequest>),
+    Xml(XmlBody<BulkActionRequest>),
 }
 
 /// The answer to a submission: 201 + Location with the job; with `Prefer: wait=N` (and no
@@ -150,6 +197,7 @@ pub(crate) fn filter(
         finished_before: parse_time("finishedBefore", finished_before)?,
         search: None,
         owner: caller.owner(),
+        work_lane_only: false,
     })
 }
 
@@ -407,6 +455,74 @@ impl JobsApi {
                     input: body.input.unwrap_or(Value::Null),
                     input_blob: None,
                     correlation_id: correlation,
+                    options,
+                })
+                .await?;
+            created(&self.state, req, enc, job).await
+        };
+        run.await.map(Also).map_err(|p: Problem| p.for_req(req))
+    }
+
+    /// Act on many jobs at once (bulk cancel, restart or delete)
+    ///
+    /// Cancels, restarts or deletes every job of the caller's tenant that the audit filters
+    /// match and that was created before this request. Answers 201 with the bulk action's own
+    /// job: follow Location for its progress and messages (one per batch of 100 jobs), cancel it
+    /// through its `cancel` link, read its counts (`matched`, `acted`, `skipped` with
+    /// `skippedBecause`) on its `result` once it is SUCCESS. A job in a state the action cannot
+    /// move (a cancel of an ended job, a restart of a job that is not FAILED or CANCELLED or
+    /// ended after the action was made) is skipped, never moved twice. Bulk actions run in a
+    /// lane of their own, so one starts at once even when every worker is busy and the queue is
+    /// long. `cancel` needs the `submit` scope; `restart` and `delete` need `admin`, and a
+    /// filter.
+    #[oai(
+        path = "/api/v1/jobs/actions",
+        method = "post",
+        operation_id = "bulkJobAction"
+    )]
+    async fn bulk_action(
+        &self,
+        key: Key<Submission>,
+        req: &Request,
+        body: BulkActionBody,
+        /// `respond-async`, or `wait=N` (N ≤ 60): answer 200 with the ended bulk action if it
+        /// ends within N seconds, else 201 as usual.
+        #[oai(name = "Prefer")]
+        _prefer: Header<Option<String>>,
+    ) -> Result<Also<Rep<JobDoc, 201>, 200>, Problem> {
+        use crate::operations::bulk::{Action, BulkSpec};
+        let run = async {
+            let enc = negotiate(req)?;
+            let r = match body {
+                BulkActionBody::Json(b) => b.0,
+                BulkActionBody::Xml(b) => b.0,
+            };
+            let action = match r.action {
+                BulkActionKind::Cancel => Action::Cancel,
+                BulkActionKind::Restart => Action::Restart,
+                BulkActionKind::Delete => Action::Delete,
+            };
+            if action != Action::Cancel {
+                key.at_least::<Admin>(req, &format!("a bulk {}", action.as_str()))?;
+            }
+            let filter = r.filter.unwrap_or_default().for_caller(&key)?;
+            let spec = BulkSpec { action, filter };
+            let a = r
+                .async_options
+                .as_ref()
+                .map(|a| a.to_request())
+                .unwrap_or_default();
+            let options = super::signals::job_options(&self.state, req, a).await?;
+            let job = self
+                .state
+                .engine
+                .submit_control(crate::engine::NewJob {
+                    owner: key.owner(),
+                    id: Uuid::now_v7(),
+                    operation: crate::domain::lane::BULK.into(),
+                    input: spec.to_input(),
+                    input_blob: None,
+                    correlation_id: correlation_id(req, r.correlation_id),
                     options,
                 })
                 .await?;

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub(crate) mod job;
+pub mod lane;
 mod lease;
 pub mod signals;
 mod status;
@@ -11,6 +12,7 @@ pub use job::{
     datafile_href, datafileset_href, file_href, job_href, job_links, new_reference,
     retry_after_secs, Job, JobOptions, Lease, Level, Link, Message, OutputFile, Progress,
 };
+pub use lane::Lane;
 pub use lease::{LeaseClock, RunLease};
 pub use status::{JobStatus, UnknownStatus};
 pub use tool::{tool_json, ToolRow, ToolWrite};
@@ -30,6 +32,9 @@ pub struct JobFilter {
     /// The tenant whose jobs (or catalog) are meant. Set by the service from the caller or the
     /// running job, never read from input, so it is not part of the stored form.
     pub owner: Option<String>,
+    /// Only jobs of the work lane: a bulk action never matches bulk actions. Set by the
+    /// service, never read from input.
+    pub work_lane_only: bool,
 }
 
 impl JobFilter {
@@ -37,6 +42,7 @@ impl JobFilter {
     pub fn is_empty(&self) -> bool {
         JobFilter {
             owner: None,
+            work_lane_only: false,
             ..self.clone()
         } == JobFilter::default()
     }
@@ -90,6 +96,7 @@ impl JobFilter {
             finished_before: time("finishedBefore")?,
             search: text("search"),
             owner: None,
+            work_lane_only: false,
         })
     }
 }

@@ -29,6 +29,7 @@ impl Engine {
         if n > 0 {
             self.wake.notify_waiters();
             self.wake.notify_one();
+            self.wake_control.notify_waiters();
         }
         Ok(n)
     }

@@ -1,6 +1,7 @@
 //! The engine: use-cases the API calls (submit, get, list, cancel, restart, delete, purge), the
 //! worker pool that claims and runs jobs, and the background duties (recovery, retention).
 
+mod actions;
 mod feed;
 mod host;
 pub mod maintenance;
@@ -132,9 +133,14 @@ pub struct Engine {
     pub(crate) store: Store,
     pub(crate) blobs: Blobs,
     pub(crate) registry: Arc<Registry>,
+    /// The operations of the control lane (`domain::lane`): run by the control loops, stored
+    /// only by `submit_control`, never by `submit`.
+    pub(crate) control: Registry,
     pub(crate) node: String,
     pub(crate) cfg: EngineConfig,
     pub(crate) wake: Notify,
+    /// Wakes a control loop (a bulk action was stored).
+    pub(crate) wake_control: Notify,
     pub(crate) running: Mutex<HashMap<Uuid, Run>>,
     pub(crate) stopping: AtomicBool,
     pub(crate) stop_claiming: CancellationToken,
@@ -164,18 +170,26 @@ impl Engine {
             std::env::var("HOSTNAME").unwrap_or_else(|_| "node".into()),
             &Uuid::now_v7().simple().to_string()[20..]
         );
-        Arc::new(Engine {
-            store,
-            blobs,
-            registry,
-            node,
-            cfg,
-            wake: Notify::new(),
-            running: Mutex::new(HashMap::new()),
-            stopping: AtomicBool::new(false),
-            stop_claiming: CancellationToken::new(),
-            delivery_metrics: DeliveryMetrics::default(),
-            metrics: Default::default(),
+        Arc::new_cyclic(|me: &std::sync::Weak<Engine>| {
+            let mut control = Registry::new();
+            control.register(Arc::new(crate::operations::bulk::BulkOperation::new(
+                Arc::new(actions::Actions(me.clone())),
+            )));
+            Engine {
+                store,
+                blobs,
+                registry,
+                control,
+                node,
+                cfg,
+                wake: Notify::new(),
+                wake_control: Notify::new(),
+                running: Mutex::new(HashMap::new()),
+                stopping: AtomicBool::new(false),
+                stop_claiming: CancellationToken::new(),
+                delivery_metrics: DeliveryMetrics::default(),
+                metrics: Default::default(),
+            }
         })
     }
 
@@ -214,11 +228,34 @@ impl Engine {
         &self.store
     }
 
-    /// Store a new job as QUEUED and wake a worker.
+    /// Store a new job of a public operation as QUEUED and wake a worker. The control lane's
+    /// operations are not public: they are unknown here, whatever route submits them.
     pub async fn submit(&self, new: NewJob) -> Result<Job> {
         let op = self.registry.get(&new.operation).ok_or_else(|| {
             EngineError::BadInput(format!("unknown operation `{}`", new.operation))
         })?;
+        let job = self.store_new(op, new).await?;
+        self.wake.notify_one();
+        Ok(job)
+    }
+
+    /// Store a new job of a control-lane operation (a bulk action) as QUEUED and wake a control
+    /// loop. Only the routes that decided the caller may do what it does call this.
+    pub(crate) async fn submit_control(&self, new: NewJob) -> Result<Job> {
+        let op = self.control.get(&new.operation).ok_or_else(|| {
+            EngineError::BadInput(format!("unknown operation `{}`", new.operation))
+        })?;
+        let job = self.store_new(op, new).await?;
+        self.wake_control.notify_one();
+        Ok(job)
+    }
+
+    /// Check a submission through its operation and store it as QUEUED.
+    async fn store_new(
+        &self,
+        op: Arc<dyn crate::operations::Operation>,
+        new: NewJob,
+    ) -> Result<Job> {
         if let Some(field) = crate::domain::access::identity_field(&new.input) {
             return Err(EngineError::BadInput(format!(
                 "`{field}`: a job acts for the tenant of the API key that submits it; an input \
@@ -244,6 +281,7 @@ impl Engine {
         };
         // Stored times have millisecond precision; the first answer must match later reads.
         let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
+        let phase = waiting_phase(&new.operation);
         let mut job = Job {
             id: new.id,
             task_id: 0,
@@ -251,7 +289,7 @@ impl Engine {
             reference: crate::domain::new_reference(),
             operation: new.operation,
             status: JobStatus::Queued,
-            phase: Some("Waiting for a free worker".into()),
+            phase: Some(phase.into()),
             total_stages: op.stages(),
             current_stage: 0,
             progress: Progress::default(),
@@ -279,7 +317,6 @@ impl Engine {
             }
             return Err(e.into());
         }
-        self.wake.notify_one();
         Ok(job)
     }
 
@@ -369,6 +406,12 @@ impl Engine {
 
     /// Ask a job to stop. Idempotent; SUCCESS and FAILED jobs refuse (409).
     pub async fn cancel(&self, id: Uuid) -> Result<Cancelled> {
+        self.cancel_noted(id, None).await
+    }
+
+    /// `cancel`, with `note` (who asked) at the end of the state message.
+    pub(crate) async fn cancel_noted(&self, id: Uuid, note: Option<&str>) -> Result<Cancelled> {
+        let by = noted(note);
         let res = self
             .store
             .transition(id, |j| match j.status {
@@ -381,7 +424,7 @@ impl Engine {
                     Ok(Some((
                         Level::Info,
                         "state".into(),
-                        "CANCELLED while queued".into(),
+                        format!("CANCELLED while queued{by}"),
                     )))
                 }
                 s if s.is_running() => {
@@ -392,7 +435,7 @@ impl Engine {
                     Ok(Some((
                         Level::Info,
                         "state".into(),
-                        "cancel requested".into(),
+                        format!("cancel requested{by}"),
                     )))
                 }
                 s => Err(EngineError::Conflict(format!(
@@ -411,6 +454,18 @@ impl Engine {
 
     /// Run a FAILED or CANCELLED job again as a new attempt with the same input.
     pub async fn restart(&self, id: Uuid) -> Result<Job> {
+        self.restart_noted(id, None, None).await
+    }
+
+    /// `restart`, with `note` (who asked) at the end of the state message; with
+    /// `ended_before`, only a job that ended before then (checked in the same transaction).
+    pub(crate) async fn restart_noted(
+        &self,
+        id: Uuid,
+        note: Option<&str>,
+        ended_before: Option<chrono::DateTime<Utc>>,
+    ) -> Result<Job> {
+        let by = noted(note);
         let res = self
             .store
             .transition(id, |j| {
@@ -423,6 +478,13 @@ impl Engine {
                         j.status
                     )));
                 }
+                if let Some(t) = ended_before {
+                    if j.finished.is_none_or(|f| f >= t) {
+                        return Err(EngineError::Conflict(format!(
+                            "job {id} ended after {t}; it is not restarted again"
+                        )));
+                    }
+                }
                 j.status = JobStatus::Queued;
                 j.attempt += 1;
                 j.cancel_requested = false;
@@ -433,11 +495,11 @@ impl Engine {
                 j.current_stage = 0;
                 j.progress = Progress::default();
                 j.lease = None;
-                j.phase = Some("Waiting for a free worker".into());
+                j.phase = Some(waiting_phase(&j.operation).into());
                 Ok(Some((
                     Level::Info,
                     "state".into(),
-                    format!("restarted as attempt {}", j.attempt),
+                    format!("restarted as attempt {}{by}", j.attempt),
                 )))
             })
             .await?;
@@ -445,12 +507,21 @@ impl Engine {
         // The new attempt's outputs are its own (the store shows only the current attempt's
         // files), so a fast run that ends meanwhile keeps them; only earlier ones go.
         self.forget_earlier_outputs(id, job.attempt).await?;
-        self.wake.notify_one();
+        match crate::domain::Lane::of(&job.operation) {
+            crate::domain::Lane::Work => self.wake.notify_one(),
+            crate::domain::Lane::Control => self.wake_control.notify_one(),
+        }
         Ok(job)
     }
 
     /// Cancel if needed, remove outputs, and leave a DELETED tombstone (the id then answers 410).
     pub async fn delete(&self, id: Uuid) -> Result<Job> {
+        self.delete_noted(id, None).await
+    }
+
+    /// `delete`, with `note` (who asked) at the end of the state message.
+    pub(crate) async fn delete_noted(&self, id: Uuid, note: Option<&str>) -> Result<Job> {
+        let by = noted(note);
         let res = self
             .store
             .transition(id, |j| {
@@ -469,7 +540,7 @@ impl Engine {
                 Ok(Some((
                     Level::Info,
                     "state".into(),
-                    format!("DELETED (was {was})"),
+                    format!("DELETED (was {was}){by}"),
                 )))
             })
             .await?;
@@ -613,6 +684,21 @@ impl Engine {
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
+}
+
+/// The phase of a queued job: what it waits for, by its lane.
+fn waiting_phase(operation: &str) -> &'static str {
+    match crate::domain::Lane::of(operation) {
+        crate::domain::Lane::Work => "Waiting for a free worker",
+        crate::domain::Lane::Control => {
+            "Waiting for a control loop (bulk actions do not queue behind jobs)"
+        }
+    }
+}
+
+/// The end of a state message that says who asked for the move.
+fn noted(note: Option<&str>) -> String {
+    note.map(|n| format!(" {n}")).unwrap_or_default()
 }
 
 /// A run of this process: its lease and the token that stops it.

@@ -324,7 +324,10 @@ impl Engine {
             use crate::store::Signal;
             while let Some(signal) = rx.recv().await {
                 match signal {
-                    Signal::New(_) => me.wake.notify_one(),
+                    Signal::New(_) => {
+                        me.wake.notify_one();
+                        me.wake_control.notify_one();
+                    }
                     Signal::Cancel(id) => me.stop_local(id),
                     Signal::Changed(id) => me.store.changes().touch(id),
                     Signal::Missed => {

@@ -11,29 +11,42 @@ use tokio_util::sync::CancellationToken;
 
 use super::host::JobHost;
 use super::{failure_problem, Engine};
-use crate::domain::{Job, JobStatus, LeaseClock, Level, RunLease};
+use crate::domain::{Job, JobStatus, Lane, LeaseClock, Level, RunLease};
 use crate::operations::{Context, OpError};
 use crate::store::Beat;
 use futures::FutureExt;
 
+/// Claim loops of the control lane per instance: one bulk action may take long (a delete of
+/// many jobs), and another (cancelling a flood of submissions) must still start at once.
+pub const CONTROL_LOOPS: usize = 2;
+
 impl Engine {
-    /// Start `workers` claim loops; they end when `shutdown` is called.
+    /// Start `workers` claim loops of the work lane and `CONTROL_LOOPS` of the control lane;
+    /// they end when `shutdown` is called.
     pub fn start_workers(self: &Arc<Self>) -> JoinSet<()> {
         let mut set = JoinSet::new();
         for _ in 0..self.cfg.workers {
             let me = self.clone();
-            set.spawn(async move { me.worker_loop().await });
+            set.spawn(async move { me.worker_loop(Lane::Work).await });
+        }
+        for _ in 0..CONTROL_LOOPS {
+            let me = self.clone();
+            set.spawn(async move { me.worker_loop(Lane::Control).await });
         }
         set
     }
 
-    async fn worker_loop(self: Arc<Self>) {
+    async fn worker_loop(self: Arc<Self>, lane: Lane) {
+        let wake = match lane {
+            Lane::Work => &self.wake,
+            Lane::Control => &self.wake_control,
+        };
         loop {
             if self.stop_claiming.is_cancelled() {
                 return;
             }
             let sent = Instant::now();
-            match self.store.claim(&self.node, self.cfg.lease).await {
+            match self.store.claim(&self.node, self.cfg.lease, lane).await {
                 Ok(Some((job, lease))) => {
                     let waited =
                         (Utc::now() - job.created).num_milliseconds().max(0) as f64 / 1000.0;
@@ -42,11 +55,11 @@ impl Engine {
                         &[("operation", &job.operation)],
                         waited,
                     );
-                    self.run_job(job, lease, sent).await
+                    self.run_job(job, lease, sent, lane).await
                 }
                 Ok(None) => {
                     tokio::select! {
-                        _ = self.wake.notified() => {}
+                        _ = wake.notified() => {}
                         _ = tokio::time::sleep(self.cfg.poll) => {}
                         _ = self.stop_claiming.cancelled() => return,
                     }
@@ -61,7 +74,7 @@ impl Engine {
 
     /// Run one claimed job to its end (or until its lease is lost or released). `sent` is when
     /// the claim was sent, where the lease's time starts on this node's clock.
-    async fn run_job(self: &Arc<Self>, job: Job, lease: RunLease, sent: Instant) {
+    async fn run_job(self: &Arc<Self>, job: Job, lease: RunLease, sent: Instant, lane: Lane) {
         let token = CancellationToken::new();
         if job.cancel_requested {
             token.cancel();
@@ -93,7 +106,11 @@ impl Engine {
         }
         tracing::info!(job_id = %job.id, correlation_id = %job.correlation_id, attempt = job.attempt, "job started");
 
-        let result = match self.registry.get(&job.operation) {
+        let ops = match lane {
+            Lane::Work => &*self.registry,
+            Lane::Control => &self.control,
+        };
+        let result = match ops.get(&job.operation) {
             None => Err(OpError::failed(
                 "operation",
                 format!(

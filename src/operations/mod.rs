@@ -2,6 +2,7 @@
 //! a stage/progress reporter, a message log, the cancel token and a writer for output files —
 //! never HTTP or the database.
 
+pub mod bulk;
 pub mod compare;
 pub mod export;
 pub mod import;

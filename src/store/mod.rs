@@ -400,6 +400,59 @@ impl Store {
         Ok(Page { items, next, prev })
     }
 
+    /// Ids of the jobs matching `filter` after `after` and up to `upto` (both optional), in
+    /// ascending order, at most `limit` (a bulk action's batches).
+    pub async fn job_ids(
+        &self,
+        filter: &JobFilter,
+        after: Option<Uuid>,
+        upto: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<Uuid>> {
+        let mut q = jobs::Entity::find()
+            .select_only()
+            .column(jobs::Column::Id)
+            .filter(condition(filter));
+        if let Some(a) = after {
+            q = q.filter(jobs::Column::Id.gt(a.to_string()));
+        }
+        if let Some(u) = upto {
+            q = q.filter(jobs::Column::Id.lte(u.to_string()));
+        }
+        q.order_by_asc(jobs::Column::Id)
+            .limit(limit)
+            .into_tuple::<String>()
+            .all(&self.db)
+            .await?
+            .iter()
+            .map(|s| parse_id(s))
+            .collect()
+    }
+
+    /// Those of `ids` with a state message that contains `note`.
+    pub async fn noted_jobs(
+        &self,
+        ids: &[Uuid],
+        note: &str,
+    ) -> Result<std::collections::HashSet<Uuid>> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        job_messages::Entity::find()
+            .select_only()
+            .column(job_messages::Column::JobId)
+            .distinct()
+            .filter(job_messages::Column::JobId.is_in(ids.iter().map(|i| i.to_string())))
+            .filter(job_messages::Column::Kind.eq("state"))
+            .filter(job_messages::Column::Text.contains(note))
+            .into_tuple::<String>()
+            .all(&self.db)
+            .await?
+            .iter()
+            .map(|s| parse_id(s))
+            .collect()
+    }
+
     /// How many jobs match a filter.
     pub async fn count_jobs(&self, filter: &JobFilter) -> Result<u64> {
         Ok(jobs::Entity::find()
@@ -630,6 +683,12 @@ fn with_tombstones(f: &JobFilter) -> Condition {
     }
     if let Some(op) = &f.operation {
         c = c.add(jobs::Column::Operation.eq(op.clone()));
+    }
+    if f.work_lane_only {
+        c = c.add(
+            jobs::Column::Operation
+                .is_not_in(crate::domain::lane::CONTROL_OPERATIONS.iter().copied()),
+        );
     }
     if let Some(cid) = &f.correlation_id {
         c = c.add(jobs::Column::CorrelationId.eq(cid.clone()));

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::entities::{job_files, jobs};
 use super::{from_ms, insert_message, listen, ms, to_file, to_job, Result, RunPatch, Store};
-use crate::domain::{Job, JobStatus, Level, OutputFile, RunLease};
+use crate::domain::{Job, JobStatus, Lane, Level, OutputFile, RunLease};
 
 /// The answer to a renewal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,10 +66,15 @@ impl Store {
         Ok(from_ms(row.try_get::<i64>("", "now")?))
     }
 
-    /// Claim the oldest queued job for `node` under a lease of `length` (from the database's
-    /// clock): the job and the lease every write about this run must show.
-    pub async fn claim(&self, node: &str, length: Duration) -> Result<Option<(Job, RunLease)>> {
-        let stmt = self.driver.claim(node, millis(length));
+    /// Claim the oldest queued job of `lane` for `node` under a lease of `length` (from the
+    /// database's clock): the job and the lease every write about this run must show.
+    pub async fn claim(
+        &self,
+        node: &str,
+        length: Duration,
+        lane: Lane,
+    ) -> Result<Option<(Job, RunLease)>> {
+        let stmt = self.driver.claim(node, millis(length), lane);
         // The claim and its STARTED message are one commit. The UPDATE is the transaction's
         // first statement, so on SQLite it takes the write lock before reading anything.
         let turn = self.writing().await;

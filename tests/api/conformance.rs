@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use longrun::domain::{
-    Job, JobOptions, JobStatus, Level, OutputFile, Progress, ToolRow, ToolWrite,
+    Job, JobFilter, JobOptions, JobStatus, Lane, Level, OutputFile, Progress, ToolRow, ToolWrite,
 };
 use longrun::store::{Beat, Reservation, RunPatch, Store, StoreError};
 use serde_json::json;
@@ -44,6 +44,7 @@ macro_rules! conformance {
 
 conformance!(
     claims_take_the_oldest_job_once,
+    each_lane_claims_only_its_own_jobs,
     a_lost_lease_writes_nothing,
     a_lease_that_ran_out_writes_nothing,
     the_state_machine_refuses_illegal_moves,
@@ -66,13 +67,17 @@ async fn queued(store: &Store) -> Job {
 }
 
 async fn queued_with(store: &Store, options: JobOptions) -> Job {
+    queued_as(store, "noop", options).await
+}
+
+async fn queued_as(store: &Store, operation: &str, options: JobOptions) -> Job {
     let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
     let mut job = Job {
         id: Uuid::now_v7(),
         task_id: 0,
         owner: Some("acme".into()),
         reference: longrun::domain::new_reference(),
-        operation: "noop".into(),
+        operation: operation.into(),
         status: JobStatus::Queued,
         phase: None,
         total_stages: 1,
@@ -148,8 +153,16 @@ async fn claims_take_the_oldest_job_once(store: &Store) {
     let a = queued(store).await;
     let b = queued(store).await;
     let lease = Duration::from_secs(30);
-    let (first, la) = store.claim("node-a", lease).await.unwrap().unwrap();
-    let (second, lb) = store.claim("node-b", lease).await.unwrap().unwrap();
+    let (first, la) = store
+        .claim("node-a", lease, Lane::Work)
+        .await
+        .unwrap()
+        .unwrap();
+    let (second, lb) = store
+        .claim("node-b", lease, Lane::Work)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((first.id, second.id), (a.id, b.id), "oldest first");
     assert_eq!(first.status, JobStatus::Started);
     assert_eq!((la.job_id(), la.attempt(), la.owner()), (a.id, 1, "node-a"));
@@ -158,17 +171,73 @@ async fn claims_take_the_oldest_job_once(store: &Store) {
     let now = store.db_now().await.unwrap();
     let left = (la.deadline() - now).num_milliseconds();
     assert!((25_000..=30_000).contains(&left), "{left} ms left");
-    assert!(store.claim("node-c", lease).await.unwrap().is_none());
+    assert!(store
+        .claim("node-c", lease, Lane::Work)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// The workers' claim never takes a bulk action, however old; the control lane's claim takes
+/// only bulk actions, however long the queue before it; a filter of the work lane never
+/// matches one.
+async fn each_lane_claims_only_its_own_jobs(store: &Store) {
+    let bulk = queued_as(store, "bulk", JobOptions::default()).await;
+    let mut work = Vec::new();
+    for _ in 0..3 {
+        work.push(queued(store).await.id);
+    }
+    let lease = Duration::from_secs(30);
+    let (c, _) = store
+        .claim("node-a", lease, Lane::Control)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.id, bulk.id);
+    assert!(store
+        .claim("node-a", lease, Lane::Control)
+        .await
+        .unwrap()
+        .is_none());
+    let later = queued_as(store, "bulk", JobOptions::default()).await;
+    let mut claimed = Vec::new();
+    while let Some((j, _)) = store.claim("node-b", lease, Lane::Work).await.unwrap() {
+        claimed.push(j.id);
+    }
+    assert_eq!(
+        claimed, work,
+        "the work lane takes the work, oldest first, and nothing else"
+    );
+    let f = JobFilter {
+        work_lane_only: true,
+        ..Default::default()
+    };
+    assert_eq!(store.count_jobs(&f).await.unwrap(), 3);
+    assert_eq!(store.count_jobs(&JobFilter::default()).await.unwrap(), 5);
+    let (c, _) = store
+        .claim("node-a", lease, Lane::Control)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.id, later.id);
 }
 
 async fn a_lost_lease_writes_nothing(store: &Store) {
     let job = queued(store).await;
     let len = Duration::from_secs(30);
-    let (_, old) = store.claim("node-a", len).await.unwrap().unwrap();
+    let (_, old) = store
+        .claim("node-a", len, Lane::Work)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(store.add_file(&old, &file(job.id, "a1")).await.unwrap());
     // Taken over: attempt 2 on node b.
     requeue(store, job.id).await;
-    let (_, new) = store.claim("node-b", len).await.unwrap().unwrap();
+    let (_, new) = store
+        .claim("node-b", len, Lane::Work)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(new.attempt(), 2);
     let patch = RunPatch {
         status: Some(JobStatus::Processing),
@@ -239,7 +308,7 @@ async fn a_lost_lease_writes_nothing(store: &Store) {
 async fn a_lease_that_ran_out_writes_nothing(store: &Store) {
     let job = queued(store).await;
     let (_, lease) = store
-        .claim("node-a", Duration::from_millis(300))
+        .claim("node-a", Duration::from_millis(300), Lane::Work)
         .await
         .unwrap()
         .unwrap();
@@ -311,7 +380,7 @@ async fn the_state_machine_refuses_illegal_moves(store: &Store) {
     // A run's progress cannot move a job back from SAVING to PROCESSING.
     let job = queued(store).await;
     let (_, lease) = store
-        .claim("node-a", Duration::from_secs(30))
+        .claim("node-a", Duration::from_secs(30), Lane::Work)
         .await
         .unwrap()
         .unwrap();
@@ -336,7 +405,7 @@ async fn the_state_machine_refuses_illegal_moves(store: &Store) {
 async fn removal_leaves_a_changed_job_alone(store: &Store) {
     let job = queued(store).await;
     let (_, lease) = store
-        .claim("node-a", Duration::from_secs(30))
+        .claim("node-a", Duration::from_secs(30), Lane::Work)
         .await
         .unwrap()
         .unwrap();
@@ -365,7 +434,7 @@ async fn removal_leaves_a_changed_job_alone(store: &Store) {
     assert!(store.remove_job(&now).await.unwrap().is_none());
     // Ended and unchanged: removed with everything that hangs off it.
     let (_, lease) = store
-        .claim("node-a", Duration::from_secs(30))
+        .claim("node-a", Duration::from_secs(30), Lane::Work)
         .await
         .unwrap()
         .unwrap();
@@ -387,14 +456,22 @@ async fn removal_leaves_a_changed_job_alone(store: &Store) {
 async fn outputs_are_the_current_attempts(store: &Store) {
     let job = queued(store).await;
     let len = Duration::from_secs(30);
-    let (_, one) = store.claim("node-a", len).await.unwrap().unwrap();
+    let (_, one) = store
+        .claim("node-a", len, Lane::Work)
+        .await
+        .unwrap()
+        .unwrap();
     for part in ["part-1", "part-2"] {
         assert!(store.add_file(&one, &file(job.id, part)).await.unwrap());
     }
     requeue(store, job.id).await;
     // Hidden at once: attempt 2 has written nothing yet.
     assert!(store.files(job.id).await.unwrap().is_empty());
-    let (_, two) = store.claim("node-b", len).await.unwrap().unwrap();
+    let (_, two) = store
+        .claim("node-b", len, Lane::Work)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(store.add_file(&two, &file(job.id, "part-1")).await.unwrap());
     let earlier = store.files_before(job.id, two.attempt()).await.unwrap();
     assert_eq!(earlier.len(), 2);
@@ -452,7 +529,7 @@ async fn the_outbox_lease_fences_each_try(store: &Store) {
     };
     let job = queued_with(store, options).await;
     let (_, lease) = store
-        .claim("node-a", Duration::from_secs(30))
+        .claim("node-a", Duration::from_secs(30), Lane::Work)
         .await
         .unwrap()
         .unwrap();

@@ -424,6 +424,41 @@ fn rows() -> Vec<Row> {
             200,
             Collection,
         ),
+        // A bulk action's need is its action's: cancel needs `submit`, restart and delete
+        // `admin` (the document declares the least, `submit`).
+        with(
+            row(
+                "bulkJobAction",
+                M::POST,
+                "/api/v1/jobs/actions",
+                Some("submit"),
+                201,
+                Collection,
+            ),
+            json!({"action": "cancel", "filter": {"correlationId": "none"}}),
+        ),
+        with(
+            row(
+                "bulkJobAction:restart",
+                M::POST,
+                "/api/v1/jobs/actions",
+                Some("admin"),
+                201,
+                Collection,
+            ),
+            json!({"action": "restart", "filter": {"correlationId": "none"}}),
+        ),
+        with(
+            row(
+                "bulkJobAction:delete",
+                M::POST,
+                "/api/v1/jobs/actions",
+                Some("admin"),
+                201,
+                Collection,
+            ),
+            json!({"action": "delete", "filter": {"correlationId": "none"}}),
+        ),
         row(
             "cancelJob",
             M::POST,

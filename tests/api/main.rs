@@ -5,6 +5,7 @@
 //! failure on one database never hides another's result.
 
 mod access;
+mod bulk;
 mod cli;
 mod collection;
 mod comparisons;

@@ -144,7 +144,7 @@ async fn every_operation_has_examples_and_its_request_examples_are_accepted() {
             }
         }
     }
-    assert_eq!(ops, 36);
+    assert_eq!(ops, 37);
 
     // Each checked-in example is on its operation in the served document.
     let examples: Value =
@@ -232,7 +232,7 @@ async fn every_operation_has_examples_and_its_request_examples_are_accepted() {
     }
     assert_eq!(
         requests.len(),
-        12,
+        14,
         "{:?}",
         requests.iter().map(|r| &r.0).collect::<Vec<_>>()
     );
@@ -938,6 +938,18 @@ async fn capture_examples() {
         )
         .await;
     c.wait_end(&export.unwrap()).await;
+
+    // A bulk action: a job of its own, whose result counts what it did.
+    let (bulk, _) = c
+        .post_both(
+            "bulkJobAction",
+            "/api/v1/jobs/actions",
+            json!({"action": "cancel", "filter": {"status": ["QUEUED"], "operation": "noop"}}),
+            "<bulkAction><action>delete</action><filter><status><status>FAILED</status>\
+             <status>CANCELLED</status></status><operation>noop</operation></filter></bulkAction>",
+        )
+        .await;
+    c.wait_end(&bulk.unwrap()).await;
 
     // Any registered operation, answered at once or (Prefer: wait) when it ended.
     let (noop, _) = c

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use sea_orm::{ConnectOptions, DatabaseTransaction, Statement};
 
 use super::{Backend, Result, Store};
-use crate::domain::{Job, ToolRow};
+use crate::domain::{Job, Lane, ToolRow};
 
 pub(super) use postgres::Postgres;
 pub(super) use sqlite::Sqlite;
@@ -38,9 +38,9 @@ pub(super) trait Driver: Send + Sync {
     /// lease is granted, renewed and checked by it, so no node's clock matters.
     fn now_ms(&self) -> &'static str;
 
-    /// The statement that moves the oldest QUEUED job to STARTED for `node` under a lease of
-    /// `lease_ms` and returns its row.
-    fn claim(&self, node: &str, lease_ms: i64) -> Statement;
+    /// The statement that moves the oldest QUEUED job of `lane` to STARTED for `node` under a
+    /// lease of `lease_ms` and returns its row.
+    fn claim(&self, node: &str, lease_ms: i64, lane: Lane) -> Statement;
 
     /// The numbered parameter of position `n` (from 1).
     fn param(&self, n: usize) -> String;
@@ -80,8 +80,8 @@ pub(super) fn for_url(url: &str) -> Box<dyn Driver> {
 }
 
 /// The claim shared by both databases but for the row lock PostgreSQL adds: the oldest QUEUED
-/// job becomes STARTED, leased from the database's clock.
-fn claim_sql(now: &str, p: impl Fn(usize) -> String, lock: &str) -> String {
+/// job of `lane` becomes STARTED, leased from the database's clock.
+fn claim_sql(now: &str, p: impl Fn(usize) -> String, lock: &str, lane: Lane) -> String {
     // The state machine allows this move; a compile-time check keeps the SQL honest.
     const _: () =
         assert!(crate::domain::JobStatus::Queued.can_move_to(crate::domain::JobStatus::Started));
@@ -90,11 +90,27 @@ fn claim_sql(now: &str, p: impl Fn(usize) -> String, lock: &str) -> String {
          lease_expires_at = {now} + {len}, heartbeat_at = {now}, started_at = {now}, \
          finished_at = NULL, updated_at = {now}, phase = 'Starting', current_stage = 0, \
          progress_amount = 0, progress_total = NULL, version = version + 1 \
-         WHERE id = (SELECT id FROM jobs WHERE status = 'QUEUED' ORDER BY id LIMIT 1 {lock}) \
-         AND status = 'QUEUED' RETURNING *",
+         WHERE id = (SELECT id FROM jobs WHERE status = 'QUEUED' AND {lane} \
+         ORDER BY id LIMIT 1 {lock}) AND status = 'QUEUED' RETURNING *",
         node = p(1),
         len = p(2),
+        lane = lane_sql(lane),
     )
+}
+
+/// The claim's condition on a job's lane: its operation is (control) or is not (work) one of
+/// the control lane's. The names are plain lower-case constants (a test in `domain::lane` keeps
+/// them so), written as literals.
+fn lane_sql(lane: Lane) -> String {
+    let names = crate::domain::lane::CONTROL_OPERATIONS
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match lane {
+        Lane::Work => format!("operation NOT IN ({names})"),
+        Lane::Control => format!("operation IN ({names})"),
+    }
 }
 
 /// How long an idle pooled connection to a busy database may wait (shared by both).

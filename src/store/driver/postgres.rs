@@ -12,7 +12,7 @@ use sea_orm::{
 use super::super::listen::{self, CHANNEL};
 use super::super::{submit, Backend, Result, Store, StoreError};
 use super::{base_options, claim_sql, nodelay, Driver, CATALOG_INSERT, CATALOG_UPDATE};
-use crate::domain::{Job, ToolRow};
+use crate::domain::{Job, Lane, ToolRow};
 
 pub(in crate::store) struct Postgres;
 
@@ -52,9 +52,14 @@ impl Driver for Postgres {
         "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
     }
 
-    fn claim(&self, node: &str, lease_ms: i64) -> Statement {
+    fn claim(&self, node: &str, lease_ms: i64, lane: Lane) -> Statement {
         // Many instances claim at once without blocking each other.
-        let sql = claim_sql(self.now_ms(), |n| self.param(n), "FOR UPDATE SKIP LOCKED");
+        let sql = claim_sql(
+            self.now_ms(),
+            |n| self.param(n),
+            "FOR UPDATE SKIP LOCKED",
+            lane,
+        );
         Statement::from_sql_and_values(DbBackend::Postgres, sql, [node.into(), lease_ms.into()])
     }
 

@@ -11,7 +11,7 @@ use sea_orm::{
 use super::super::entities::jobs;
 use super::super::{submit, to_active, Backend, Result, Store, StoreError};
 use super::{base_options, claim_sql, Driver, CATALOG_INSERT, CATALOG_UPDATE};
-use crate::domain::{Job, ToolRow};
+use crate::domain::{Job, Lane, ToolRow};
 
 pub(in crate::store) struct Sqlite;
 
@@ -49,9 +49,9 @@ impl Driver for Sqlite {
         "CAST(unixepoch('subsec') * 1000 AS INTEGER)"
     }
 
-    fn claim(&self, node: &str, lease_ms: i64) -> Statement {
+    fn claim(&self, node: &str, lease_ms: i64, lane: Lane) -> Statement {
         // SQLite serialises writers, so a plain conditional UPDATE is enough.
-        let sql = claim_sql(self.now_ms(), |n| self.param(n), "");
+        let sql = claim_sql(self.now_ms(), |n| self.param(n), "", lane);
         Statement::from_sql_and_values(DbBackend::Sqlite, sql, [node.into(), lease_ms.into()])
     }
 
