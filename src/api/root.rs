@@ -80,6 +80,7 @@ impl RootApi {
                         Some("text/event-stream"),
                     ),
                     get_link("operations", format!("{b}/api/v1/operations"), m),
+                    post("actions", format!("{b}/api/v1/jobs/actions")),
                     post("imports", format!("{b}/api/v1/imports")),
                     post("comparisons", format!("{b}/api/v1/comparisons")),
                     post("exports", format!("{b}/api/v1/exports")),

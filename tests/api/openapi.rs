@@ -36,6 +36,7 @@ async fn checked_in_openapi_matches_the_served_one() {
     for rel in [
         "jobs",
         "events",
+        "actions",
         "operations",
         "imports",
         "comparisons",

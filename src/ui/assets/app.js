@@ -209,13 +209,21 @@ function listFilters() {
   return q;
 }
 
-/** One stream of the collection's changes, with the filters of the list shown: rows change as
- *  their jobs do, and new jobs appear on the page where they belong. */
+// The filters a job can move in or out of as it changes; the list applies them to the stream's
+// events itself, so that a row whose job leaves them is dropped (the stream would not send its
+// change: it never sent that job).
+const MOVING = ["status", "finishedAfter", "finishedBefore"];
+
+/** One stream of the collection's changes, with the filters of the list shown that never change
+ *  for a job (operation, correlation id, search, creation window): rows change as their jobs do,
+ *  and new jobs appear on the page where they belong. */
 function followCollection() {
   const events = link(state.root, "events");
   if (!events || !state.listUrl) return;
   const url = new URL(events.href);
-  url.search = listFilters().toString();
+  const q = listFilters();
+  for (const name of MOVING) q.delete(name);
+  url.search = q.toString();
   if (state.feed && state.feedHref === url.href) return;
   state.feed?.stop();
   state.feedHref = url.href;
@@ -248,11 +256,24 @@ function dropRow(jobId) {
   showCount();
 }
 
+/** Whether `job` is in the list's filters that change with a job (see `MOVING`). */
+function inMovingFilters(job) {
+  const q = listFilters();
+  const statuses = q.getAll("status").flatMap((s) => s.split(","));
+  if (statuses.length > 0 && !statuses.includes(job.jobStatus)) return false;
+  const finished = job.finishedTime ? Date.parse(job.finishedTime) : null;
+  const after = q.get("finishedAfter");
+  const before = q.get("finishedBefore");
+  if ((after || before) && finished === null) return false;
+  if (after && !(finished > Date.parse(after))) return false;
+  if (before && !(finished < Date.parse(before))) return false;
+  return true;
+}
+
 /** A change from the collection's stream. */
 function onListJob(job) {
-  const statuses = listFilters().getAll("status").flatMap((s) => s.split(","));
-  if (statuses.length > 0 && !statuses.includes(job.jobStatus)) {
-    // It left the filter.
+  if (!inMovingFilters(job)) {
+    // Not (or no longer) in the list.
     dropRow(job.jobId);
     return;
   }
@@ -441,8 +462,14 @@ function renderActions(o, job) {
 }
 
 function confirmDelete(job) {
+  return confirmAction(`Delete ${job.operation} job #${job.taskId} and its files? It is cancelled first if it runs.`, "Delete");
+}
+
+/** Ask before an action: `text`, answered by a button named `yes` or "Keep it". */
+function confirmAction(text, yes) {
   const dialog = $("#confirm");
-  $("#confirm-text").textContent = `Delete ${job.operation} job #${job.taskId} and its files? It is cancelled first if it runs.`;
+  $("#confirm-text").textContent = text;
+  $("#confirm-yes").textContent = yes;
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true });
     dialog.returnValue = "";
@@ -589,6 +616,51 @@ function appendLine(o, m) {
     h("li", { class: `msg l-${String(m.level).toLowerCase()}`, "data-seq": m.seq },
       h("span", { class: "msg-meta" }, timeEl(m.time), ` · ${m.level} · ${m.kind} · attempt ${m.attempt}`),
       h("span", { class: "msg-text" }, m.text)));
+}
+
+// ---------------------------------------------------------------- bulk actions
+
+const BULK = {
+  cancel: ["Cancel", "cancelled"],
+  restart: ["Restart", "run again (those that ended before now)"],
+  delete: ["Delete", "deleted with their files"],
+};
+
+/** The list's filters as a bulk action's `filter`. */
+function bulkFilter() {
+  const q = listFilters();
+  const filter = {};
+  const statuses = q.getAll("status").flatMap((s) => s.split(","));
+  if (statuses.length > 0) filter.status = statuses;
+  for (const name of ["operation", "correlationId", "search", "createdAfter", "createdBefore", "finishedAfter", "finishedBefore"]) {
+    const v = q.get(name);
+    if (v) filter[name] = v;
+  }
+  return filter;
+}
+
+/** Act on every job the list's filters match: a bulk action, which is a job of its own, opened
+ *  in the detail with its progress and log. */
+async function bulkAction(action, button) {
+  const target = link(state.root, "actions");
+  if (!target) { showProblem(new Problem({ title: "No actions link", detail: "The entry point has no `actions` link." })); return; }
+  const [verb, done] = BULK[action];
+  const n = state.count;
+  const what = n !== undefined ? `the ${n} job${n === 1 ? "" : "s"}` : "every job";
+  if (!(await confirmAction(`${verb} ${what} matching these filters? They will be ${done}.`, `${verb} all`))) return;
+  button.disabled = true;
+  try {
+    const body = JSON.stringify({ action, filter: bulkFilter() });
+    const response = await send(target.href, { method: "POST", body, headers: { "Content-Type": "application/json" } });
+    const location = response.headers.get("Location");
+    const job = await response.json();
+    clearProblem();
+    await openJob(location ? new URL(location, target.href).href : link(job, "self").href);
+  } catch (e) {
+    showProblem(e);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 // ---------------------------------------------------------------- submissions
@@ -767,6 +839,9 @@ function init() {
   $("#list-refresh").addEventListener("click", () => loadList());
   $("#page-prev").addEventListener("click", () => state.pageLinks?.prev && loadList(state.pageLinks.prev.href));
   $("#page-next").addEventListener("click", () => state.pageLinks?.next && loadList(state.pageLinks.next.href));
+  for (const b of document.querySelectorAll(".bulk button[data-action]")) {
+    b.addEventListener("click", () => bulkAction(b.dataset.action, b));
+  }
   $("#compare-form").addEventListener("submit", onCompare);
   $("#import-form").addEventListener("submit", onImport);
   start();
