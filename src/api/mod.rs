@@ -461,18 +461,20 @@ impl Allowed {
     }
 
     /// The documented path `path` matches (`{name}` matches any one segment): its template, its
-    /// methods.
+    /// methods. Where several do, the one with the most literal segments, as the router picks
+    /// it (`/api/v1/jobs/actions` is not a job `{id}`).
     fn find(&self, path: &str) -> Option<(&str, &str)> {
         let segs: Vec<&str> = path.split('/').collect();
         self.0
             .iter()
-            .find(|(_, tpl, _)| {
+            .filter(|(_, tpl, _)| {
                 tpl.len() == segs.len()
                     && tpl
                         .iter()
                         .zip(&segs)
                         .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
             })
+            .min_by_key(|(_, tpl, _)| tpl.iter().filter(|t| t.starts_with('{')).count())
             .map(|(t, _, m)| (t.as_str(), m.as_str()))
     }
 

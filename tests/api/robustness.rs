@@ -1060,11 +1060,22 @@ async fn schema_fuzzing_findings_stay_fixed() {
     let id = uuid::Uuid::now_v7();
     let r = app
         .http
-        .request(trace, app.url(&format!("/api/v1/jobs/{id}/cancel")))
+        .request(trace.clone(), app.url(&format!("/api/v1/jobs/{id}/cancel")))
         .send()
         .await
         .unwrap();
     assert_eq!(r.headers()["allow"], "POST");
+    // A literal segment is its own path, not a value of the `{id}` beside it.
+    for m in [trace, reqwest::Method::OPTIONS, reqwest::Method::GET] {
+        let r = app
+            .http
+            .request(m.clone(), app.url("/api/v1/jobs/actions"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{m}");
+        assert_eq!(r.headers()["allow"], "POST", "{m}");
+    }
 
     // A `format` not offered is a 406, also where `format` is a documented parameter.
     for path in [
