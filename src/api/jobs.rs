@@ -578,22 +578,21 @@ impl JobsApi {
     ) -> ApiResult<JobListDoc> {
         let run = async {
             let enc = negotiate(req)?;
-            let mut f = filter(
-                &key,
-                &status
-                    .iter()
-                    .flatten()
-                    .map(|s| s.0.clone())
-                    .collect::<Vec<_>>(),
-                &operation,
-                &correlation_id,
-                &time_text(&created_after),
-                &time_text(&created_before),
-                &time_text(&finished_after),
-                &time_text(&finished_before),
-            )?;
-            f.search =
-                crate::domain::search_prefix(search.0.as_deref()).map_err(Problem::bad_request)?;
+            // The query's filters read as a body's are: one reading, `AuditFilter::for_caller`.
+            let f = super::exports::AuditFilter {
+                status: status
+                    .0
+                    .clone()
+                    .map(|v| v.into_iter().map(|s| s.0).collect()),
+                operation: operation.0.clone(),
+                correlation_id: correlation_id.0.clone(),
+                created_after: created_after.0.clone(),
+                created_before: created_before.0.clone(),
+                finished_after: finished_after.0.clone(),
+                finished_before: finished_before.0.clone(),
+                search: search.0.clone(),
+            }
+            .for_caller(&key)?;
             let descending = match sort.0.as_deref() {
                 None | Some("createdTime") | Some("+createdTime") => false,
                 Some("-createdTime") => true,

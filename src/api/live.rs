@@ -18,9 +18,8 @@ use uuid::Uuid;
 
 use super::access::{Key, Read};
 use super::docs::{JobDoc, MessageDoc};
-use super::jobs::filter;
 use super::signals::{async_stream_of, JobEvent};
-use super::wire::{base_url, time_text, Problem, StatusText, TimeText};
+use super::wire::{base_url, Problem, StatusText, TimeText};
 use super::{ApiTags, AppState};
 use crate::domain::{job_href, ChangePoint, Message};
 use crate::engine::FeedItem;
@@ -92,22 +91,21 @@ impl LiveApi {
         last_event_id: Header<Option<String>>,
     ) -> Result<Live<CollectionStream>, Problem> {
         let run = async {
-            let mut f = filter(
-                &key,
-                &status
-                    .iter()
-                    .flatten()
-                    .map(|s| s.0.clone())
-                    .collect::<Vec<_>>(),
-                &operation,
-                &correlation_id,
-                &time_text(&created_after),
-                &time_text(&created_before),
-                &time_text(&finished_after),
-                &time_text(&finished_before),
-            )?;
-            f.search =
-                crate::domain::search_prefix(search.0.as_deref()).map_err(Problem::bad_request)?;
+            // The query's filters read as a body's are: one reading, `AuditFilter::for_caller`.
+            let f = super::exports::AuditFilter {
+                status: status
+                    .0
+                    .clone()
+                    .map(|v| v.into_iter().map(|s| s.0).collect()),
+                operation: operation.0.clone(),
+                correlation_id: correlation_id.0.clone(),
+                created_after: created_after.0.clone(),
+                created_before: created_before.0.clone(),
+                finished_after: finished_after.0.clone(),
+                finished_before: finished_before.0.clone(),
+                search: search.0.clone(),
+            }
+            .for_caller(&key)?;
             let resume = match last_event_id.0.as_deref().map(str::trim) {
                 None | Some("") => None,
                 Some(v) => Some(ChangePoint::decode(v).ok_or_else(|| {

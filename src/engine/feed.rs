@@ -24,7 +24,7 @@ use crate::domain::{ChangePoint, Job, JobFilter, JobStatus, Message, OutputFile}
 use crate::store::Ring;
 
 /// How far before its point a resumed feed (or a catch-up) reads again.
-pub const SLACK_MS: i64 = 5_000;
+const SLACK_MS: i64 = 5_000;
 /// How often a feed reads the range of changes whatever the bell said.
 const CATCH_UP: Duration = Duration::from_secs(10);
 /// Rings are gathered this long and the jobs they name read in one query.

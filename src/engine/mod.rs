@@ -8,7 +8,7 @@ pub mod maintenance;
 mod signals;
 mod worker;
 
-pub use feed::{FeedItem, SLACK_MS};
+pub use feed::FeedItem;
 pub use signals::{DeliveryConfig, DeliveryMetrics};
 
 use std::collections::HashMap;

@@ -308,6 +308,19 @@ async fn search_by_id_or_correlation_prefix(b: &'static str) {
         seen.iter().all(|e| e.data["correlationId"] == "Needle-7"),
         "{seen:#?}"
     );
+    // A bulk action's filter takes `search` too: it deletes the haystack and nothing else.
+    let r = app
+        .post_json(
+            "/api/v1/jobs/actions",
+            &json!({"action": "delete", "filter": {"search": "HAY"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let done = app.wait_end(&location(&r)).await;
+    assert_eq!(done["jobStatus"], "SUCCESS", "{done}");
+    assert_eq!(done["summary"]["acted"], 1, "{done}");
+    assert_eq!(found("hay".into()).await, Vec::<String>::new());
+    assert_eq!(found("needle".into()).await, ["Needle-7"]);
     app.stop().await;
 }
 crate::per_backend!(search_by_id_or_correlation_prefix);
