@@ -19,6 +19,17 @@ pub enum Role {
     Worker,
 }
 
+impl Role {
+    /// Its name, as `LONGRUN_ROLE` takes it and `GET /api/v1/stats` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        }
+    }
+}
+
 /// The flags of `longrun serve` (each also read from its environment variable).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {

@@ -250,6 +250,9 @@ impl App {
         let hearing = self.engine.start_listener();
         tracing::info!(%addr, role = ?self.config.role, "longrun listening");
         let stop = tokio_util::sync::CancellationToken::new();
+        let presence = self
+            .engine
+            .start_presence(self.config.role.as_str(), stop.clone());
         let stop2 = stop.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -282,6 +285,7 @@ impl App {
             task.abort();
         }
         poller.abort();
+        let _ = presence.await;
         if let Some(l) = hearing {
             l.abort();
         }

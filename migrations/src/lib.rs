@@ -10,6 +10,7 @@ mod m0005_tenants;
 mod m0006_delivery_tokens;
 mod m0007_file_attempt;
 mod m0008_jobs_updated;
+mod m0009_stats;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_delivery_tokens::Migration),
             Box::new(m0007_file_attempt::Migration),
             Box::new(m0008_jobs_updated::Migration),
+            Box::new(m0009_stats::Migration),
         ]
     }
 }

@@ -120,10 +120,11 @@ const ANSWERS: &[Answer] = &[
             "jobEvents",
             "getJobMessages",
             "streamEvents",
+            "getStats",
         ]),
         statuses: &["200", "202", "304"],
         always: false,
-        description: "`no-cache`: the document (or event stream) changes while the job runs.",
+        description: "`no-cache`: the document (or event stream) changes as jobs move.",
     },
     Answer {
         name: "Retry-After",

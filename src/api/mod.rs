@@ -16,6 +16,7 @@ mod live;
 mod prometheus;
 mod root;
 mod signals;
+mod stats;
 mod strict;
 pub mod wire;
 
@@ -79,6 +80,7 @@ type Apis = (
     jobs::JobsApi,
     signals::EventsApi,
     live::LiveApi,
+    stats::StatsApi,
     imports::ImportsApi,
     comparisons::ComparisonsApi,
     exports::ExportsApi,
@@ -102,6 +104,9 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             live::LiveApi {
+                state: state.clone(),
+            },
+            stats::StatsApi {
                 state: state.clone(),
             },
             imports::ImportsApi {

@@ -79,6 +79,7 @@ impl RootApi {
                         format!("{b}/api/v1/events"),
                         Some("text/event-stream"),
                     ),
+                    get_link("stats", format!("{b}/api/v1/stats"), m),
                     get_link("operations", format!("{b}/api/v1/operations"), m),
                     post("actions", format!("{b}/api/v1/jobs/actions")),
                     post("imports", format!("{b}/api/v1/imports")),

@@ -5,6 +5,7 @@ pub(crate) mod job;
 pub mod lane;
 mod lease;
 pub mod signals;
+pub mod stats;
 mod status;
 mod tool;
 

@@ -6,6 +6,7 @@ mod feed;
 mod host;
 pub mod maintenance;
 mod signals;
+mod stats;
 mod worker;
 
 pub use feed::FeedItem;

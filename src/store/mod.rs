@@ -10,6 +10,7 @@ mod keys;
 mod listen;
 mod outbox;
 mod run;
+mod stats;
 mod submit;
 mod tools;
 
@@ -175,34 +176,16 @@ impl Store {
             .collect()
     }
 
-    /// Stored jobs (tombstones aside) by tenant, status and operation.
+    /// Stored jobs (tombstones aside) by tenant, status and operation, from the counts the
+    /// database keeps (`stats.rs`), not by counting jobs.
     pub async fn count_by_status(&self) -> Result<Vec<(String, String, String, i64)>> {
-        let rows: Vec<(Option<String>, String, String, i64)> = jobs::Entity::find()
-            .select_only()
-            .column(jobs::Column::Owner)
-            .column(jobs::Column::Status)
-            .column(jobs::Column::Operation)
-            .column_as(jobs::Column::Id.count(), "n")
-            .filter(jobs::Column::Status.ne(JobStatus::Deleted.as_str()))
-            .group_by(jobs::Column::Owner)
-            .group_by(jobs::Column::Status)
-            .group_by(jobs::Column::Operation)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        // Jobs made before tenants existed belong to the open tenant.
-        let mut out: Vec<(String, String, String, i64)> = Vec::with_capacity(rows.len());
-        for (owner, status, op, n) in rows {
-            let owner = owner.unwrap_or_else(|| crate::domain::access::OPEN_TENANT.into());
-            match out
-                .iter_mut()
-                .find(|r| r.0 == owner && r.1 == status && r.2 == op)
-            {
-                Some(r) => r.3 += n,
-                None => out.push((owner, status, op, n)),
-            }
-        }
-        Ok(out)
+        Ok(self
+            .job_counts(None)
+            .await?
+            .into_iter()
+            .filter(|r| r.status != JobStatus::Deleted.as_str())
+            .map(|r| (r.owner, r.status, r.operation, r.n))
+            .collect())
     }
 
     /// A cheap round trip, for readiness.

@@ -523,6 +523,14 @@ fn rows() -> Vec<Row> {
             200,
             Collection,
         ),
+        row(
+            "getStats",
+            M::GET,
+            "/api/v1/stats",
+            Some("read"),
+            200,
+            Collection,
+        ),
         with(
             row(
                 "submitImport",

@@ -145,7 +145,7 @@ async fn every_operation_has_examples_and_its_request_examples_are_accepted() {
             }
         }
     }
-    assert_eq!(ops, 37);
+    assert_eq!(ops, 38);
 
     // Each checked-in example is on its operation in the served document.
     let examples: Value =
@@ -1111,6 +1111,8 @@ async fn capture_examples() {
     // Seed 003's tasks and seed 001's background requests.
     c.get_both("listTasks", "/tasks?limit=2").await;
     c.get_both("listJobs", "/api/v1/jobs?operation=import&limit=2")
+        .await;
+    c.get_both("getStats", "/api/v1/stats?minutes=3&hours=2")
         .await;
     let (_, bgr, _) = c
         .call(

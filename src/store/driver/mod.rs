@@ -45,6 +45,11 @@ pub(super) trait Driver: Send + Sync {
     /// The numbered parameter of position `n` (from 1).
     fn param(&self, n: usize) -> String;
 
+    /// What a subquery that picks rows to change adds so that writers of several instances
+    /// take rows no other holds instead of waiting for them (PostgreSQL's `FOR UPDATE SKIP
+    /// LOCKED`; nothing where writers take turns).
+    fn skip_locked(&self) -> &'static str;
+
     /// Apply every pending migration (several instances may start at once).
     async fn migrate(&self, store: &Store) -> Result<()>;
 

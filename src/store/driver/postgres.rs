@@ -54,17 +54,16 @@ impl Driver for Postgres {
 
     fn claim(&self, node: &str, lease_ms: i64, lane: Lane) -> Statement {
         // Many instances claim at once without blocking each other.
-        let sql = claim_sql(
-            self.now_ms(),
-            |n| self.param(n),
-            "FOR UPDATE SKIP LOCKED",
-            lane,
-        );
+        let sql = claim_sql(self.now_ms(), |n| self.param(n), self.skip_locked(), lane);
         Statement::from_sql_and_values(DbBackend::Postgres, sql, [node.into(), lease_ms.into()])
     }
 
     fn param(&self, n: usize) -> String {
         format!("${n}")
+    }
+
+    fn skip_locked(&self) -> &'static str {
+        "FOR UPDATE SKIP LOCKED"
     }
 
     /// Several instances may start at once: an advisory lock held for the migrating

@@ -51,12 +51,16 @@ impl Driver for Sqlite {
 
     fn claim(&self, node: &str, lease_ms: i64, lane: Lane) -> Statement {
         // SQLite serialises writers, so a plain conditional UPDATE is enough.
-        let sql = claim_sql(self.now_ms(), |n| self.param(n), "", lane);
+        let sql = claim_sql(self.now_ms(), |n| self.param(n), self.skip_locked(), lane);
         Statement::from_sql_and_values(DbBackend::Sqlite, sql, [node.into(), lease_ms.into()])
     }
 
     fn param(&self, n: usize) -> String {
         format!("?{n}")
+    }
+
+    fn skip_locked(&self) -> &'static str {
+        ""
     }
 
     async fn migrate(&self, store: &Store) -> Result<()> {
