@@ -12,7 +12,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`; the PostgreSQL half is skipped when it cannot be
 //! reached), `LONGRUN_BENCH_RUNS` (runs of each measurement, default 3; the table shows the median
 //! and the min–max), `LONGRUN_BENCH_ONLY` (a comma list of sections: submissions, polls, noop,
-//! audit, import, compare), `LONGRUN_BENCH_BACKENDS` (sqlite, postgres), `LONGRUN_BENCH_BIN` (another
+//! audit, stats, import, compare), `LONGRUN_BENCH_BACKENDS` (sqlite, postgres), `LONGRUN_BENCH_BIN` (another
 //! build of `longrun` to measure, such as one with frame pointers for `perf`). Prints one markdown
 //! table per backend.
 
@@ -47,6 +47,11 @@ struct Server {
 
 impl Server {
     async fn start(db: &str, dir: &std::path::Path) -> Server {
+        Server::start_with(db, dir, &[]).await
+    }
+
+    /// Start with settings of its own besides the inherited ones.
+    async fn start_with(db: &str, dir: &std::path::Path, envs: &[(&str, &str)]) -> Server {
         let port = free_port();
         // Another build of the binary may be measured instead (one with frame pointers, for perf).
         let bin = std::env::var("LONGRUN_BENCH_BIN")
@@ -60,6 +65,7 @@ impl Server {
                 format!("file://{}/objects", dir.display()),
             )
             .env("RUST_LOG", "warn")
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -446,6 +452,99 @@ async fn seed_jobs(db: &str, n: u64) {
     conn.close().await.ok();
 }
 
+/// What a busy service keeps for `GET /api/v1/stats` besides its jobs: 10,000 queued jobs of four
+/// operations and three tenants, and a full 48 hours of ends (per minute for the last two hours,
+/// per hour before) of each in each end status, with run times in 16 buckets per ten minutes.
+async fn seed_stats(db: &str) {
+    let conn = Database::connect(db).await.unwrap();
+    let ops = ["noop", "import", "export", "compare"];
+    let tenants = ["default", "blue", "green"];
+    let mut queued = Vec::new();
+    for i in 0..10_000u64 {
+        queued.push(format!(
+            "('00000000-0000-7000-9000-{i:012}', 'Q{i}', '{}', 'QUEUED', {t}, {t}, 'q{i}', '{{}}', 1, 0, '{}')",
+            ops[(i % 4) as usize],
+            tenants[(i % 3) as usize],
+            t = 1_800_000_000_000u64 + i,
+        ));
+    }
+    for chunk in queued.chunks(1000) {
+        conn.execute_unprepared(&format!(
+            "INSERT INTO jobs (id, reference, operation, status, created_at, updated_at, correlation_id, input, total_stages, current_stage, owner) VALUES {}",
+            chunk.join(", ")
+        ))
+        .await
+        .unwrap();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // As the fold keeps them: per minute (two hours) and per hour (49 hours), the ends by tenant
+    // and status; per ten minutes (two hours), the run times of SUCCESS and FAILED by
+    // tenant, operation and each of 16 run-time buckets.
+    let mut rows = Vec::new();
+    for (span, len, n) in [("m", 60_000i64, 120i64), ("h", 3_600_000, 49)] {
+        let last = now - now % len;
+        for k in 0..n {
+            for tenant in tenants {
+                for status in ["SUCCESS", "FAILED", "CANCELLED"] {
+                    rows.push(format!(
+                        "('{span}', {}, '{tenant}', '', '{status}', -1, {})",
+                        last - k * len,
+                        1 + k % 7
+                    ));
+                }
+            }
+        }
+    }
+    let last = now - now % 600_000;
+    for k in 0..12 {
+        for op in ops {
+            for tenant in tenants {
+                for bucket in 20..36 {
+                    rows.push(format!(
+                        "('r', {}, '{tenant}', '{op}', '', {bucket}, {})",
+                        last - k * 600_000,
+                        1 + (k + bucket) % 7
+                    ));
+                }
+            }
+        }
+    }
+    for chunk in rows.chunks(1000) {
+        conn.execute_unprepared(&format!(
+            "INSERT INTO job_end_buckets (span, start, owner, operation, status, bucket, n) VALUES {}",
+            chunk.join(", ")
+        ))
+        .await
+        .unwrap();
+    }
+    conn.close().await.ok();
+}
+
+/// Seconds until the counts the database appended are folded (none left to add at a read).
+async fn wait_folded(db: &str) -> f64 {
+    let conn = Database::connect(db).await.unwrap();
+    let t = Instant::now();
+    loop {
+        let row = conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                conn.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM job_count_deltas",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        if row.try_get::<i64>("", "n").unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    conn.close().await.ok();
+    t.elapsed().as_secs_f64()
+}
+
 /// The audit list (one filter, limit 100), 8 clients: p50 and p99 in ms.
 /// Set the input of the first 1,000 FAILED jobs (the ones the audit list pages through).
 async fn big_inputs(db: &str, input: &str) {
@@ -682,6 +781,88 @@ async fn run_backend(
                 spread(&p99, 2)
             );
         }
+        drop(server);
+    }
+
+    if wanted("stats") {
+        let dir2 = tempfile::tempdir().unwrap();
+        let url = db().await;
+        drop(Server::start(&url, dir2.path()).await);
+        let t = Instant::now();
+        seed_jobs(&url, n_jobs).await;
+        seed_stats(&url).await;
+        let seeded = t.elapsed().as_secs_f64();
+        // An API-only instance, so the queued jobs stay queued.
+        let server = Server::start_with(&url, dir2.path(), &[("LONGRUN_ROLE", "api")]).await;
+        // The first read adds every count the seeding appended and no instance folded yet.
+        let http = reqwest::Client::new();
+        let t = Instant::now();
+        let first = http
+            .get(format!("{}/api/v1/stats", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(first.status(), 200);
+        let doc: Value = first.json().await.unwrap();
+        let cold = t.elapsed().as_secs_f64() * 1000.0;
+        assert_eq!(doc["total"].as_u64().unwrap(), n_jobs + 10_000, "{doc}");
+        let folded = wait_folded(&url).await;
+        for (what, path) in [
+            ("every tenant", "/api/v1/stats"),
+            ("one tenant", "/api/v1/stats?tenant=blue"),
+        ] {
+            let (mut r, mut p50, mut p99) = (vec![], vec![], vec![]);
+            for _ in 0..runs {
+                let (a, b, c) = poll_load(&format!("{}{path}", server.base), 8, secs).await;
+                r.push(a);
+                p50.push(b);
+                p99.push(c);
+            }
+            println!(
+                "| `GET /api/v1/stats` ({what}), {n_jobs} ended and 10,000 queued jobs stored, 48 h of ends, 8 clients | {} /s, p50 {} ms, p99 {} ms (first read, nothing folded yet: {cold:.0} ms; folded in {folded:.1} s; seeded in {seeded:.1} s) |",
+                spread(&r, 0),
+                spread(&p50, 2),
+                spread(&p99, 2)
+            );
+        }
+        // The same while the collection changes: a job submitted every 20 ms, so a read is
+        // shared at most until the next change (the readers that arrive together still share).
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (stop, http, base) = (stop.clone(), http.clone(), server.base.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let r = http
+                        .post(format!("{base}/api/v1/jobs"))
+                        .json(&json!({"operation": "noop"}))
+                        .send()
+                        .await;
+                    if r.map(|r| r.status().as_u16() == 201).unwrap_or(false) {
+                        n += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                n
+            })
+        };
+        let started = Instant::now();
+        let (mut r, mut p50, mut p99) = (vec![], vec![], vec![]);
+        for _ in 0..runs {
+            let (a, b, c) = poll_load(&format!("{}/api/v1/stats", server.base), 8, secs).await;
+            r.push(a);
+            p50.push(b);
+            p99.push(c);
+        }
+        stop.store(true, Ordering::Relaxed);
+        let written = writer.await.unwrap_or(0);
+        let rate = written as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "| `GET /api/v1/stats` (every tenant), the same while {rate:.0} jobs/s are submitted | {} /s, p50 {} ms, p99 {} ms |",
+            spread(&r, 0),
+            spread(&p50, 2),
+            spread(&p99, 2)
+        );
         drop(server);
     }
 

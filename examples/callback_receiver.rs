@@ -3,7 +3,12 @@
 //!
 //! ```sh
 //! cargo run --example callback_receiver -- 127.0.0.1:9000 whsec_…   # the service's secret
+//! cargo run --example callback_receiver -- 127.0.0.1:9000 whsec_new,whsec_old   # while rotating
 //! ```
+//!
+//! During a rotation the service signs each delivery with every secret it is given
+//! (`LONGRUN_WEBHOOK_SECRET=new,old`), and this receiver accepts a delivery that any one of its
+//! own secrets verifies: so either side may switch first.
 //!
 //! Answers 204 for a good delivery, 401 for a bad signature or a timestamp off by more than five
 //! minutes (the service then retries, and logs each try on the job's messages).
@@ -11,17 +16,17 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use longrun::domain::signals::{secret_key, sign};
+use longrun::domain::signals::{secret_keys, sign};
 use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{handler, EndpointExt, Request, Route, Server};
 
 struct State {
-    key: Vec<u8>,
+    keys: Vec<Vec<u8>>,
     seen: Mutex<HashSet<String>>,
 }
 
-fn verify(key: &[u8], req: &Request, body: &str) -> Result<String, String> {
+fn verify(keys: &[Vec<u8>], req: &Request, body: &str) -> Result<String, String> {
     let h = |n: &str| {
         req.headers()
             .get(n)
@@ -36,9 +41,16 @@ fn verify(key: &[u8], req: &Request, body: &str) -> Result<String, String> {
     if (chrono::Utc::now().timestamp() - ts).abs() > 300 {
         return Err("timestamp too far from now".into());
     }
-    let expected = sign(key, &id, ts, body.as_bytes());
-    // The header may carry several space-separated signatures (during a secret rotation).
-    if h("webhook-signature")?.split(' ').any(|s| s == expected) {
+    let expected: Vec<String> = keys
+        .iter()
+        .map(|k| sign(k, &id, ts, body.as_bytes()))
+        .collect();
+    // The header may carry several space-separated signatures (during a secret rotation); one
+    // made with any of this receiver's keys is enough.
+    if h("webhook-signature")?
+        .split(' ')
+        .any(|s| expected.iter().any(|e| e == s))
+    {
         Ok(id)
     } else {
         Err("no matching signature".into())
@@ -47,7 +59,7 @@ fn verify(key: &[u8], req: &Request, body: &str) -> Result<String, String> {
 
 #[handler]
 fn receive(req: &Request, body: String, state: Data<&Arc<State>>) -> StatusCode {
-    match verify(&state.key, req, &body) {
+    match verify(&state.keys, req, &body) {
         Err(why) => {
             println!("REFUSED {} {}: {why}", req.method(), req.uri());
             StatusCode::UNAUTHORIZED
@@ -75,10 +87,10 @@ async fn main() -> std::io::Result<()> {
     let secret = args
         .next()
         .or_else(|| std::env::var("LONGRUN_WEBHOOK_SECRET").ok())
-        .expect("give the service's whsec_… secret as the second argument");
-    let key = secret_key(&secret).expect("a whsec_… secret");
+        .expect("give the service's whsec_… secret (or several, comma-separated) as the second argument");
+    let keys = secret_keys(&secret).expect("whsec_… secrets");
     let state = Arc::new(State {
-        key,
+        keys,
         seen: Mutex::new(HashSet::new()),
     });
     println!("receiving on http://{bind}/ (any path)");

@@ -79,6 +79,17 @@ pub struct ServeArgs {
     /// Runs before a job whose worker keeps dying is FAILED [default: 3].
     #[arg(long, env = "LONGRUN_MAX_ATTEMPTS")]
     pub max_attempts: Option<i32>,
+    /// The longest one run of an operation may take, e.g. `compare=10m,import=4h,*=1h`; a
+    /// submission's `timeout` may ask for less [default: none].
+    #[arg(long, env = "LONGRUN_MAX_RUNTIME")]
+    pub max_runtime: Option<String>,
+    /// Jobs one tenant may run at once across every instance [default: no limit].
+    #[arg(long, env = "LONGRUN_TENANT_CONCURRENCY")]
+    pub tenant_concurrency: Option<String>,
+    /// Jobs of an operation that may run at once across every instance, e.g.
+    /// `compare=2,import=4` [default: no limit].
+    #[arg(long, env = "LONGRUN_OPERATION_CONCURRENCY")]
+    pub operation_concurrency: Option<String>,
     /// Time running jobs get to reach a checkpoint at shutdown [default: 20s].
     #[arg(long, env = "LONGRUN_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<String>,
@@ -88,6 +99,10 @@ pub struct ServeArgs {
     /// Time limit of one delivery try [default: 10s].
     #[arg(long, env = "LONGRUN_DELIVERY_TIMEOUT")]
     pub delivery_timeout: Option<String>,
+    /// How long an endpoint's deliveries may fail without a success before it is switched off
+    /// [default: 5d].
+    #[arg(long, env = "LONGRUN_DELIVERY_DISABLE_AFTER")]
+    pub delivery_disable_after: Option<String>,
     /// Largest document a comparison takes per input, e.g. 64MiB [default: 64MiB].
     #[arg(long, env = "LONGRUN_MAX_INPUT_SIZE")]
     pub max_input_size: Option<String>,
@@ -135,9 +150,13 @@ struct FileConfig {
     operator_tenant: Option<String>,
     lease: Option<String>,
     max_attempts: Option<i32>,
+    max_runtime: Option<String>,
+    tenant_concurrency: Option<u32>,
+    operation_concurrency: Option<String>,
     shutdown_grace: Option<String>,
     delivery_retries: Option<String>,
     delivery_timeout: Option<String>,
+    delivery_disable_after: Option<String>,
     max_input_size: Option<String>,
     max_depth: Option<usize>,
     max_body_size: Option<String>,
@@ -168,9 +187,12 @@ pub struct Config {
     pub operator_tenant: Option<String>,
     pub lease: Duration,
     pub max_attempts: i32,
+    pub max_runtime: crate::domain::deadline::MaxRuntime,
+    pub concurrency: crate::domain::concurrency::Concurrency,
     pub shutdown_grace: Duration,
     pub delivery_retries: Vec<Duration>,
     pub delivery_timeout: Duration,
+    pub delivery_disable_after: Duration,
     pub max_input_size: u64,
     pub max_depth: usize,
     pub max_body_size: u64,
@@ -315,6 +337,25 @@ impl Config {
                 .filter(|t| !t.trim().is_empty()),
             lease: d("lease", &args.lease, file.lease, "30s")?,
             max_attempts: args.max_attempts.or(file.max_attempts).unwrap_or(3).max(1),
+            max_runtime: crate::domain::deadline::MaxRuntime::parse(
+                args.max_runtime
+                    .as_deref()
+                    .or(file.max_runtime.as_deref())
+                    .unwrap_or(""),
+            )
+            .map_err(|e| ConfigError(format!("max_runtime: {e}")))?,
+            concurrency: crate::domain::concurrency::Concurrency::parse(
+                &args
+                    .tenant_concurrency
+                    .clone()
+                    .or(file.tenant_concurrency.map(|n| n.to_string()))
+                    .unwrap_or_default(),
+                args.operation_concurrency
+                    .as_deref()
+                    .or(file.operation_concurrency.as_deref())
+                    .unwrap_or(""),
+            )
+            .map_err(ConfigError)?,
             shutdown_grace: d(
                 "shutdown_grace",
                 &args.shutdown_grace,
@@ -333,6 +374,12 @@ impl Config {
                 &args.delivery_timeout,
                 file.delivery_timeout,
                 "10s",
+            )?,
+            delivery_disable_after: d(
+                "delivery_disable_after",
+                &args.delivery_disable_after,
+                file.delivery_disable_after,
+                "5d",
             )?,
             max_input_size: size(
                 "max_input_size",

@@ -132,7 +132,7 @@ impl App {
                     .await?
             }
         };
-        let key = crate::domain::signals::secret_key(&secret).map_err(anyhow::Error::msg)?;
+        let keys = crate::domain::signals::secret_keys(&secret).map_err(anyhow::Error::msg)?;
         let mut registry = Registry::new();
         registry.register(Arc::new(ImportOperation::new(Arc::new(store.clone()))));
         registry.register(Arc::new(ExportOperation::new(Arc::new(store.clone()))));
@@ -166,11 +166,14 @@ impl App {
                 max_attempts: config.max_attempts,
                 grace: config.shutdown_grace,
                 retention: config.retention,
+                max_runtime: config.max_runtime.clone(),
+                concurrency: config.concurrency.clone(),
                 deliveries: crate::engine::DeliveryConfig {
-                    key,
+                    keys,
                     allow_private: config.callback_allow_private,
                     schedule: config.delivery_retries.clone(),
                     timeout: config.delivery_timeout,
+                    disable_after: config.delivery_disable_after,
                     ..Default::default()
                 },
                 ..EngineConfig::default()

@@ -1,9 +1,11 @@
 """A webhook receiver that checks every delivery with the Standard Webhooks reference library.
 
-Usage: python3 tests/receiver.py SECRET
+Usage: python3 tests/receiver.py SECRET [OTHER_SECRET ...]
 Listens on a free loopback port, prints `PORT <n>` first, then one JSON line per request:
-{method, path, headers: {webhook-*, content-type}, body, valid, error}. Answers 204 when the
-signature verifies and 401 when it does not.
+{method, path, headers: {webhook-*, content-type}, body, valid, error, validBy}: `valid` and
+`error` for the first secret, `validBy` whether each secret given verifies it (as receivers each
+holding one of them would see it). Answers 204 when the signature verifies with the first
+secret and 401 when it does not.
 """
 import json
 import sys
@@ -12,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-hook = Webhook(sys.argv[1])
+hooks = [Webhook(s) for s in sys.argv[1:]]
 print_lock = threading.Lock()
 
 
@@ -21,15 +23,18 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length).decode() if length else ""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            # json_parse=False: GET callbacks have an empty body and notifications may be XML.
-            hook.verify(body, headers, json_parse=False)
-            valid, error = True, None
-        except WebhookVerificationError as e:
-            valid, error = False, str(e)
+        outcomes = []
+        for hook in hooks:
+            try:
+                # json_parse=False: GET callbacks have an empty body and notifications may be XML.
+                hook.verify(body, headers, json_parse=False)
+                outcomes.append((True, None))
+            except WebhookVerificationError as e:
+                outcomes.append((False, str(e)))
+        valid, error = outcomes[0]
         kept = {k: v for k, v in headers.items() if k.startswith("webhook-") or k == "content-type"}
         line = {"method": self.command, "path": self.path, "headers": kept, "body": body,
-                "valid": valid, "error": error}
+                "valid": valid, "error": error, "validBy": [v for v, _ in outcomes]}
         with print_lock:  # one whole line per request, whatever the threads do
             print(json.dumps(line), flush=True)
         self.send_response(204 if valid else 401)

@@ -11,6 +11,9 @@ mod m0006_delivery_tokens;
 mod m0007_file_attempt;
 mod m0008_jobs_updated;
 mod m0009_stats;
+mod m0010_queue;
+mod m0011_delivery_attempts;
+mod m0012_endpoints;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -28,6 +31,9 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_file_attempt::Migration),
             Box::new(m0008_jobs_updated::Migration),
             Box::new(m0009_stats::Migration),
+            Box::new(m0010_queue::Migration),
+            Box::new(m0011_delivery_attempts::Migration),
+            Box::new(m0012_endpoints::Migration),
         ]
     }
 }

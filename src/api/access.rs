@@ -62,6 +62,27 @@ impl Caller {
         (self.key.is_none() && !self.in_process) || operator == Some(self.tenant.as_str())
     }
 
+    /// The tenant whose collection-wide numbers or lists (`what`) the caller reads, given the
+    /// `tenant` it asked for: the operator any one or, asking none, every tenant (`None`);
+    /// another caller its own, and naming another is refused with 403. The one reading of
+    /// `?tenant=` for stats, deliveries and endpoints.
+    pub fn tenant_scope(
+        &self,
+        operator: Option<&str>,
+        asked: Option<String>,
+        what: &str,
+    ) -> Result<Option<String>, Problem> {
+        match (asked, self.sees_all_tenants(operator)) {
+            (asked, true) => Ok(asked),
+            (Some(t), false) if t != self.tenant() => Err(Problem::new(
+                403,
+                "forbidden",
+                format!("only a key of the operator's tenant may read another tenant's {what}"),
+            )),
+            (_, false) => Ok(Some(self.tenant().to_string())),
+        }
+    }
+
     /// Whether this is a background request's inner GET.
     pub fn in_process(&self) -> bool {
         self.in_process

@@ -23,7 +23,9 @@ use super::wire::{
 };
 use super::{ApiTags, AppState};
 use crate::compare::{DocFormat, Limits};
-use crate::domain::signals::{AsyncRequest, NotificationTarget, NotifyFormat};
+use crate::domain::signals::{
+    as_priority, as_time, AsyncRequest, NotificationTarget, NotifyFormat,
+};
 use crate::domain::{file_href, job_href, JobStatus};
 use crate::engine::NewJob;
 use crate::operations::compare::{check_documents, CompareOptions, Source, Spec};
@@ -145,6 +147,13 @@ pub struct CompareForm {
     pub ignore_comments: Option<bool>,
     /// Correlation id.
     pub correlation_id: Option<String>,
+    /// Higher runs first, from -10 to 10 (default 0).
+    #[oai(validator(minimum(value = "-10"), maximum(value = "10")))]
+    pub priority: Option<i32>,
+    /// Not started before this RFC 3339 time (makes the request asynchronous).
+    pub not_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// The longest the comparison may run: an ISO 8601 duration (`PT10M`) or seconds.
+    pub timeout: Option<String>,
 }
 
 /// A file part of a form (documented as binary; the form is read by its own parser).
@@ -367,7 +376,11 @@ impl ComparisonsApi {
                 ignore_comments: o.ignore_comments.unwrap_or(false),
             },
             respond_async: r.async_options.is_some(),
-            signals: r.async_options.map(|a| a.to_request()).unwrap_or_default(),
+            signals: r
+                .async_options
+                .map(|a| a.to_request())
+                .transpose()?
+                .unwrap_or_default(),
             correlation: r.correlation_id,
             view: View::default(),
         })
@@ -515,6 +528,21 @@ impl ComparisonsApi {
                 "async" => async_flag = parse_bool(&name, &text()?)?,
                 "callback" => asked.callback = Some(text()?.trim().to_string()).filter(|s| !s.is_empty()),
                 "keepResult" => asked.keep_result = Some(parse_bool(&name, &text()?)?),
+                "priority" => {
+                    asked.priority = as_priority(&Value::String(text()?), "priority")
+                        .map_err(Problem::bad_request)?
+                }
+                "notBefore" => {
+                    asked.not_before = as_time(&Value::String(text()?), "notBefore")
+                        .map_err(Problem::bad_request)?
+                }
+                "timeout" => {
+                    asked.timeout = crate::domain::deadline::as_timeout(
+                        &Value::String(text()?),
+                        "timeout",
+                    )
+                    .map_err(Problem::bad_request)?
+                }
                 "notification" => notification = Some(text()?.trim().to_string()),
                 "notificationFormat" => {
                     notification_format = match text()?.trim() {
@@ -540,7 +568,7 @@ impl ComparisonsApi {
                 "correlationId" => correlation = Some(text()?),
                 other => {
                     return Err(Problem::bad_request(format!(
-                        "unknown form field `{other}`; use inputA, inputB, async, callback, keepResult, notification, notificationFormat, format, keyAttributes, keyFields, ignoreWhitespace, ignoreComments, correlationId"
+                        "unknown form field `{other}`; use inputA, inputB, async, callback, keepResult, priority, notBefore, timeout, notification, notificationFormat, format, keyAttributes, keyFields, ignoreWhitespace, ignoreComments, correlationId"
                     )))
                 }
             }
@@ -557,8 +585,9 @@ impl ComparisonsApi {
             b: b.ok_or_else(|| missing("inputB"))?,
             format,
             options,
+            // A job that is to wait for its time is answered at once.
+            respond_async: async_flag || asked.not_before.is_some(),
             signals: asked,
-            respond_async: async_flag,
             correlation,
             view: View::default(),
         })

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::wire::Problem;
 use crate::domain::{self, file_href, job_links, Job, JobStatus, OutputFile};
 
 // The job documents also serialise with serde, straight to text, for the collection's pages,
@@ -140,6 +141,12 @@ pub struct JobDoc {
     /// When it was submitted.
     #[serde(serialize_with = "rfc3339")]
     pub created_time: DateTime<Utc>,
+    /// A scheduled job: it waits QUEUED and is not started before this time.
+    #[serde(
+        serialize_with = "rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub not_before: Option<DateTime<Utc>>,
     /// When its current attempt started.
     #[serde(
         serialize_with = "rfc3339_opt",
@@ -156,6 +163,12 @@ pub struct JobDoc {
     pub correlation_id: String,
     /// 1 on the first run; grows on restart or recovery.
     pub attempt: i32,
+    /// Higher runs first (-10 to 10, 0 unless the submission asked otherwise).
+    pub priority: i32,
+    /// The longest one run may take, as an ISO 8601 duration (the submission's `timeout`, or
+    /// the operation's `LONGRUN_MAX_RUNTIME` when smaller).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
     /// On SUCCESS: the primary output file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputDoc>,
@@ -188,10 +201,13 @@ impl JobDoc {
                 unit: job.progress.unit.clone(),
             },
             created_time: job.created,
+            not_before: job.options.not_before,
             start_time: job.started,
             finished_time: job.finished,
             correlation_id: job.correlation_id.clone(),
             attempt: job.attempt,
+            priority: job.options.priority,
+            timeout: job.options.timeout.map(crate::domain::deadline::to_iso8601),
             output: if job.status == JobStatus::Success {
                 live.first().map(|f| OutputDoc {
                     kind: "http".into(),
@@ -389,6 +405,66 @@ pub struct AsyncOptions {
     pub keep_result: Option<bool>,
     /// Where a signed notification event is POSTed when the job ends.
     pub notification: Option<NotificationOptions>,
+    /// Higher runs first, from -10 to 10 (default 0); first in, first out within a priority,
+    /// the tenants taking turns.
+    #[oai(validator(minimum(value = "-10"), maximum(value = "10")))]
+    pub priority: Option<i32>,
+    /// The job waits QUEUED and is not started before this time (RFC 3339).
+    pub not_before: Option<DateTime<Utc>>,
+    /// The longest one run may take: an ISO 8601 duration (`PT10M`) or a number of seconds,
+    /// up to 30 days (the operation's `LONGRUN_MAX_RUNTIME` caps it). Past it the run is
+    /// stopped and the job ends FAILED with a `urn:longrun:problem:timeout` error.
+    pub timeout: Option<TimeoutDoc>,
+}
+
+/// A time limit: an ISO 8601 duration such as `PT10M`, or a number of seconds. Documented as
+/// `anyOf: [number, string]` (the framework's derived unions claim `type: object`), read as the
+/// JSON value it is; `deadline::as_timeout` says what is wrong with it.
+#[derive(Debug, Clone)]
+pub struct TimeoutDoc(pub Value);
+
+impl poem_openapi::types::Type for TimeoutDoc {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+    fn name() -> std::borrow::Cow<'static, str> {
+        "number_or_string_duration".into()
+    }
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+        let mut number = MetaSchema::new("number");
+        number.minimum = Some(0.001);
+        number.maximum = Some(crate::domain::deadline::TIMEOUT_MAX.as_secs_f64());
+        let mut text = MetaSchema::new("string");
+        text.pattern = Some(r"^\s*([0-9.]+|[Pp][0-9WwDdTtHhMmSs.,]+)\s*$".into());
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            any_of: vec![
+                MetaSchemaRef::Inline(Box::new(number)),
+                MetaSchemaRef::Inline(Box::new(text)),
+            ],
+            ..MetaSchema::ANY
+        }))
+    }
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl poem_openapi::types::ParseFromJSON for TimeoutDoc {
+    fn parse_from_json(value: Option<Value>) -> poem_openapi::types::ParseResult<Self> {
+        Ok(TimeoutDoc(value.unwrap_or_default()))
+    }
+}
+
+impl poem_openapi::types::ToJSON for TimeoutDoc {
+    fn to_json(&self) -> Option<Value> {
+        Some(self.0.clone())
+    }
 }
 
 /// Encoding of a notification event.
@@ -410,10 +486,21 @@ pub struct NotificationOptions {
 }
 
 impl AsyncOptions {
-    /// The checked-domain form.
-    pub fn to_request(&self) -> crate::domain::signals::AsyncRequest {
+    /// The checked-domain form, or what is wrong with it (a 400).
+    pub fn to_request(&self) -> Result<crate::domain::signals::AsyncRequest, Problem> {
         use crate::domain::signals::{AsyncRequest, NotificationTarget, NotifyFormat};
-        AsyncRequest {
+        let timeout = match &self.timeout {
+            // In JSON an empty text is not a way of leaving the limit out.
+            Some(TimeoutDoc(Value::String(t))) if t.trim().is_empty() => {
+                return Err(Problem::bad_request(
+                    "`async.timeout` is empty; leave it out for no limit",
+                ))
+            }
+            Some(t) => crate::domain::deadline::as_timeout(&t.0, "async.timeout")
+                .map_err(Problem::bad_request)?,
+            None => None,
+        };
+        Ok(AsyncRequest {
             callback: self.callback.clone().filter(|c| !c.trim().is_empty()),
             keep_result: self.keep_result,
             notification: self.notification.as_ref().map(|n| NotificationTarget {
@@ -423,7 +510,10 @@ impl AsyncOptions {
                     _ => NotifyFormat::Json,
                 },
             }),
-        }
+            priority: self.priority,
+            not_before: self.not_before,
+            timeout,
+        })
     }
 
     /// The XML shape of the element.
@@ -432,6 +522,9 @@ impl AsyncOptions {
         Shape::Object(vec![
             ("callback".into(), Shape::String),
             ("keepResult".into(), Shape::Boolean),
+            ("priority".into(), Shape::Integer),
+            ("notBefore".into(), Shape::String),
+            ("timeout".into(), Shape::String),
             (
                 "notification".into(),
                 Shape::Object(vec![

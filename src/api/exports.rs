@@ -56,6 +56,9 @@ pub struct AuditFilter {
     /// The start of a job's id or of its correlation id (letter case aside), up to 200
     /// characters.
     pub search: Option<String>,
+    /// Only jobs of this priority (-10 to 10).
+    #[oai(validator(minimum(value = "-10"), maximum(value = "10")))]
+    pub priority: Option<i32>,
 }
 
 impl AuditFilter {
@@ -73,6 +76,11 @@ impl AuditFilter {
         )?;
         f.search =
             crate::domain::search_prefix(self.search.as_deref()).map_err(Problem::bad_request)?;
+        f.priority = match self.priority {
+            Some(p) => crate::domain::signals::as_priority(&p.into(), "priority")
+                .map_err(Problem::bad_request)?,
+            None => None,
+        };
         Ok(f)
     }
 }
@@ -89,6 +97,7 @@ impl XmlShape for AuditFilter {
             ("finishedAfter".into(), Shape::String),
             ("finishedBefore".into(), Shape::String),
             ("search".into(), Shape::String),
+            ("priority".into(), Shape::Integer),
         ])
     }
 }
@@ -180,7 +189,10 @@ impl ExportsApi {
             let options = super::signals::job_options(
                 &self.state,
                 req,
-                r.async_options.map(|a| a.to_request()).unwrap_or_default(),
+                r.async_options
+                    .map(|a| a.to_request())
+                    .transpose()?
+                    .unwrap_or_default(),
             )
             .await?;
             let job = self

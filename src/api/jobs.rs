@@ -196,12 +196,13 @@ pub(crate) fn filter(
         finished_after: parse_time("finishedAfter", finished_after)?,
         finished_before: parse_time("finishedBefore", finished_before)?,
         search: None,
+        priority: None,
         owner: caller.owner(),
         work_lane_only: false,
     })
 }
 
-fn id_of(id: &str) -> Result<Uuid, Problem> {
+pub(super) fn id_of(id: &str) -> Result<Uuid, Problem> {
     id.parse()
         .map_err(|_| Problem::not_found(format!("no job with id `{id}` (ids are UUIDs)")))
 }
@@ -442,6 +443,7 @@ impl JobsApi {
                 .async_options
                 .as_ref()
                 .map(|a| a.to_request())
+                .transpose()?
                 .unwrap_or_default();
             let options = super::signals::job_options(&self.state, req, a).await?;
             let correlation = correlation_id(req, body.correlation_id);
@@ -511,6 +513,7 @@ impl JobsApi {
                 .async_options
                 .as_ref()
                 .map(|a| a.to_request())
+                .transpose()?
                 .unwrap_or_default();
             let options = super::signals::job_options(&self.state, req, a).await?;
             let job = self
@@ -564,6 +567,9 @@ impl JobsApi {
         /// The start of a job's id or of its correlation id (letter case aside), up to 200
         /// characters.
         search: Query<Option<String>>,
+        /// Only jobs of this priority (-10 to 10).
+        #[oai(validator(minimum(value = "-10"), maximum(value = "10")))]
+        priority: Query<Option<i32>>,
         /// `createdTime` (oldest first, the default) or `-createdTime`.
         #[oai(validator(pattern = "^[+-]?createdTime$"))]
         sort: Query<Option<String>>,
@@ -591,6 +597,7 @@ impl JobsApi {
                 finished_after: finished_after.0.clone(),
                 finished_before: finished_before.0.clone(),
                 search: search.0.clone(),
+                priority: priority.0,
             }
             .for_caller(&key)?;
             let descending = match sort.0.as_deref() {
@@ -857,7 +864,7 @@ impl JobsApi {
         /// `true` to follow the log live as server-sent events (as `Accept: text/event-stream`).
         follow: Query<Option<bool>>,
         /// The `id` of the last event received before reconnecting a followed log (a `seq`).
-        #[oai(name = "Last-Event-ID", validator(pattern = r"^\s*[0-9]*\s*$"))]
+        #[oai(name = "Last-Event-ID", validator(pattern = r"^\s*[0-9]{0,18}\s*$"))]
         last_event_id: Header<Option<String>>,
         /// `json` or `xml` (overrides Accept).
         #[oai(name = "format")]

@@ -83,6 +83,9 @@ impl LiveApi {
         /// The start of a job's id or of its correlation id (letter case aside), up to 200
         /// characters.
         search: Query<Option<String>>,
+        /// Only jobs of this priority (-10 to 10).
+        #[oai(validator(minimum(value = "-10"), maximum(value = "10")))]
+        priority: Query<Option<i32>>,
         /// The `id` of the last event received before reconnecting.
         #[oai(
             name = "Last-Event-ID",
@@ -104,6 +107,7 @@ impl LiveApi {
                 finished_after: finished_after.0.clone(),
                 finished_before: finished_before.0.clone(),
                 search: search.0.clone(),
+                priority: priority.0,
             }
             .for_caller(&key)?;
             let resume = match last_event_id.0.as_deref().map(str::trim) {

@@ -5,8 +5,10 @@ pub mod access;
 mod bodies;
 mod comparisons;
 pub mod compat;
+mod deliveries;
 pub mod docs;
 mod downloads;
+mod endpoints;
 mod exports;
 mod headers;
 mod idempotency;
@@ -81,6 +83,8 @@ type Apis = (
     signals::EventsApi,
     live::LiveApi,
     stats::StatsApi,
+    deliveries::DeliveriesApi,
+    endpoints::EndpointsApi,
     imports::ImportsApi,
     comparisons::ComparisonsApi,
     exports::ExportsApi,
@@ -107,6 +111,12 @@ pub fn openapi(state: Arc<AppState>) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             stats::StatsApi {
+                state: state.clone(),
+            },
+            deliveries::DeliveriesApi {
+                state: state.clone(),
+            },
+            endpoints::EndpointsApi {
                 state: state.clone(),
             },
             imports::ImportsApi {

@@ -99,6 +99,11 @@ pub(super) async fn metrics_text(state: &AppState, caller: &access::Caller) -> S
             "Deliveries given up after their last try or a 410 from the receiver.",
             m.given_up.load(Relaxed),
         ),
+        (
+            "longrun_delivery_endpoints_disabled_total",
+            "Endpoints switched off by this instance after failing for LONGRUN_DELIVERY_DISABLE_AFTER.",
+            m.endpoints_disabled.load(Relaxed),
+        ),
     ] {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"

@@ -220,19 +220,8 @@ impl StatsApi {
     ) -> ApiResult<StatsDoc> {
         let run = async {
             let enc = negotiate(req)?;
-            let operator = key.sees_all_tenants(self.state.operator_tenant.as_deref());
-            let tenant = match (tenant.0, operator) {
-                (Some(t), true) => Some(t),
-                (None, true) => None,
-                (Some(t), false) if t != key.tenant() => {
-                    return Err(Problem::new(
-                        403,
-                        "forbidden",
-                        "only a key of the operator's tenant may read another tenant's numbers",
-                    ))
-                }
-                (_, false) => Some(key.tenant().to_string()),
-            };
+            let tenant =
+                key.tenant_scope(self.state.operator_tenant.as_deref(), tenant.0, "numbers")?;
             let window = (minutes.0.unwrap_or(60), hours.0.unwrap_or(48));
             if !(1..=60).contains(&window.0) || !(1..=48).contains(&window.1) {
                 return Err(Problem::bad_request(

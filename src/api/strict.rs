@@ -69,6 +69,29 @@ impl BodySchemas {
                 self.walk(s, value, at, depth + 1)?;
             }
         }
+        // One of several forms (`anyOf`, `oneOf`): it must fit one; else what the first said.
+        if let Some(forms) = schema
+            .get("anyOf")
+            .or_else(|| schema.get("oneOf"))
+            .and_then(Value::as_array)
+            .filter(|f| !f.is_empty())
+        {
+            let mut first = None;
+            for f in forms {
+                match self.walk(f, value, at, depth + 1) {
+                    Ok(()) => {
+                        first = None;
+                        break;
+                    }
+                    Err(e) => {
+                        first.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = first {
+                return Err(e);
+            }
+        }
         if value.is_null() {
             if schema.get("nullable") == Some(&Value::Bool(true)) || schema_is_free(schema) {
                 return Ok(());
@@ -102,6 +125,15 @@ impl BodySchemas {
                 _ => "an object",
             };
             return Err(format!("{at} must be {kind}; {value} is not {kind}"));
+        }
+        if let (Some("date-time"), Some(text)) =
+            (schema.get("format").and_then(Value::as_str), value.as_str())
+        {
+            if chrono::DateTime::parse_from_rfc3339(text).is_err() {
+                return Err(format!(
+                    "{at} is {value}; it must be an RFC 3339 time such as 2026-12-04T15:00:00Z"
+                ));
+            }
         }
         if let (Some(items), Some(arr)) = (schema.get("items"), value.as_array()) {
             for (i, v) in arr.iter().enumerate() {

@@ -51,6 +51,14 @@ pub struct JobOptions {
     pub notification: Option<NotificationTarget>,
     /// The public base URL of the submission, for the links sent in deliveries.
     pub base_url: Option<String>,
+    /// Higher runs first (`PRIORITY_MIN`…`PRIORITY_MAX`, default 0); FIFO within a priority
+    /// (and the tenants taking turns).
+    pub priority: i32,
+    /// Not claimed before this time: the job waits QUEUED until then.
+    pub not_before: Option<DateTime<Utc>>,
+    /// The longest one run may take (the submission's `timeout`, capped by the operation's
+    /// `LONGRUN_MAX_RUNTIME` when the job is stored); past it the run is stopped and FAILED.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Default for JobOptions {
@@ -60,6 +68,9 @@ impl Default for JobOptions {
             callback: None,
             notification: None,
             base_url: None,
+            priority: 0,
+            not_before: None,
+            timeout: None,
         }
     }
 }
@@ -72,6 +83,9 @@ impl JobOptions {
             callback: a.callback,
             notification: a.notification,
             base_url: Some(base_url.to_string()),
+            priority: a.priority.unwrap_or(0),
+            not_before: a.not_before,
+            timeout: a.timeout,
         }
     }
 
@@ -309,6 +323,14 @@ pub fn job_links(base: &str, job: &Job, files: &[OutputFile], media: &str) -> Ve
         "GET",
         m,
     ));
+    if job.options.callback.is_some() || job.options.notification.is_some() {
+        links.push(Link::new(
+            "deliveries",
+            format!("{me}/deliveries"),
+            "GET",
+            m,
+        ));
+    }
     if matches!(job.status, Failed | Cancelled) {
         links.push(Link::new(
             "operator:restart",

@@ -1,6 +1,8 @@
 //! Pure types and rules of the service: no I/O lives here.
 
 pub mod access;
+pub mod concurrency;
+pub mod deadline;
 pub(crate) mod job;
 pub mod lane;
 mod lease;
@@ -30,6 +32,8 @@ pub struct JobFilter {
     pub finished_before: Option<chrono::DateTime<chrono::Utc>>,
     /// The start of a job's id or of its correlation id (letter case aside).
     pub search: Option<String>,
+    /// Only jobs of this priority.
+    pub priority: Option<i32>,
     /// The tenant whose jobs (or catalog) are meant. Set by the service from the caller or the
     /// running job, never read from input, so it is not part of the stored form.
     pub owner: Option<String>,
@@ -62,6 +66,7 @@ impl JobFilter {
             "finishedAfter": t(&self.finished_after),
             "finishedBefore": t(&self.finished_before),
             "search": self.search,
+            "priority": self.priority,
         })
     }
 
@@ -96,6 +101,14 @@ impl JobFilter {
             finished_after: time("finishedAfter")?,
             finished_before: time("finishedBefore")?,
             search: text("search"),
+            priority: match v.get("priority") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(p) => Some(
+                    p.as_i64()
+                        .and_then(|p| i32::try_from(p).ok())
+                        .ok_or_else(|| format!("`priority`: {p} is not an integer"))?,
+                ),
+            },
             owner: None,
             work_lane_only: false,
         })

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
@@ -48,6 +49,46 @@ pub struct AsyncRequest {
     pub keep_result: Option<bool>,
     /// Receives a POSTed notification event when the job ends (seed 004).
     pub notification: Option<NotificationTarget>,
+    /// Higher runs first (`PRIORITY_MIN`…`PRIORITY_MAX`; 0 when absent).
+    pub priority: Option<i32>,
+    /// The job is not started before this time.
+    pub not_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// The longest one run of the job may take (`super::deadline`).
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// The lowest priority a submission may ask for.
+pub const PRIORITY_MIN: i32 = -10;
+/// The highest priority a submission may ask for.
+pub const PRIORITY_MAX: i32 = 10;
+
+/// A priority given as a JSON number or as text (XML, forms), named `name` in the error.
+pub fn as_priority(v: &Value, name: &str) -> Result<Option<i32>, String> {
+    let n = match v {
+        Value::Number(n) => n.as_i64(),
+        // XML and form fields carry numbers as text.
+        Value::String(s) if s.trim().is_empty() => return Ok(None),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n) if (PRIORITY_MIN as i64..=PRIORITY_MAX as i64).contains(&n) => Ok(Some(n as i32)),
+        _ => Err(format!(
+            "`{name}` must be a whole number from {PRIORITY_MIN} to {PRIORITY_MAX}, not {v}"
+        )),
+    }
+}
+
+/// A time given as RFC 3339 text, named `name` in the error.
+pub fn as_time(v: &Value, name: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    match as_text(v, name)? {
+        None => Ok(None),
+        Some(s) => chrono::DateTime::parse_from_rfc3339(&s)
+            .map(|t| Some(t.with_timezone(&chrono::Utc)))
+            .map_err(|_| {
+                format!("`{name}` must be an RFC 3339 time such as 2026-12-04T09:30:00Z, not `{s}`")
+            }),
+    }
 }
 
 fn as_bool(v: &Value, name: &str) -> Result<Option<bool>, String> {
@@ -85,6 +126,9 @@ impl AsyncRequest {
             match k.as_str() {
                 "callback" => out.callback = as_text(v, "async.callback")?,
                 "keepResult" => out.keep_result = as_bool(v, "async.keepResult")?,
+                "priority" => out.priority = as_priority(v, "async.priority")?,
+                "notBefore" => out.not_before = as_time(v, "async.notBefore")?,
+                "timeout" => out.timeout = super::deadline::as_timeout(v, "async.timeout")?,
                 "notification" => {
                     out.notification = match v {
                         Value::Object(n) => {
@@ -125,7 +169,7 @@ impl AsyncRequest {
                 }
                 other => {
                     return Err(format!(
-                        "unknown field `async.{other}`; use callback, keepResult and notification"
+                        "unknown field `async.{other}`; use callback, keepResult, notification, priority, notBefore and timeout"
                     ))
                 }
             }
@@ -305,6 +349,121 @@ pub struct Delivery {
     pub attempts: i32,
 }
 
+/// What one try of a delivery came to, as the sender records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tried {
+    /// When the try started.
+    pub at: DateTime<Utc>,
+    /// The receiver's HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// What happened, in words (`HTTP 503`, `timed out: …`, `connection refused …`).
+    pub outcome: String,
+    /// How long the try took.
+    pub duration_ms: i64,
+}
+
+impl Tried {
+    /// A try the receiver answered with `status`, now.
+    pub fn http(status: u16) -> Tried {
+        Tried {
+            at: Utc::now(),
+            status: Some(status),
+            outcome: format!("HTTP {status}"),
+            duration_ms: 0,
+        }
+    }
+
+    /// A try that got no answer (`why`), now.
+    pub fn failed(why: &str) -> Tried {
+        Tried {
+            at: Utc::now(),
+            status: None,
+            outcome: why.to_string(),
+            duration_ms: 0,
+        }
+    }
+}
+
+/// One try in a delivery's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub at: DateTime<Utc>,
+    pub status: Option<u16>,
+    /// Set when the try got no answer, or the answer ended the tries.
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    /// When the next try was due after this one (none: delivered or given up).
+    pub next_at: Option<DateTime<Utc>>,
+}
+
+/// Where a delivery stands, as its log shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Not tried yet.
+    Pending,
+    /// Tried and failed; another try is due.
+    Retrying,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// No tries left, or the receiver answered 410.
+    GivenUp,
+    /// Not sent: its endpoint was switched off after failing too long.
+    Disabled,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Retrying => "retrying",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::GivenUp => "given_up",
+            DeliveryStatus::Disabled => "disabled",
+        }
+    }
+
+    /// Every state, as the API names them.
+    pub const ALL: [DeliveryStatus; 5] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Retrying,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::GivenUp,
+        DeliveryStatus::Disabled,
+    ];
+
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        Self::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// The endpoint of a delivery's address: its scheme, host, port and path, without the query (a
+/// callback's query names its job; the place it goes to is the same).
+pub fn endpoint_of(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}:{}{}",
+            u.scheme(),
+            u.host_str().unwrap_or_default(),
+            u.port_or_known_default().unwrap_or_default(),
+            u.path()
+        ),
+        Err(_) => url.to_string(),
+    }
+}
+
+/// The id of tenant `owner`'s endpoint `target`: the same on every instance, so the first
+/// deliveries to a new endpoint made at once on two instances make one row.
+pub fn endpoint_id(owner: &str, target: &str) -> String {
+    use sha2::Digest;
+    let digest = Sha256::new()
+        .chain_update(owner.as_bytes())
+        .chain_update([0u8])
+        .chain_update(target.as_bytes())
+        .finalize();
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("ep_{hex}")
+}
+
 impl Delivery {
     /// GET or POST.
     pub fn method(&self) -> &'static str {
@@ -457,6 +616,38 @@ pub fn secret_key(secret: &str) -> Result<Vec<u8>, String> {
     base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|e| format!("the webhook secret must be `whsec_` followed by base64: {e}"))
+}
+
+/// The keys of `LONGRUN_WEBHOOK_SECRET`: one secret, or several separated by commas (or
+/// spaces), the first the current one. Every delivery is signed with each, so a receiver can
+/// move to a new secret at its own pace while the old one is still accepted.
+pub fn secret_keys(secrets: &str) -> Result<Vec<Vec<u8>>, String> {
+    let keys: Vec<Vec<u8>> = secrets
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(secret_key)
+        .collect::<Result<_, _>>()?;
+    if keys.is_empty() {
+        return Err("the webhook secret is empty".into());
+    }
+    Ok(keys)
+}
+
+/// The current secret of a `LONGRUN_WEBHOOK_SECRET` (its first).
+pub fn current_secret(secrets: &str) -> &str {
+    secrets
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .find(|s| !s.is_empty())
+        .unwrap_or("")
+}
+
+/// The `webhook-signature` header: one `v1,…` signature per key, separated by spaces (Standard
+/// Webhooks: a receiver accepts the message when any one of them is valid for its key).
+pub fn signatures(keys: &[Vec<u8>], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    keys.iter()
+        .map(|k| sign(k, msg_id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
@@ -650,6 +841,43 @@ mod tests {
         // With private addresses allowed, loopback passes; metadata and link-local never do.
         assert!(check_target("http://[::ffff:127.0.0.1]/", true).is_ok());
         assert!(check_target("http://[64:ff9b::169.254.169.254]/", true).is_err());
+    }
+
+    #[test]
+    fn an_endpoint_is_the_address_without_its_query_per_tenant() {
+        assert_eq!(
+            endpoint_of("https://hooks.example/cb?jobId=1&x=2"),
+            "https://hooks.example:443/cb"
+        );
+        assert_eq!(
+            endpoint_of("http://127.0.0.1:9000/n"),
+            "http://127.0.0.1:9000/n"
+        );
+        let t = endpoint_of("https://hooks.example/cb");
+        assert_eq!(endpoint_id("a", &t), endpoint_id("a", &t));
+        assert_ne!(endpoint_id("a", &t), endpoint_id("b", &t));
+        assert!(endpoint_id("a", &t).starts_with("ep_"));
+        assert_eq!(endpoint_id("a", &t).len(), 35);
+    }
+
+    #[test]
+    fn several_secrets_sign_with_each_first_one_current() {
+        let (a, b) = (new_secret(), new_secret());
+        let both = format!("{a}, {b}");
+        let keys = secret_keys(&both).unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(current_secret(&both), a);
+        let header = signatures(&keys, "msg_1", 1_700_000_000, b"{}");
+        let parts: Vec<&str> = header.split(' ').collect();
+        assert_eq!(
+            parts,
+            vec![
+                sign(&secret_key(&a).unwrap(), "msg_1", 1_700_000_000, b"{}"),
+                sign(&secret_key(&b).unwrap(), "msg_1", 1_700_000_000, b"{}")
+            ]
+        );
+        assert!(secret_keys(" , ").is_err());
+        assert!(secret_keys("whsec_!!!").is_err());
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub const HOUR_MS: i64 = 3_600_000;
 pub const MINUTES: i64 = 60;
 /// Hours in the long series.
 pub const HOURS: i64 = 48;
+/// The slots run times are kept in: ten minutes.
+pub const RUNS_MS: i64 = 600_000;
+/// Run times are shown over the current slot and this many before it (50 to 60 minutes).
+pub const RUN_SLOTS_BEFORE: i64 = 5;
 /// Run-time buckets per doubling: a bucket's value is within about 9 % of the run times in it.
 const PER_DOUBLING: f64 = 4.0;
 /// An instance that has not said it is alive for this long is shown as not alive.
@@ -22,11 +26,15 @@ pub const NODE_ALIVE_MS: i64 = 15_000;
 /// How often an instance says it is alive.
 pub const NODE_BEAT_MS: u64 = 5_000;
 
-/// The span an end is counted in.
+/// The span an end is counted in: its minute and its hour (by status, for the series), and, for
+/// a run that ended SUCCESS or FAILED, its ten minutes (by operation and run-time bucket, for
+/// the percentiles). Kept apart, so a read sums a few thousand rows, not one per bucket of
+/// every minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Span {
     Minute,
     Hour,
+    Runs,
 }
 
 impl Span {
@@ -35,6 +43,7 @@ impl Span {
         match self {
             Span::Minute => "m",
             Span::Hour => "h",
+            Span::Runs => "r",
         }
     }
 
@@ -43,6 +52,7 @@ impl Span {
         match self {
             Span::Minute => MINUTE_MS,
             Span::Hour => HOUR_MS,
+            Span::Runs => RUNS_MS,
         }
     }
 
@@ -56,9 +66,43 @@ impl Span {
         match s {
             "m" => Some(Span::Minute),
             "h" => Some(Span::Hour),
+            "r" => Some(Span::Runs),
             _ => None,
         }
     }
+}
+
+/// Where one end is counted: `(span, start, operation, status, bucket)` for a job of `operation`
+/// that ended in `status` at `ended_ms` after running `run_ms` (none if it never ran). The
+/// series keep no operation ("") and no bucket (-1), the run times no status (""), so each read
+/// sums few rows; the fold and a read of what is not folded yet count through this one function.
+pub fn end_keys<'a>(
+    ended_ms: i64,
+    operation: &'a str,
+    status: &'a str,
+    run_ms: Option<i64>,
+) -> Vec<(Span, i64, &'a str, &'a str, i32)> {
+    let mut keys = vec![
+        (
+            Span::Minute,
+            Span::Minute.start_of(ended_ms),
+            "",
+            status,
+            -1,
+        ),
+        (Span::Hour, Span::Hour.start_of(ended_ms), "", status, -1),
+    ];
+    let bucket = run_bucket(run_ms);
+    if bucket >= 0 && (status == "SUCCESS" || status == "FAILED") {
+        keys.push((
+            Span::Runs,
+            Span::Runs.start_of(ended_ms),
+            operation,
+            "",
+            bucket,
+        ));
+    }
+    keys
 }
 
 /// The run-time bucket of a run of `ms` milliseconds; a job that never ran has none (-1).
@@ -268,15 +312,11 @@ impl Stats {
                 op.running += row.n;
             }
         }
-        // Run times over the last hour, from its minutes.
-        let since = Span::Minute.start_of(now_ms) - (MINUTES - 1) * MINUTE_MS;
+        // Run times over the last hour, from its ten-minute slots.
+        let since = Span::Runs.start_of(now_ms) - RUN_SLOTS_BEFORE * RUNS_MS;
         let mut hists: BTreeMap<&str, BTreeMap<i32, i64>> = BTreeMap::new();
         for e in &input.ends {
-            if e.span == Span::Minute
-                && e.start >= since
-                && e.bucket >= 0
-                && (e.status == "SUCCESS" || e.status == "FAILED")
-            {
+            if e.span == Span::Runs && e.start >= since && e.bucket >= 0 {
                 *hists
                     .entry(e.operation.as_str())
                     .or_default()
@@ -359,6 +399,29 @@ mod tests {
     }
 
     #[test]
+    fn an_end_is_counted_in_its_minute_its_hour_and_its_run_times() {
+        let at_ms = 3 * HOUR_MS + 17 * MINUTE_MS + 5;
+        let keys = end_keys(at_ms, "noop", "FAILED", Some(200));
+        assert_eq!(
+            keys,
+            vec![
+                (Span::Minute, 3 * HOUR_MS + 17 * MINUTE_MS, "", "FAILED", -1),
+                (Span::Hour, 3 * HOUR_MS, "", "FAILED", -1),
+                (
+                    Span::Runs,
+                    3 * HOUR_MS + 10 * MINUTE_MS,
+                    "noop",
+                    "",
+                    run_bucket(Some(200))
+                ),
+            ]
+        );
+        // A cancelled job's run time, or a job that never ran, is in no percentile.
+        assert_eq!(end_keys(at_ms, "noop", "CANCELLED", Some(200)).len(), 2);
+        assert_eq!(end_keys(at_ms, "noop", "SUCCESS", None).len(), 2);
+    }
+
+    #[test]
     fn quantiles_walk_the_histogram() {
         let mut h = BTreeMap::new();
         // 90 runs of ~100 ms, 10 of ~1000 ms, and 5 that never ran.
@@ -398,16 +461,18 @@ mod tests {
                 },
             ],
             ends: vec![
+                end(Span::Minute, this_minute, "SUCCESS", -1, 2),
+                end(Span::Minute, this_minute, "FAILED", -1, 1),
                 end(
-                    Span::Minute,
-                    this_minute,
-                    "SUCCESS",
+                    Span::Runs,
+                    Span::Runs.start_of(this_minute),
+                    "",
                     run_bucket(Some(10)),
-                    2,
+                    3,
                 ),
-                end(Span::Minute, this_minute, "FAILED", run_bucket(Some(10)), 1),
                 // Older than the hour: in no series of minutes, and in no percentile.
-                end(Span::Minute, this_minute - 61 * MINUTE_MS, "SUCCESS", 40, 7),
+                end(Span::Minute, this_minute - 61 * MINUTE_MS, "SUCCESS", -1, 7),
+                end(Span::Runs, this_minute - 61 * MINUTE_MS, "", 40, 7),
                 end(
                     Span::Hour,
                     Span::Hour.start_of(now.timestamp_millis()),

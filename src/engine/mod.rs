@@ -69,6 +69,11 @@ pub struct EngineConfig {
     pub progress_throttle: Duration,
     /// How completion signals are sent.
     pub deliveries: DeliveryConfig,
+    /// The longest run of each operation (`LONGRUN_MAX_RUNTIME`).
+    pub max_runtime: crate::domain::deadline::MaxRuntime,
+    /// The jobs a tenant or an operation may run at once across every instance
+    /// (`LONGRUN_TENANT_CONCURRENCY`, `LONGRUN_OPERATION_CONCURRENCY`).
+    pub concurrency: crate::domain::concurrency::Concurrency,
 }
 
 impl Default for EngineConfig {
@@ -82,6 +87,8 @@ impl Default for EngineConfig {
             retention: Duration::from_secs(7 * 24 * 3600),
             progress_throttle: Duration::from_millis(250),
             deliveries: DeliveryConfig::default(),
+            max_runtime: Default::default(),
+            concurrency: Default::default(),
         }
     }
 }
@@ -147,6 +154,8 @@ pub struct Engine {
     pub(crate) stop_claiming: CancellationToken,
     pub(crate) delivery_metrics: DeliveryMetrics,
     pub(crate) metrics: crate::metrics::Metrics,
+    /// The last stats reads, shared while no job changes (`stats.rs`).
+    stats_cache: stats::StatsCache,
 }
 
 /// Answer of a cancel request.
@@ -190,6 +199,7 @@ impl Engine {
                 stop_claiming: CancellationToken::new(),
                 delivery_metrics: DeliveryMetrics::default(),
                 metrics: Default::default(),
+                stats_cache: Default::default(),
             }
         })
     }
@@ -283,6 +293,9 @@ impl Engine {
         // Stored times have millisecond precision; the first answer must match later reads.
         let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
         let phase = waiting_phase(&new.operation);
+        // The limit a run will have: the submission's, capped by the operation's.
+        let mut options = new.options;
+        options.timeout = self.cfg.max_runtime.limit(&new.operation, options.timeout);
         let mut job = Job {
             id: new.id,
             task_id: 0,
@@ -305,7 +318,7 @@ impl Engine {
             max_attempts: self.cfg.max_attempts,
             input,
             input_blob,
-            options: new.options,
+            options,
             summary: None,
             error: None,
             cancel_requested: false,
@@ -709,9 +722,17 @@ pub(crate) struct Run {
 }
 
 /// A problem document stored as a job's `error`.
+/// The kind of failure of a run stopped at its time limit (its problem type is
+/// `urn:longrun:problem:timeout`).
+pub(crate) const TIMEOUT: &str = "timeout";
+
 pub(crate) fn failure_problem(kind: &str, detail: &str, job: &Job) -> Value {
+    let kind = match kind {
+        TIMEOUT => crate::domain::deadline::TIMEOUT_PROBLEM.to_string(),
+        other => format!("urn:longrun:problem:job-{other}"),
+    };
     json!({
-        "type": format!("urn:longrun:problem:job-{kind}"),
+        "type": kind,
         "title": "The job failed",
         "status": 500,
         "detail": detail,

@@ -9,20 +9,23 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::{Engine, Result};
-use crate::domain::signals::{retry_delay, sign, Delivery, DEFAULT_SCHEDULE};
+use crate::domain::signals::{retry_delay, signatures, Delivery, Tried, DEFAULT_SCHEDULE};
 use crate::domain::{Job, Level, OutputFile};
 
 /// How deliveries are sent.
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
-    /// The HMAC key (decoded `whsec_…` secret).
-    pub key: Vec<u8>,
+    /// The HMAC keys (decoded `whsec_…` secrets), the current one first; a delivery carries a
+    /// signature by each.
+    pub keys: Vec<Vec<u8>>,
     /// Loopback and private addresses may receive deliveries.
     pub allow_private: bool,
     /// Waits before the 2nd, 3rd, … try; after the last, the delivery is given up.
     pub schedule: Vec<Duration>,
     /// Time limit of one try.
     pub timeout: Duration,
+    /// How long an endpoint's tries may fail without a success before it is switched off.
+    pub disable_after: Duration,
     /// How often the outbox is looked at when nobody rings.
     pub poll: Duration,
 }
@@ -30,10 +33,11 @@ pub struct DeliveryConfig {
 impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {
-            key: Vec::new(),
+            keys: Vec::new(),
             allow_private: false,
             schedule: DEFAULT_SCHEDULE.to_vec(),
             timeout: Duration::from_secs(10),
+            disable_after: Duration::from_secs(5 * 24 * 3600),
             poll: Duration::from_secs(1),
         }
     }
@@ -45,13 +49,14 @@ pub struct DeliveryMetrics {
     pub delivered: AtomicU64,
     pub failed_tries: AtomicU64,
     pub given_up: AtomicU64,
+    pub endpoints_disabled: AtomicU64,
 }
 
-/// What one try came to.
+/// What one try came to, in words, with the receiver's status when it answered.
 enum Outcome {
-    Delivered(String),
-    Retry(String),
-    Stop(String),
+    Delivered(String, u16),
+    Retry(String, Option<u16>),
+    Stop(String, Option<u16>),
 }
 
 /// Tries in flight at once on one instance.
@@ -147,10 +152,14 @@ impl Engine {
             }
         }
         let tries = d.attempts + 1;
+        let (at, started) = (Utc::now(), std::time::Instant::now());
         // The client's own time limit ends the try first; this bound holds even if it does not.
         let outcome = tokio::time::timeout_at(lease_end - RECORD_MARGIN, self.try_send(client, &d))
             .await
-            .unwrap_or_else(|_| Outcome::Retry("timed out: the try outlived its lease".into()));
+            .unwrap_or_else(|_| {
+                Outcome::Retry("timed out: the try outlived its lease".into(), None)
+            });
+        let duration_ms = started.elapsed().as_millis() as i64;
         let what = format!(
             "{} {} {} (webhook-id {})",
             d.kind.as_str(),
@@ -159,13 +168,13 @@ impl Engine {
             d.id
         );
         let (delivered, retry_at, line, level) = match &outcome {
-            Outcome::Delivered(s) => (
+            Outcome::Delivered(s, _) => (
                 true,
                 None,
                 format!("{what}: {s} (try {tries}, delivered)"),
                 Level::Info,
             ),
-            Outcome::Retry(s) => match retry_delay(
+            Outcome::Retry(s, _) => match retry_delay(
                 &self.cfg.deliveries.schedule,
                 tries as u32,
                 rand::random::<f64>(),
@@ -186,25 +195,57 @@ impl Engine {
                     Level::Warning,
                 ),
             },
-            Outcome::Stop(s) => (
+            Outcome::Stop(s, _) => (
                 false,
                 None,
                 format!("{what}: {s} (try {tries}; gave up)"),
                 Level::Warning,
             ),
         };
-        let outcome_text = match &outcome {
-            Outcome::Delivered(s) | Outcome::Retry(s) | Outcome::Stop(s) => s.clone(),
+        let tried = match &outcome {
+            Outcome::Delivered(s, status) => (s, Some(*status)),
+            Outcome::Retry(s, status) | Outcome::Stop(s, status) => (s, *status),
+        };
+        let tried = Tried {
+            at,
+            status: tried.1,
+            outcome: tried.0.clone(),
+            duration_ms,
         };
         // Counted and logged on the job only once recorded: a try whose lease was lost is
         // made again by the sender that holds the delivery now, which counts and logs it.
         match self
             .store
-            .delivery_tried(&d.id, &token, tries, delivered, retry_at, &outcome_text)
+            .delivery_tried(
+                &d.id,
+                &token,
+                tries,
+                delivered,
+                retry_at,
+                &tried,
+                self.cfg.deliveries.disable_after,
+            )
             .await
         {
-            Ok(true) => {}
-            Ok(false) => {
+            Ok(Some(false)) => {}
+            Ok(Some(true)) => {
+                let endpoint = crate::domain::signals::endpoint_of(&d.url);
+                let off = format!(
+                    "the endpoint {endpoint} has failed for {} without a success and is \
+                     switched off (LONGRUN_DELIVERY_DISABLE_AFTER): its deliveries are not sent \
+                     until it is switched on again (POST /api/v1/endpoints/{{id}}/enable)",
+                    humantime::format_duration(self.cfg.deliveries.disable_after)
+                );
+                tracing::warn!(job_id = %d.job_id, webhook_id = %d.id, %endpoint, "{off}");
+                self.delivery_metrics
+                    .endpoints_disabled
+                    .fetch_add(1, Ordering::Relaxed);
+                let _ = self
+                    .store
+                    .append_message(d.job_id, Level::Warning, "delivery", &off, 0)
+                    .await;
+            }
+            Ok(None) => {
                 tracing::warn!(job_id = %d.job_id, webhook_id = %d.id, %line,
                     "a delivery's lease was lost during its try; the outcome is not recorded");
                 return;
@@ -233,14 +274,14 @@ impl Engine {
 
     async fn try_send(&self, client: &crate::net::Outbound, d: &Delivery) -> Outcome {
         let ts = Utc::now().timestamp();
-        let signature = sign(&self.cfg.deliveries.key, &d.id, ts, d.body.as_bytes());
+        let signature = signatures(&self.cfg.deliveries.keys, &d.id, ts, d.body.as_bytes());
         let req = match d.method() {
             "GET" => client.request(reqwest::Method::GET, &d.url),
             _ => client
                 .request(reqwest::Method::POST, &d.url)
                 .map(|r| r.body(d.body.clone())),
         }
-        .map_err(|why| Outcome::Stop(format!("refused: {why}")));
+        .map_err(|why| Outcome::Stop(format!("refused: {why}"), None));
         let mut req = match req {
             Ok(r) => r,
             Err(stop) => return stop,
@@ -255,13 +296,17 @@ impl Engine {
         match req.send().await {
             Ok(resp) => {
                 let s = resp.status();
-                let text = format!("HTTP {}", s.as_u16());
+                let code = s.as_u16();
+                let text = format!("HTTP {code}");
                 if s.is_success() {
-                    Outcome::Delivered(text)
+                    Outcome::Delivered(text, code)
                 } else if s == reqwest::StatusCode::GONE {
-                    Outcome::Stop(format!("{text}: the receiver asked for no more tries"))
+                    Outcome::Stop(
+                        format!("{text}: the receiver asked for no more tries"),
+                        Some(code),
+                    )
                 } else {
-                    Outcome::Retry(text)
+                    Outcome::Retry(text, Some(code))
                 }
             }
             Err(e) => {
@@ -269,9 +314,56 @@ impl Engine {
                 if e.is_timeout() {
                     text = format!("timed out: {text}");
                 }
-                Outcome::Retry(text)
+                Outcome::Retry(text, None)
             }
         }
+    }
+
+    /// A job's deliveries with their logs, oldest first.
+    pub async fn job_deliveries(&self, id: uuid::Uuid) -> Result<Vec<crate::store::DeliveryState>> {
+        Ok(self.store.deliveries(id).await?)
+    }
+
+    /// One delivery with its log.
+    pub async fn delivery(&self, id: &str) -> Result<Option<crate::store::DeliveryState>> {
+        Ok(self.store.delivery(id).await?)
+    }
+
+    /// Deliveries (of one tenant's jobs, or of all) in `state`, newest first, a page at a time.
+    pub async fn deliveries_in(
+        &self,
+        state: Option<crate::domain::signals::DeliveryStatus>,
+        owner: Option<&str>,
+        before: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<crate::store::DeliveryState>> {
+        Ok(self
+            .store
+            .deliveries_in(state, owner, before, limit)
+            .await?)
+    }
+
+    /// Send delivery `id` again from the start of its schedule; false while a try of it is
+    /// under way.
+    pub async fn redeliver(&self, id: &str) -> Result<bool> {
+        Ok(self.store.redeliver(id, Utc::now()).await?)
+    }
+
+    /// The endpoints of tenant `owner` (or of every tenant) with their health.
+    pub async fn endpoints(&self, owner: Option<&str>) -> Result<Vec<crate::store::Endpoint>> {
+        Ok(self.store.endpoints(owner).await?)
+    }
+
+    /// One endpoint.
+    pub async fn endpoint(&self, id: &str) -> Result<Option<crate::store::Endpoint>> {
+        Ok(self.store.endpoint(id).await?)
+    }
+
+    /// Switch endpoint `id` on and send again the oldest `limit` deliveries it missed; how many.
+    pub async fn enable_endpoint(&self, id: &str, limit: u64) -> Result<u64> {
+        let n = self.store.enable_endpoint(id, Utc::now(), limit).await?;
+        tracing::info!(endpoint = %id, redelivered = n, "an endpoint was switched on");
+        Ok(n)
     }
 
     /// The job (with its files) once it differs from `seen` (an ETag) or `wait` has passed;

@@ -1,5 +1,5 @@
 //! The worker pool: claim a run lease, renew it, run, and finish under it; a run whose lease
-//! cannot be renewed stops itself.
+//! cannot be renewed stops itself, and a run past its time limit is stopped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,36 @@ use crate::domain::{Job, JobStatus, Lane, LeaseClock, Level, RunLease};
 use crate::operations::{Context, OpError};
 use crate::store::Beat;
 use futures::FutureExt;
+
+/// How a run within a time limit ended.
+enum Timed<T> {
+    /// It ended by itself before its limit.
+    Ended(T),
+    /// It reached its limit and was stopped.
+    Stopped,
+}
+
+/// Run `run` within `limit` (none: as long as it takes). At the limit the run's `token` is
+/// cancelled, as a cancel does, so the operation stops at its next checkpoint; one that has not
+/// stopped `grace` later is dropped where it waits.
+async fn within<F: std::future::Future>(
+    limit: Option<std::time::Duration>,
+    token: &CancellationToken,
+    grace: std::time::Duration,
+    run: F,
+) -> Timed<F::Output> {
+    let Some(limit) = limit else {
+        return Timed::Ended(run.await);
+    };
+    tokio::pin!(run);
+    tokio::select! {
+        r = &mut run => return Timed::Ended(r),
+        _ = tokio::time::sleep(limit) => {}
+    }
+    token.cancel();
+    let _ = tokio::time::timeout(grace, &mut run).await;
+    Timed::Stopped
+}
 
 /// Claim loops of the control lane per instance: one bulk action may take long (a delete of
 /// many jobs), and another (cancelling a flood of submissions) must still start at once.
@@ -46,7 +76,11 @@ impl Engine {
                 return;
             }
             let sent = Instant::now();
-            match self.store.claim(&self.node, self.cfg.lease, lane).await {
+            match self
+                .store
+                .claim(&self.node, self.cfg.lease, lane, &self.cfg.concurrency)
+                .await
+            {
                 Ok(Some((job, lease))) => {
                     let waited =
                         (Utc::now() - job.created).num_milliseconds().max(0) as f64 / 1000.0;
@@ -140,12 +174,23 @@ impl Engine {
                     );
                     // A panicking operation fails its job; it does not take the worker (and its
                     // heartbeat, which would hold the lease forever) with it.
-                    let r = match std::panic::AssertUnwindSafe(op.run(&mut ctx))
-                        .catch_unwind()
-                        .await
-                    {
-                        Ok(r) => r,
-                        Err(panic) => {
+                    let limit = self
+                        .cfg
+                        .max_runtime
+                        .limit(&job.operation, job.options.timeout);
+                    let run = std::panic::AssertUnwindSafe(op.run(&mut ctx)).catch_unwind();
+                    let r = match within(limit, &token, self.cfg.grace, run).await {
+                        Timed::Ended(Ok(r)) => r,
+                        Timed::Stopped => {
+                            let limit = limit.unwrap_or_default();
+                            let what = self.cfg.max_runtime.describe(&job.operation, limit);
+                            tracing::warn!(job_id = %job.id, limit = %what, "job stopped at its time limit");
+                            Err(OpError::failed(
+                                super::TIMEOUT,
+                                format!("the run was stopped at its time limit of {what}"),
+                            ))
+                        }
+                        Timed::Ended(Err(panic)) => {
                             let what = panic
                                 .downcast_ref::<&str>()
                                 .map(|s| s.to_string())
@@ -341,8 +386,41 @@ async fn heartbeat(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use chrono::Utc;
     use serde_json::json;
+    use tokio_util::sync::CancellationToken;
+
+    use super::{within, Timed};
+
+    #[tokio::test]
+    async fn a_run_past_its_limit_is_cancelled_then_dropped() {
+        let ms = Duration::from_millis;
+        // Ends in time: its own result, the token untouched.
+        let token = CancellationToken::new();
+        let r = within(Some(ms(500)), &token, ms(50), async { 7 }).await;
+        assert!(matches!(r, Timed::Ended(7)) && !token.is_cancelled());
+        // No limit: as long as it takes.
+        let r = within(None, &token, ms(50), tokio::time::sleep(ms(30))).await;
+        assert!(matches!(r, Timed::Ended(())));
+        // Past its limit: cancelled; a run that stops at its checkpoint is stopped.
+        let token = CancellationToken::new();
+        let t = token.clone();
+        let started = std::time::Instant::now();
+        let r = within(Some(ms(40)), &token, ms(5_000), async move {
+            t.cancelled().await;
+        })
+        .await;
+        assert!(matches!(r, Timed::Stopped) && token.is_cancelled());
+        assert!(started.elapsed() < ms(2_000));
+        // One that ignores the cancel is dropped after the grace.
+        let token = CancellationToken::new();
+        let started = std::time::Instant::now();
+        let r = within(Some(ms(20)), &token, ms(60), std::future::pending::<()>()).await;
+        assert!(matches!(r, Timed::Stopped));
+        assert!(started.elapsed() >= ms(80));
+    }
 
     use super::{apply_outcome, run_outcome};
     use crate::domain::job::tests::job;

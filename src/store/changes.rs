@@ -93,6 +93,15 @@ impl Changes {
         (at.elapsed() < max_age).then(|| snap.clone())
     }
 
+    /// The write mark of every job, to take before reading what many jobs make (the stats):
+    /// it differs after any write this process made or heard of since.
+    pub fn mark_all(&self) -> u64 {
+        self.writes
+            .iter()
+            .map(|w| w.load(Ordering::SeqCst))
+            .fold(0u64, u64::wrapping_add)
+    }
+
     /// The write mark to take before reading `id` from the database.
     pub fn mark(&self, id: Uuid) -> u64 {
         self.writes[stripe(id)].load(Ordering::SeqCst)

@@ -37,6 +37,9 @@ pub mod jobs {
         pub heartbeat_at: Option<i64>,
         pub task_id: Option<i64>,
         pub owner: Option<String>,
+        pub priority: i32,
+        pub not_before: Option<i64>,
+        pub timeout_ms: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -178,6 +181,55 @@ pub mod deliveries {
         pub last_outcome: Option<String>,
         /// The token of the claim that holds the lease (see `Store::claim_deliveries`).
         pub lease_token: Option<String>,
+        /// The endpoint it goes to (`endpoints.id`); none on deliveries made before endpoints
+        /// were kept.
+        pub endpoint: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod delivery_attempts {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "delivery_attempts")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub delivery_id: String,
+        pub at: i64,
+        pub status: Option<i32>,
+        pub error: Option<String>,
+        pub duration_ms: i64,
+        pub next_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod endpoints {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "endpoints")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub owner: String,
+        pub target: String,
+        pub state: String,
+        pub failing_since: Option<i64>,
+        pub last_success_at: Option<i64>,
+        pub last_error_at: Option<i64>,
+        pub last_error: Option<String>,
+        pub disabled_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,6 +3,7 @@
 
 mod changes;
 mod driver;
+mod endpoints;
 mod entities;
 mod feed;
 mod idempotency;
@@ -15,6 +16,7 @@ mod submit;
 mod tools;
 
 pub use changes::{Changes, Ring, Snapshot, Subscription};
+pub use endpoints::Endpoint;
 pub use idempotency::{KeptAnswer, Reservation};
 pub use keys::KeyRecord;
 pub use listen::Signal;
@@ -532,6 +534,18 @@ impl Store {
             .filter(entities::record_outcomes::Column::JobId.eq(sid.clone()))
             .exec(&txn)
             .await?;
+        entities::delivery_attempts::Entity::delete_many()
+            .filter(
+                entities::delivery_attempts::Column::DeliveryId.in_subquery(
+                    sea_orm::sea_query::Query::select()
+                        .column(entities::deliveries::Column::Id)
+                        .from(entities::deliveries::Entity)
+                        .and_where(entities::deliveries::Column::JobId.eq(sid.clone()))
+                        .to_owned(),
+                ),
+            )
+            .exec(&txn)
+            .await?;
         entities::deliveries::Entity::delete_many()
             .filter(entities::deliveries::Column::JobId.eq(sid))
             .exec(&txn)
@@ -676,6 +690,9 @@ fn with_tombstones(f: &JobFilter) -> Condition {
     if let Some(cid) = &f.correlation_id {
         c = c.add(jobs::Column::CorrelationId.eq(cid.clone()));
     }
+    if let Some(p) = f.priority {
+        c = c.add(jobs::Column::Priority.eq(p));
+    }
     if let Some(t) = f.created_after {
         c = c.add(jobs::Column::CreatedAt.gt(ms(t)));
     }
@@ -785,6 +802,11 @@ fn to_job(m: jobs::Model) -> Result<Job> {
         input_blob: m.input_blob,
         options: JobOptions {
             keep_result: m.keep_result,
+            priority: m.priority,
+            not_before: m.not_before.map(from_ms),
+            timeout: m
+                .timeout_ms
+                .map(|t| std::time::Duration::from_millis(t.max(0) as u64)),
             ..JobOptions::default()
         }
         .with_signals_json(parse_json(m.async_request)?.as_ref()),
@@ -832,6 +854,9 @@ fn to_active(j: &Job) -> jobs::ActiveModel {
         heartbeat_at: Set(j.lease.as_ref().and_then(|l| l.heartbeat.map(ms))),
         task_id: Set(Some(j.task_id).filter(|t| *t > 0)),
         owner: Set(j.owner.clone()),
+        priority: Set(j.options.priority),
+        not_before: Set(j.options.not_before.map(ms)),
+        timeout_ms: Set(j.options.timeout.map(|d| d.as_millis() as i64)),
     }
 }
 
@@ -872,7 +897,10 @@ fn diff(old: &Job, new: &Job) -> jobs::ActiveModel {
         lease_expires_at,
         heartbeat_at,
         task_id,
-        owner
+        owner,
+        priority,
+        not_before,
+        timeout_ms
     );
     b
 }

@@ -8,13 +8,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
+use super::driver::{running_of, Limits};
 use super::entities::{job_files, jobs};
 use super::{from_ms, insert_message, listen, ms, to_file, to_job, Result, RunPatch, Store};
+use crate::domain::concurrency::{Cap, Concurrency};
 use crate::domain::{Job, JobStatus, Lane, Level, OutputFile, RunLease};
 
 /// The answer to a renewal.
@@ -25,6 +27,16 @@ pub enum Beat {
     Alive { cancel: bool, until: DateTime<Utc> },
     /// The lease no longer holds: stop at once, write nothing.
     Lost,
+}
+
+/// What the check of a claim against its limits found.
+enum Checked {
+    /// Its limit (this one) is full: the claim is undone.
+    Over(Cap),
+    /// Within its limits, seen by the claim statement itself.
+    Within,
+    /// Within its limits, seen after waiting for the claims before it under the same limits.
+    WithinAfterWaiting,
 }
 
 /// Whole milliseconds of a lease length.
@@ -67,24 +79,111 @@ impl Store {
     }
 
     /// Claim the oldest queued job of `lane` for `node` under a lease of `length` (from the
-    /// database's clock): the job and the lease every write about this run must show.
+    /// database's clock): the job and the lease every write about this run must show. A job
+    /// whose tenant or operation has as many running as `caps` allows, on every instance, waits.
     pub async fn claim(
         &self,
         node: &str,
         length: Duration,
         lane: Lane,
+        caps: &Concurrency,
     ) -> Result<Option<(Job, RunLease)>> {
-        let stmt = self.driver.claim(node, millis(length), lane);
-        // The claim and its STARTED message are one commit. The UPDATE is the transaction's
-        // first statement, so on SQLite it takes the write lock before reading anything.
-        let turn = self.writing().await;
-        let txn = self.db.begin().await?;
-        let row = jobs::Entity::find().from_raw_sql(stmt).one(&txn).await?;
-        let Some(row) = row else {
-            txn.rollback().await?;
-            return Ok(None);
-        };
-        let job = to_job(row)?;
+        // The limits a check below found full: the next try leaves their jobs waiting.
+        let mut full: Vec<Cap> = Vec::new();
+        loop {
+            let limits = Limits { caps, full: &full };
+            let stmt = self.driver.claim(node, millis(length), lane, &limits);
+            // The claim and its STARTED message are one commit. The UPDATE is the
+            // transaction's first statement, so on SQLite it takes the write lock before
+            // reading anything.
+            let turn = self.writing().await;
+            let txn = self.db.begin().await?;
+            let row = jobs::Entity::find().from_raw_sql(stmt).one(&txn).await?;
+            let Some(row) = row else {
+                txn.rollback().await?;
+                return Ok(None);
+            };
+            let job = to_job(row)?;
+            match self.over_limit(&txn, caps, &job).await? {
+                Checked::Over(cap) => {
+                    // Another instance claimed within the same limit first: this job waits.
+                    txn.rollback().await?;
+                    drop(turn);
+                    full.push(cap);
+                }
+                Checked::Within => return self.claimed(txn, turn, job, node).await.map(Some),
+                Checked::WithinAfterWaiting => {
+                    // Started now, when its place is sure, not when the claim statement ran:
+                    // a run that ended meanwhile ended before this one started.
+                    let now = self.driver.now_ms();
+                    let again = jobs::Entity::find()
+                        .from_raw_sql(Statement::from_sql_and_values(
+                            self.db.get_database_backend(),
+                            format!(
+                                "UPDATE jobs SET started_at = {now}, heartbeat_at = {now}, \
+                                 updated_at = {now} WHERE id = {} RETURNING *",
+                                self.driver.param(1)
+                            ),
+                            [job.id.to_string().into()],
+                        ))
+                        .one(&txn)
+                        .await?;
+                    let job = match again {
+                        Some(row) => to_job(row)?,
+                        None => job,
+                    };
+                    return self.claimed(txn, turn, job, node).await.map(Some);
+                }
+            }
+        }
+    }
+
+    /// The limit this claim (not committed yet) would take past its number, checked where the
+    /// claim statement cannot see the other instances' claims: one claim per limit at a time,
+    /// each counting after the one before it has committed.
+    async fn over_limit(
+        &self,
+        txn: &DatabaseTransaction,
+        caps: &Concurrency,
+        job: &Job,
+    ) -> Result<Checked> {
+        let mut waited = false;
+        for cap in caps.caps_of(job.owner.as_deref(), &job.operation) {
+            let Some(turn) = self.driver.limit_turn(&cap.key()) else {
+                return Ok(Checked::Within);
+            };
+            waited = true;
+            txn.execute_raw(turn).await?;
+            let (sql, values) = running_of(&cap, |n| self.driver.param(n));
+            let n: i64 = txn
+                .query_one_raw(Statement::from_sql_and_values(
+                    self.db.get_database_backend(),
+                    sql,
+                    values,
+                ))
+                .await?
+                .map(|r| r.try_get("", "n"))
+                .transpose()?
+                .unwrap_or(0);
+            if n > cap.limit() as i64 {
+                return Ok(Checked::Over(cap));
+            }
+        }
+        Ok(if waited {
+            Checked::WithinAfterWaiting
+        } else {
+            Checked::Within
+        })
+    }
+
+    /// Record a claim made in `txn` (its message, its news) and commit it.
+    async fn claimed(
+        &self,
+        txn: DatabaseTransaction,
+        turn: Option<tokio::sync::MutexGuard<'_, ()>>,
+        job: Job,
+        node: &str,
+    ) -> Result<(Job, RunLease)> {
         let Some(deadline) = job.lease.as_ref().map(|l| l.expires) else {
             txn.rollback().await?;
             return Err(super::StoreError::Corrupt("a claim wrote no lease".into()));
@@ -105,7 +204,7 @@ impl Store {
         drop(turn);
         self.changes.touch(job.id);
         let lease = RunLease::granted(job.id, job.attempt, node.to_string(), deadline);
-        Ok(Some((job, lease)))
+        Ok((job, lease))
     }
 
     /// Renew `lease` for another `length` and report whether a stop was asked.

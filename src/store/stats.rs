@@ -10,12 +10,21 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement, TransactionTrait, Value};
 
 use super::{from_ms, Result, Store};
-use crate::domain::stats::{run_bucket, CountRow, EndRow, Node, Span, HOURS, MINUTES};
+use crate::domain::stats::{
+    end_keys, CountRow, EndRow, Node, Span, HOURS, MINUTES, RUN_SLOTS_BEFORE,
+};
 
 /// Deltas or ends folded per statement.
 const FOLD_BATCH: u64 = 2_000;
 /// Rows of one upsert statement (four to seven parameters each).
 const UPSERT_ROWS: usize = 500;
+/// Every row not folded yet, said so that the database reads them by the primary key: after a
+/// burst is folded, a table of deltas keeps its emptied pages (a vacuum gives back only those
+/// after the last live row), and a scan of it would read them all on every stats read. Every row
+/// has an id at least the least one, so this leaves none out; PostgreSQL's planner then takes the
+/// index instead of the scan (0.1 ms instead of 5–11 ms over 7,000 emptied pages).
+const UNFOLDED_COUNTS: &str = "id >= (SELECT MIN(id) FROM job_count_deltas)";
+const UNFOLDED_ENDS: &str = "id >= (SELECT MIN(id) FROM job_end_log)";
 /// Minutes are kept two hours, hours 49, instances a day after their last heartbeat.
 const KEEP_MINUTES_MS: i64 = 2 * 3_600_000;
 const KEEP_HOURS_MS: i64 = 49 * 3_600_000;
@@ -33,16 +42,17 @@ impl Store {
     pub async fn job_counts(&self, owner: Option<&str>) -> Result<Vec<CountRow>> {
         let (cond, values) = match owner {
             Some(o) => (
-                format!("WHERE owner = {}", self.driver.param(1)),
+                format!("AND owner = {}", self.driver.param(1)),
                 vec![o.into()],
             ),
             None => (String::new(), vec![]),
         };
         let sql = format!(
             "SELECT owner, operation, status, CAST(SUM(n) AS BIGINT) AS n FROM ( \
-               SELECT owner, operation, status, n FROM job_counts {cond} \
+               SELECT owner, operation, status, n FROM job_counts WHERE 1 = 1 {cond} \
                UNION ALL \
-               SELECT owner, operation, status, delta AS n FROM job_count_deltas {cond} \
+               SELECT owner, operation, status, delta AS n FROM job_count_deltas \
+               WHERE {UNFOLDED_COUNTS} {cond} \
              ) t GROUP BY owner, operation, status"
         );
         let rows = self.db.query_all_raw(self.stmt(sql, values)).await?;
@@ -61,30 +71,40 @@ impl Store {
         Ok(out)
     }
 
-    /// The ends of the last hour per minute and of the last 48 hours per hour, up to `now`, of
-    /// one tenant or of all, by operation, status and run-time bucket.
+    /// The ends of the last hour per minute and of the last 48 hours per hour, by status, and the
+    /// run-time histograms of the last hour by operation, up to `now`, of one tenant or of all:
+    /// summed by the database, so an answer carries a few hundred rows whatever is stored.
     pub async fn job_ends(&self, owner: Option<&str>, now: DateTime<Utc>) -> Result<Vec<EndRow>> {
         let now_ms = now.timestamp_millis();
         let minutes = Span::Minute.start_of(now_ms) - (MINUTES - 1) * Span::Minute.ms();
         let hours = Span::Hour.start_of(now_ms) - (HOURS - 1) * Span::Hour.ms();
+        let runs = Span::Runs.start_of(now_ms) - RUN_SLOTS_BEFORE * Span::Runs.ms();
         let p = |n| self.driver.param(n);
-        let mut values: Vec<Value> = vec![minutes.into(), hours.into()];
+        let mut values: Vec<Value> = vec![minutes.into(), hours.into(), runs.into()];
         let own = match owner {
             Some(o) => {
                 values.push(o.into());
-                format!("AND owner = {}", p(3))
+                format!("AND owner = {}", p(4))
             }
             None => String::new(),
         };
         let sql = format!(
-            "SELECT 'b' AS k, span, start, operation, status, bucket, n, 0 AS ended_at, \
-                    0 AS run_ms FROM job_end_buckets \
+            "SELECT 'b' AS k, span, start, '' AS operation, status, -1 AS bucket, \
+                    CAST(SUM(n) AS BIGINT) AS n, 0 AS ended_at, 0 AS run_ms \
+             FROM job_end_buckets \
              WHERE ((span = 'm' AND start >= {m}) OR (span = 'h' AND start >= {h})) {own} \
+             GROUP BY span, start, status \
+             UNION ALL \
+             SELECT 'b' AS k, 'r' AS span, {r} AS start, operation, '' AS status, bucket, \
+                    CAST(SUM(n) AS BIGINT) AS n, 0 AS ended_at, 0 AS run_ms \
+             FROM job_end_buckets WHERE span = 'r' AND start >= {r} {own} \
+             GROUP BY operation, bucket \
              UNION ALL \
              SELECT 'l' AS k, '' AS span, 0 AS start, operation, status, 0 AS bucket, 1 AS n, \
-                    ended_at, run_ms FROM job_end_log WHERE ended_at >= {h} {own}",
+                    ended_at, run_ms FROM job_end_log WHERE {UNFOLDED_ENDS} AND ended_at >= {h} {own}",
             m = p(1),
             h = p(2),
+            r = p(3),
         );
         let rows = self.db.query_all_raw(self.stmt(sql, values)).await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -107,13 +127,15 @@ impl Store {
             } else {
                 // Not folded yet: counted here as the fold will count it.
                 let ended: i64 = r.try_get("", "ended_at")?;
-                let bucket = run_bucket(r.try_get::<Option<i64>>("", "run_ms")?);
-                for span in [Span::Minute, Span::Hour] {
+                let run_ms = r.try_get::<Option<i64>>("", "run_ms")?;
+                for (span, start, operation, status, bucket) in
+                    end_keys(ended, &operation, &status, run_ms)
+                {
                     out.push(EndRow {
                         span,
-                        start: span.start_of(ended),
-                        operation: operation.clone(),
-                        status: status.clone(),
+                        start,
+                        operation: operation.to_string(),
+                        status: status.to_string(),
                         bucket,
                         n: 1,
                     });
@@ -277,17 +299,19 @@ impl Store {
         let mut buckets: BTreeMap<EndKey, i64> = BTreeMap::new();
         for r in &ends {
             let ended: i64 = r.try_get("", "ended_at")?;
-            let bucket = run_bucket(r.try_get::<Option<i64>>("", "run_ms")?);
+            let run_ms = r.try_get::<Option<i64>>("", "run_ms")?;
             let owner: String = r.try_get("", "owner")?;
             let operation: String = r.try_get("", "operation")?;
             let status: String = r.try_get("", "status")?;
-            for span in [Span::Minute, Span::Hour] {
+            for (span, start, operation, status, bucket) in
+                end_keys(ended, &operation, &status, run_ms)
+            {
                 let key = (
                     span.as_str(),
-                    span.start_of(ended),
+                    start,
                     owner.clone(),
-                    operation.clone(),
-                    status.clone(),
+                    operation.to_string(),
+                    status.to_string(),
                     bucket,
                 );
                 *buckets.entry(key).or_default() += 1;
@@ -331,6 +355,14 @@ impl Store {
         Ok(deltas.len() + ends.len())
     }
 
+    /// Give back the space of the rows a fold removed in bulk (see `Driver::compact_stats`).
+    pub async fn compact_stats(&self) -> Result<()> {
+        if let Some(sql) = self.driver.compact_stats() {
+            self.db.execute_unprepared(sql).await?;
+        }
+        Ok(())
+    }
+
     /// Add `rows` to the `n` of `table`, keyed by `key`, in the rows' order.
     async fn upsert(
         &self,
@@ -361,7 +393,7 @@ impl Store {
         Ok(())
     }
 
-    /// Forget minutes older than two hours, hours older than 49 and counts of nothing, as of
+    /// Forget minutes and run-time slots older than two hours, hours older than 49 and counts of nothing, as of
     /// `now`; and instances not heard from for a day.
     pub async fn trim_stats(&self, now: DateTime<Utc>) -> Result<()> {
         let now = now.timestamp_millis();
@@ -370,7 +402,7 @@ impl Store {
         self.db
             .execute_raw(self.stmt(
                 format!(
-                    "DELETE FROM job_end_buckets WHERE (span = 'm' AND start < {}) \
+                    "DELETE FROM job_end_buckets WHERE (span IN ('m', 'r') AND start < {}) \
                      OR (span = 'h' AND start < {})",
                     p(1),
                     p(2)

@@ -45,6 +45,16 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("assets/events.js"),
     },
     Asset {
+        name: "dom.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("assets/dom.js"),
+    },
+    Asset {
+        name: "overview.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("assets/overview.js"),
+    },
+    Asset {
         name: "icon.svg",
         content_type: "image/svg+xml",
         body: include_bytes!("assets/icon.svg"),

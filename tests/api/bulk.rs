@@ -510,7 +510,8 @@ async fn bulk_cancel_survives_kill_9(backend: &'static str) {
                     .send()
                     .await
                     .unwrap();
-                assert_eq!(r.status(), 201);
+                let status = r.status();
+                assert_eq!(status, 201, "{}", r.text().await.unwrap_or_default());
             }
         })
         .await;
@@ -540,12 +541,16 @@ async fn bulk_cancel_survives_kill_9(backend: &'static str) {
     assert!(killed);
     let mut child = start_with(&db, &store, port, &[]);
     wait_up(&http, &base).await;
-    // Jobs submitted after the action was made are not what it matched: left alone.
+    // Jobs submitted after the action was made are not what it matched: left alone. They wait
+    // for an hour, so they are still QUEUED (what the action's filter names) when it ends, even
+    // when an import ends first and frees the worker.
     let later = 20;
+    let not_before = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     for _ in 0..later {
         let r = http
             .post(format!("{base}/api/v1/jobs"))
-            .json(&json!({"operation": "noop", "correlationId": "later"}))
+            .json(&json!({"operation": "noop", "correlationId": "later",
+                "async": {"notBefore": not_before}}))
             .send()
             .await
             .unwrap();

@@ -154,12 +154,12 @@ async fn claims_take_the_oldest_job_once(store: &Store) {
     let b = queued(store).await;
     let lease = Duration::from_secs(30);
     let (first, la) = store
-        .claim("node-a", lease, Lane::Work)
+        .claim("node-a", lease, Lane::Work, &Default::default())
         .await
         .unwrap()
         .unwrap();
     let (second, lb) = store
-        .claim("node-b", lease, Lane::Work)
+        .claim("node-b", lease, Lane::Work, &Default::default())
         .await
         .unwrap()
         .unwrap();
@@ -172,7 +172,7 @@ async fn claims_take_the_oldest_job_once(store: &Store) {
     let left = (la.deadline() - now).num_milliseconds();
     assert!((25_000..=30_000).contains(&left), "{left} ms left");
     assert!(store
-        .claim("node-c", lease, Lane::Work)
+        .claim("node-c", lease, Lane::Work, &Default::default())
         .await
         .unwrap()
         .is_none());
@@ -189,19 +189,23 @@ async fn each_lane_claims_only_its_own_jobs(store: &Store) {
     }
     let lease = Duration::from_secs(30);
     let (c, _) = store
-        .claim("node-a", lease, Lane::Control)
+        .claim("node-a", lease, Lane::Control, &Default::default())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(c.id, bulk.id);
     assert!(store
-        .claim("node-a", lease, Lane::Control)
+        .claim("node-a", lease, Lane::Control, &Default::default())
         .await
         .unwrap()
         .is_none());
     let later = queued_as(store, "bulk", JobOptions::default()).await;
     let mut claimed = Vec::new();
-    while let Some((j, _)) = store.claim("node-b", lease, Lane::Work).await.unwrap() {
+    while let Some((j, _)) = store
+        .claim("node-b", lease, Lane::Work, &Default::default())
+        .await
+        .unwrap()
+    {
         claimed.push(j.id);
     }
     assert_eq!(
@@ -215,7 +219,7 @@ async fn each_lane_claims_only_its_own_jobs(store: &Store) {
     assert_eq!(store.count_jobs(&f).await.unwrap(), 3);
     assert_eq!(store.count_jobs(&JobFilter::default()).await.unwrap(), 5);
     let (c, _) = store
-        .claim("node-a", lease, Lane::Control)
+        .claim("node-a", lease, Lane::Control, &Default::default())
         .await
         .unwrap()
         .unwrap();
@@ -226,7 +230,7 @@ async fn a_lost_lease_writes_nothing(store: &Store) {
     let job = queued(store).await;
     let len = Duration::from_secs(30);
     let (_, old) = store
-        .claim("node-a", len, Lane::Work)
+        .claim("node-a", len, Lane::Work, &Default::default())
         .await
         .unwrap()
         .unwrap();
@@ -234,7 +238,7 @@ async fn a_lost_lease_writes_nothing(store: &Store) {
     // Taken over: attempt 2 on node b.
     requeue(store, job.id).await;
     let (_, new) = store
-        .claim("node-b", len, Lane::Work)
+        .claim("node-b", len, Lane::Work, &Default::default())
         .await
         .unwrap()
         .unwrap();
@@ -308,7 +312,12 @@ async fn a_lost_lease_writes_nothing(store: &Store) {
 async fn a_lease_that_ran_out_writes_nothing(store: &Store) {
     let job = queued(store).await;
     let (_, lease) = store
-        .claim("node-a", Duration::from_millis(300), Lane::Work)
+        .claim(
+            "node-a",
+            Duration::from_millis(300),
+            Lane::Work,
+            &Default::default(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -380,7 +389,12 @@ async fn the_state_machine_refuses_illegal_moves(store: &Store) {
     // A run's progress cannot move a job back from SAVING to PROCESSING.
     let job = queued(store).await;
     let (_, lease) = store
-        .claim("node-a", Duration::from_secs(30), Lane::Work)
+        .claim(
+            "node-a",
+            Duration::from_secs(30),
+            Lane::Work,
+            &Default::default(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -405,7 +419,12 @@ async fn the_state_machine_refuses_illegal_moves(store: &Store) {
 async fn removal_leaves_a_changed_job_alone(store: &Store) {
     let job = queued(store).await;
     let (_, lease) = store
-        .claim("node-a", Duration::from_secs(30), Lane::Work)
+        .claim(
+            "node-a",
+            Duration::from_secs(30),
+            Lane::Work,
+            &Default::default(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -434,7 +453,12 @@ async fn removal_leaves_a_changed_job_alone(store: &Store) {
     assert!(store.remove_job(&now).await.unwrap().is_none());
     // Ended and unchanged: removed with everything that hangs off it.
     let (_, lease) = store
-        .claim("node-a", Duration::from_secs(30), Lane::Work)
+        .claim(
+            "node-a",
+            Duration::from_secs(30),
+            Lane::Work,
+            &Default::default(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -457,7 +481,7 @@ async fn outputs_are_the_current_attempts(store: &Store) {
     let job = queued(store).await;
     let len = Duration::from_secs(30);
     let (_, one) = store
-        .claim("node-a", len, Lane::Work)
+        .claim("node-a", len, Lane::Work, &Default::default())
         .await
         .unwrap()
         .unwrap();
@@ -468,7 +492,7 @@ async fn outputs_are_the_current_attempts(store: &Store) {
     // Hidden at once: attempt 2 has written nothing yet.
     assert!(store.files(job.id).await.unwrap().is_empty());
     let (_, two) = store
-        .claim("node-b", len, Lane::Work)
+        .claim("node-b", len, Lane::Work, &Default::default())
         .await
         .unwrap()
         .unwrap();
@@ -529,7 +553,12 @@ async fn the_outbox_lease_fences_each_try(store: &Store) {
     };
     let job = queued_with(store, options).await;
     let (_, lease) = store
-        .claim("node-a", Duration::from_secs(30), Lane::Work)
+        .claim(
+            "node-a",
+            Duration::from_secs(30),
+            Lane::Work,
+            &Default::default(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -565,23 +594,50 @@ async fn the_outbox_lease_fences_each_try(store: &Store) {
         .unwrap()
         .is_empty());
     // The stale claim records nothing and cannot renew; the holder records once.
-    assert!(!store
-        .delivery_tried(&d.id, &stale, 1, true, None, "HTTP 200")
+    assert!(store
+        .delivery_tried(
+            &d.id,
+            &stale,
+            1,
+            true,
+            None,
+            &longrun::domain::signals::Tried::http(200),
+            std::time::Duration::from_secs(3600),
+        )
         .await
-        .unwrap());
+        .unwrap()
+        .is_none());
     assert!(!store
         .renew_delivery(&d.id, &stale, Duration::from_secs(60))
         .await
         .unwrap());
     assert_eq!(store.deliveries(job.id).await.unwrap(), before);
     assert!(store
-        .delivery_tried(&d.id, &held, 1, true, None, "HTTP 200")
+        .delivery_tried(
+            &d.id,
+            &held,
+            1,
+            true,
+            None,
+            &longrun::domain::signals::Tried::http(200),
+            std::time::Duration::from_secs(3600),
+        )
         .await
-        .unwrap());
-    assert!(!store
-        .delivery_tried(&d.id, &held, 2, false, None, "late")
+        .unwrap()
+        .is_some());
+    assert!(store
+        .delivery_tried(
+            &d.id,
+            &held,
+            2,
+            false,
+            None,
+            &longrun::domain::signals::Tried::failed("late"),
+            std::time::Duration::from_secs(3600),
+        )
         .await
-        .unwrap());
+        .unwrap()
+        .is_none());
     let after = store.deliveries(job.id).await.unwrap().remove(0);
     assert_eq!(
         (after.state.as_str(), after.delivery.attempts),

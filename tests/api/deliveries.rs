@@ -250,10 +250,18 @@ async fn a_stale_lease_token_changes_nothing(backend: &'static str) {
     );
 
     let recorded = store
-        .delivery_tried(&d.id, &stale, 2, true, None, "HTTP 200")
+        .delivery_tried(
+            &d.id,
+            &stale,
+            2,
+            true,
+            None,
+            &longrun::domain::signals::Tried::http(200),
+            std::time::Duration::from_secs(3600),
+        )
         .await
         .unwrap();
-    assert!(!recorded, "a stale token records nothing");
+    assert!(recorded.is_none(), "a stale token records nothing");
     assert!(!store
         .renew_delivery(&d.id, &stale, Duration::from_secs(60))
         .await
@@ -265,18 +273,36 @@ async fn a_stale_lease_token_changes_nothing(backend: &'static str) {
         .unwrap());
 
     assert!(store
-        .delivery_tried(&d.id, &held, 2, true, None, "HTTP 200")
+        .delivery_tried(
+            &d.id,
+            &held,
+            2,
+            true,
+            None,
+            &longrun::domain::signals::Tried::http(200),
+            std::time::Duration::from_secs(3600),
+        )
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     let after = store.deliveries(job).await.unwrap().remove(0);
     assert_eq!(after.state, "delivered");
     assert_eq!(after.delivery.attempts, 2);
     assert_eq!(after.last_outcome.as_deref(), Some("HTTP 200"));
     // Recorded once: the same token records nothing more.
-    assert!(!store
-        .delivery_tried(&d.id, &held, 3, false, None, "late")
+    assert!(store
+        .delivery_tried(
+            &d.id,
+            &held,
+            3,
+            false,
+            None,
+            &longrun::domain::signals::Tried::failed("late"),
+            std::time::Duration::from_secs(3600),
+        )
         .await
-        .unwrap());
+        .unwrap()
+        .is_none());
     assert_eq!(store.deliveries(job).await.unwrap(), vec![after]);
     app.stop().await;
 }

@@ -531,6 +531,48 @@ fn rows() -> Vec<Row> {
             200,
             Collection,
         ),
+        row(
+            "getJobDeliveries",
+            M::GET,
+            "{job}/deliveries",
+            Some("read"),
+            200,
+            Ended,
+        ),
+        row(
+            "listDeliveries",
+            M::GET,
+            "/api/v1/deliveries",
+            Some("read"),
+            200,
+            Collection,
+        ),
+        // No such delivery: past the door, the handler's 404 (another tenant's is tested in
+        // `delivery_log`).
+        row(
+            "redeliver",
+            M::POST,
+            "/api/v1/deliveries/msg_0/redeliver",
+            Some("submit"),
+            404,
+            Collection,
+        ),
+        row(
+            "listEndpoints",
+            M::GET,
+            "/api/v1/endpoints",
+            Some("read"),
+            200,
+            Collection,
+        ),
+        row(
+            "enableEndpoint",
+            M::POST,
+            "/api/v1/endpoints/ep_0/enable",
+            Some("submit"),
+            404,
+            Collection,
+        ),
         with(
             row(
                 "submitImport",

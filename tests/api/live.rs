@@ -394,6 +394,17 @@ async fn a_jobs_log_is_followed_as_it_is_written(b: &'static str) {
     assert!(none.next(Duration::from_secs(10)).await.is_none());
     assert!(none.ended);
 
+    // A seq longer than any the log can have is refused by the document's own pattern, so a
+    // value the document allows is always one the service reads.
+    let r = app
+        .http
+        .get(format!("{msgs}?follow=true"))
+        .header("last-event-id", "2307459654554218211225")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 400, "Last-Event-ID").await;
+
     // An empty Last-Event-ID is none (EventSource sends one); on the document it changes nothing.
     let r = app
         .http

@@ -145,7 +145,7 @@ async fn every_operation_has_examples_and_its_request_examples_are_accepted() {
             }
         }
     }
-    assert_eq!(ops, 38);
+    assert_eq!(ops, 43);
 
     // Each checked-in example is on its operation in the served document.
     let examples: Value =
@@ -1114,6 +1114,86 @@ async fn capture_examples() {
         .await;
     c.get_both("getStats", "/api/v1/stats?minutes=3&hours=2")
         .await;
+
+    // A job whose notification's receiver cannot be reached: its delivery log, the deliveries
+    // by state, and a redelivery.
+    let (s, _, noted) = c
+        .call(
+            "submitJob",
+            Method::POST,
+            "/api/v1/jobs",
+            Some((
+                "application/json",
+                json!({"operation": "noop", "async": {"notification":
+                    {"url": "https://receiver.example/hooks/longrun"}}})
+                .to_string(),
+            )),
+            "application/json",
+            "application/json",
+        )
+        .await;
+    assert_eq!(s, 201, "{noted}");
+    let noted = link(&noted, "self").unwrap();
+    let done = c.wait_end(&noted).await;
+    let deliveries = link(&done, "deliveries").unwrap();
+    let mut tried = Value::Null;
+    for _ in 0..200 {
+        tried = c
+            .http
+            .get(c.local(&deliveries))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if tried["deliveries"][0]["attempts"].as_array().map(Vec::len) == Some(1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(tried["deliveries"][0]["state"], "retrying", "{tried}");
+    c.get_both("getJobDeliveries", &deliveries).await;
+    c.get_both(
+        "listDeliveries",
+        "/api/v1/deliveries?state=retrying&limit=10",
+    )
+    .await;
+    let (_, _, endpoints) = c
+        .call(
+            "listEndpoints",
+            Method::GET,
+            "/api/v1/endpoints",
+            None,
+            "application/json",
+            "application/json",
+        )
+        .await;
+    c.get_both("listEndpoints", "/api/v1/endpoints").await;
+    let endpoint = endpoints["endpoints"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.call(
+        "enableEndpoint",
+        Method::POST,
+        &format!("/api/v1/endpoints/{endpoint}/enable"),
+        None,
+        "application/json",
+        "application/json",
+    )
+    .await;
+    let redeliver = link(&tried["deliveries"][0], "redeliver").unwrap();
+    c.call(
+        "redeliver",
+        Method::POST,
+        &redeliver,
+        None,
+        "application/json",
+        "application/json",
+    )
+    .await;
     let (_, bgr, _) = c
         .call(
             "listTools",

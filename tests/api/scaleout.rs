@@ -81,6 +81,39 @@ async fn two_instances_share_one_queue() {
         }
     }
     assert_eq!(nodes.len(), 2, "{nodes:?}");
+    // Both instances folded the counts as the jobs moved, at once; each reads them exact, and
+    // lists both instances.
+    let (x, y) = tokio::join!(a.engine.fold_stats_once(), b.engine.fold_stats_once());
+    x.unwrap();
+    y.unwrap();
+    for app in [&a, &b] {
+        let (_, _, s) = app.get(&app.url("/api/v1/stats")).await;
+        assert_eq!(s["total"], 500, "{s}");
+        let done = s["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["status"] == "SUCCESS");
+        assert_eq!(done.unwrap()["count"], 500, "{s}");
+        let ended: i64 = s["perHour"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["completed"].as_i64().unwrap())
+            .sum();
+        assert_eq!(ended, 500, "{s}");
+        let ids: std::collections::HashSet<&str> = s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["alive"] == true)
+            .map(|n| n["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            ids.contains(a.engine.node()) && ids.contains(b.engine.node()),
+            "{s}"
+        );
+    }
     a.stop().await;
     b.stop().await;
 }
@@ -281,6 +314,21 @@ async fn kill_9_one_of_two_instances() {
     }
     assert!(recovered >= 1, "at least one job was taken over");
     assert_eq!(count_tools(&http, survivor).await, 20 * 6_000);
+    // The numbers of the collection after the kill: every job counted once, in its end state,
+    // each end once (a job taken over was queued again, which is no end).
+    let s = json_of(&http, &format!("{survivor}/api/v1/stats")).await;
+    assert_eq!(s["total"], 20, "{s}");
+    for c in s["counts"].as_array().unwrap() {
+        let want = if c["status"] == "SUCCESS" { 20 } else { 0 };
+        assert_eq!(c["count"], want, "{s}");
+    }
+    let ended: i64 = s["perHour"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["completed"].as_i64().unwrap() + p["failed"].as_i64().unwrap())
+        .sum();
+    assert_eq!(ended, 20, "{s}");
 }
 
 async fn submit_keyed(app: &TestApp, key: &str, ms: u64) -> reqwest::Response {

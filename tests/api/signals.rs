@@ -36,20 +36,27 @@ fn query(uri: &str) -> std::collections::HashMap<String, String> {
     u.query_pairs().into_owned().collect()
 }
 
-/// The Standard Webhooks reference library (Python) verifies every delivery: callbacks and
-/// notification events in JSON and XML, for SUCCESS, FAILED and CANCELLED jobs.
-async fn every_delivery_verifies_with_the_reference_library(b: &'static str) {
-    let have_lib = std::process::Command::new("python3")
+/// Whether python3 has the Standard Webhooks reference library; in CI it must.
+fn reference_library() -> bool {
+    let have = std::process::Command::new("python3")
         .args(["-c", "import standardwebhooks"])
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    if !have_lib {
+    if !have {
         assert!(
             std::env::var("CI").is_err(),
             "CI must install the standardwebhooks package (pip install standardwebhooks)"
         );
         eprintln!("python3 with standardwebhooks is missing: this test was skipped (pip install standardwebhooks)");
+    }
+    have
+}
+
+/// The Standard Webhooks reference library (Python) verifies every delivery: callbacks and
+/// notification events in JSON and XML, for SUCCESS, FAILED and CANCELLED jobs.
+async fn every_delivery_verifies_with_the_reference_library(b: &'static str) {
+    if !reference_library() {
         return;
     }
     let mut py = std::process::Command::new("python3")
@@ -191,6 +198,68 @@ async fn every_delivery_verifies_with_the_reference_library(b: &'static str) {
     app.stop().await;
 }
 crate::per_backend!(every_delivery_verifies_with_the_reference_library);
+
+/// A rotation of the secret without downtime: with `LONGRUN_WEBHOOK_SECRET=new,old` each
+/// delivery carries a signature by each secret, so a receiver still holding the old one and one
+/// already moved to the new one both verify it with the reference library; a third secret does
+/// not. With the old one dropped, only the new one verifies.
+#[tokio::test]
+async fn a_rotated_secret_verifies_with_the_old_and_the_new_key() {
+    if !reference_library() {
+        return;
+    }
+    let old = TEST_SECRET.to_string();
+    let new = longrun::domain::signals::new_secret();
+    let other = longrun::domain::signals::new_secret();
+    let mut py = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/receiver.py"))
+        .args([&new, &old, &other])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(py.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let port: u16 = first.strip_prefix("PORT ").unwrap().parse().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&l).unwrap());
+        }
+    });
+    for (secrets, valid_by, signatures) in [
+        (format!("{new}, {old}"), [true, true, false], 2),
+        (new.clone(), [true, false, false], 1),
+    ] {
+        let app = TestApp::spawn_with("sqlite", 1, |a| {
+            signal_args(a);
+            a.webhook_secret = Some(secrets.clone());
+        })
+        .await;
+        let hook = format!("http://127.0.0.1:{port}");
+        let loc = sleepy_with(
+            &app,
+            json!({"ms": 5}),
+            json!({"notification": {"url": format!("{hook}/n")}}),
+            "rotation",
+        )
+        .await;
+        assert_eq!(app.wait_end(&loc).await["jobStatus"], "SUCCESS");
+        let d = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("a delivery")
+            .unwrap();
+        assert_eq!(d["validBy"], json!(valid_by), "{secrets}: {d}");
+        let header = d["headers"]["webhook-signature"].as_str().unwrap();
+        assert_eq!(header.split(' ').count(), signatures, "{header}");
+        assert!(header.split(' ').all(|s| s.starts_with("v1,")), "{header}");
+        // One delivery, answered 204 (the receiver answers for the new secret, its first).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(rx.try_recv().is_err());
+        app.stop().await;
+    }
+    let _ = py.kill();
+    let _ = py.wait();
+}
 
 /// 500, 500, then 200: delivered on the third try with the same webhook-id; three message lines.
 /// A 410 stops the tries at once and counts as given up.

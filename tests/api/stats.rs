@@ -323,3 +323,84 @@ async fn an_instance_leaves_the_nodes_when_it_stops(b: &'static str) {
     let nodes = store.nodes(chrono::Utc::now()).await.unwrap();
     assert!(nodes.iter().all(|n| n.id != node), "{nodes:?}");
 }
+
+/// A database made before the counts existed: upgrading it counts the jobs it holds, the ends of
+/// the last 48 hours with their run times, and the jobs made before tenants as the open tenant's.
+async fn an_existing_collection_is_counted_when_upgraded(b: &'static str) {
+    use migration::MigratorTrait;
+    use sea_orm::ConnectionTrait;
+    let dir = tempfile::tempdir().unwrap();
+    let url = database_for(b, dir.path()).await;
+    let db = sea_orm::Database::connect(&url).await.unwrap();
+    migration::Migrator::up(&db, Some(8)).await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let old = now - 72 * 3_600_000;
+    let mut rows = Vec::new();
+    // 5 ended SUCCESS a minute ago after 200 ms, 2 FAILED three days ago, 3 QUEUED of no
+    // tenant (made before tenants).
+    for i in 0..10 {
+        let (status, started, finished, owner) = match i {
+            0..5 => (
+                "SUCCESS",
+                (now - 60_200).to_string(),
+                (now - 60_000).to_string(),
+                "'blue'",
+            ),
+            5..7 => ("FAILED", old.to_string(), (old + 10).to_string(), "'blue'"),
+            _ => ("QUEUED", "NULL".into(), "NULL".into(), "NULL"),
+        };
+        rows.push(format!(
+            "('00000000-0000-7000-8000-{i:012}', 'R{i}', 'noop', '{status}', {now}, {started}, \
+             {finished}, {now}, 'c{i}', '{{}}', 1, 0, {owner})"
+        ));
+    }
+    db.execute_unprepared(&format!(
+        "INSERT INTO jobs (id, reference, operation, status, created_at, started_at, \
+         finished_at, updated_at, correlation_id, input, total_stages, current_stage, owner) \
+         VALUES {}",
+        rows.join(", ")
+    ))
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+    let store = longrun::store::Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let mut counts: Vec<(String, String, i64)> = store
+        .job_counts(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.owner, c.status, c.n))
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        vec![
+            ("blue".into(), "FAILED".into(), 2),
+            ("blue".into(), "SUCCESS".into(), 5),
+            ("default".into(), "QUEUED".into(), 3),
+        ]
+    );
+    // Folded or not, the same ends: the 5 of a minute ago, with their run time.
+    for fold in [false, true] {
+        if fold {
+            while store.fold_stats().await.unwrap() > 0 {}
+        }
+        let ends = store
+            .job_ends(Some("blue"), chrono::Utc::now())
+            .await
+            .unwrap();
+        let of = |span| {
+            ends.iter()
+                .filter(move |e: &&longrun::domain::stats::EndRow| e.span == span)
+        };
+        use longrun::domain::stats::Span;
+        assert_eq!(of(Span::Minute).map(|e| e.n).sum::<i64>(), 5, "{ends:?}");
+        assert!(of(Span::Minute).all(|e| e.status == "SUCCESS"));
+        assert_eq!(of(Span::Runs).map(|e| e.n).sum::<i64>(), 5, "{ends:?}");
+        assert!(
+            of(Span::Runs).all(|e| longrun::domain::stats::bucket_ms(e.bucket).abs_diff(200) <= 20)
+        );
+    }
+}
+crate::per_backend!(an_existing_collection_is_counted_when_upgraded);

@@ -130,6 +130,8 @@ async fn the_dashboard_and_its_assets_are_served_from_the_binary() {
         );
         assert!(r.headers().contains_key("etag"));
         let js = r.text().await.unwrap();
+        // The SVG namespace is a name, never fetched; any other address would be a server.
+        let js = js.replace("\"http://www.w3.org/2000/svg\"", "\"\"");
         assert!(
             !js.contains("http://") && !js.contains("https://"),
             "{url} names another server"

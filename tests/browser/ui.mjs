@@ -453,6 +453,7 @@ async function main() {
   await keyedDashboard(context);
   await docsWithKey(context);
   await liveConsole(context);
+  await overviewPage(context);
   step(`screenshots in ${shots}: ${fs.readdirSync(shots).join(", ")}`);
 }
 
@@ -550,6 +551,93 @@ async function liveConsole(context) {
   await service.stop();
 }
 
+/** Wait until `href` (a job) is in one of `statuses`. */
+async function waitStatus(href, statuses) {
+  for (let i = 0; i < 300; i += 1) {
+    const job = await (await fetch(href, { headers: { accept: "application/json", authorization: `Bearer ${KEY}` } })).json();
+    if (statuses.includes(job.jobStatus)) return job;
+    await sleep(100);
+  }
+  throw new Error(`${href} never reached ${statuses}`);
+}
+
+/** The Overview: counts per status, the ends chart, each operation's queue and the instances,
+ *  kept current from the collection's stream; a status opens the list with that filter. */
+async function overviewPage(context) {
+  step("overview: counts, ends, queues and instances from /api/v1/stats, live");
+  const service = await startService(undefined, "overview.db");
+  const { base } = service;
+  const self = (job) => job.links.find((l) => l.rel === "self").href;
+  for (let i = 0; i < 3; i += 1) await waitStatus(self(await submitJob(base, { operation: "noop" })), ["SUCCESS"]);
+  // One job holds the only worker, so the next four wait in the queue; one of them is cancelled.
+  const holder = await submitJob(base, { operation: "noop", input: { log: ["hold 1", "hold 2", "hold 3", "hold 4"], pauseMs: 8000 } });
+  await waitStatus(self(holder), ["PROCESSING", "STARTED"]);
+  const waiting = [];
+  for (let i = 0; i < 4; i += 1) waiting.push(await submitJob(base, { operation: "noop", correlationId: `ov-${i}` }));
+  const cancel = waiting[0].links.find((l) => l.rel === "cancel");
+  const r = await fetch(cancel.href, { method: cancel.method || "POST", headers: { accept: "application/json", authorization: `Bearer ${KEY}` } });
+  assert.equal(r.status, 200, await r.text());
+
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  const streams = [];
+  page.on("request", (req) => { if (new URL(req.url()).pathname === "/api/v1/events") streams.push(req.url()); });
+  await page.goto(`${base}/ui/#overview`);
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  assert.equal(await page.locator("#tab-overview").getAttribute("aria-current"), "page");
+  assert.ok(await page.locator("#jobs-view").isHidden(), "the jobs view is hidden");
+  const tile = (status) => page.locator(`#ov-tiles [data-status="${status}"] .n`);
+  await page.locator("#ov-tiles .total .n", { hasText: /^8$/ }).waitFor();
+  await tile("SUCCESS").filter({ hasText: /^3$/ }).waitFor();
+  assert.equal(await tile("QUEUED").innerText(), "3");
+  assert.equal(await tile("CANCELLED").innerText(), "1");
+  // The open service covers every tenant: the field to pick one is there.
+  assert.ok(await page.locator("#ov-tenant-form").isVisible());
+  await page.locator("#ov-scope", { hasText: "All tenants" }).waitFor();
+
+  const noop = page.locator('#ov-queues tr[data-operation="noop"] td');
+  assert.equal(await noop.nth(0).innerText(), "3", "queued");
+  assert.equal(await noop.nth(1).innerText(), "1", "running");
+  assert.match(await noop.nth(3).innerText(), / ago$/, "the oldest queued job's wait");
+  assert.match(await noop.nth(4).innerText(), /ms|s/, "run times of the last hour");
+  const node = page.locator("#ov-nodes tbody tr");
+  assert.equal(await node.count(), 1);
+  assert.match(await node.innerText(), /all[\s\S]*alive/);
+
+  // Ended jobs, per minute for the last hour: 3 completed and 1 cancelled, in the last bar.
+  assert.equal(await page.locator("#ov-ends svg .period").count(), 60);
+  await page.locator("#ov-ends-sum", { hasText: "3 completed, 0 failed, 1 cancelled" }).waitFor();
+  assert.match(await page.locator("#ov-ends svg .period title").last().textContent(), /3 completed, 0 failed, 1 cancelled/);
+  await page.getByRole("button", { name: "Last 48 hours", exact: true }).click();
+  assert.equal(await page.locator("#ov-ends svg .period").count(), 48);
+  assert.match(await page.locator("#ov-ends-sum").innerText(), /last 48 hours, per hour: 3 completed/);
+
+  step("overview: a job submitted with curl is counted without a reload");
+  await submitJob(base, { operation: "noop", correlationId: "ov-live" });
+  await page.locator("#ov-tiles .total .n", { hasText: /^9$/ }).waitFor({ timeout: 5000 });
+  await tile("QUEUED").filter({ hasText: /^4$/ }).waitFor({ timeout: 5000 });
+  await page.locator("#ov-depth svg polyline.l-queued").waitFor({ timeout: 15000 });
+  await page.screenshot({ path: path.join(shots, "overview.png"), fullPage: true });
+  await page.setViewportSize({ width: 360, height: 800 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the overview fits 360 px (${overflow} px too wide)`);
+  await page.screenshot({ path: path.join(shots, "overview-360.png"), fullPage: true });
+  await page.setViewportSize({ width: 1400, height: 1000 });
+
+  step("overview: a status opens the jobs with that status");
+  await page.locator('#ov-tiles [data-status="CANCELLED"]').click();
+  await page.locator("#list-count", { hasText: /^1 matching job;/ }).waitFor();
+  assert.equal(new URL(page.url()).hash, "#jobs");
+  assert.ok(await page.getByRole("checkbox", { name: "Cancelled" }).isChecked());
+  assert.equal(await page.locator(`#job-list li[data-job="${waiting[0].jobId}"]`).count(), 1);
+  assert.ok(await page.locator("#overview").isHidden());
+  assert.ok(streams.length >= 2, `the overview's stream, then the list's: ${streams}`);
+  assert.deepEqual(errors, [], "errors on the page");
+  await page.close();
+  await service.stop();
+}
+
 /** The dashboard on a service with API keys: the 401 shown without a key goes away once a
  *  request with the given key succeeds, and the operation filter is filled with the key. */
 async function keyedDashboard(context) {
@@ -570,6 +658,10 @@ async function keyedDashboard(context) {
   await page.waitForFunction(() => document.querySelectorAll("#f-operation option").length > 1);
   const ops = await page.locator("#f-operation option").allTextContents();
   assert.ok(ops.includes("compare") && ops.includes("import"), `operations: ${ops}`);
+  // The overview of a tenant's key is that tenant's, with no field to pick another.
+  await page.getByRole("link", { name: "Overview", exact: true }).click();
+  await page.locator("#ov-scope", { hasText: "Tenant t" }).waitFor();
+  assert.ok(await page.locator("#ov-tenant-form").isHidden());
   await page.close();
   await service.stop();
 }

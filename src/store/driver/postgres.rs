@@ -11,7 +11,7 @@ use sea_orm::{
 
 use super::super::listen::{self, CHANNEL};
 use super::super::{submit, Backend, Result, Store, StoreError};
-use super::{base_options, claim_sql, nodelay, Driver, CATALOG_INSERT, CATALOG_UPDATE};
+use super::{base_options, claim_sql, nodelay, Driver, Limits, CATALOG_INSERT, CATALOG_UPDATE};
 use crate::domain::{Job, Lane, ToolRow};
 
 pub(in crate::store) struct Postgres;
@@ -52,10 +52,22 @@ impl Driver for Postgres {
         "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
     }
 
-    fn claim(&self, node: &str, lease_ms: i64, lane: Lane) -> Statement {
+    fn claim(&self, node: &str, lease_ms: i64, lane: Lane, limits: &Limits) -> Statement {
         // Many instances claim at once without blocking each other.
-        let sql = claim_sql(self.now_ms(), |n| self.param(n), self.skip_locked(), lane);
-        Statement::from_sql_and_values(DbBackend::Postgres, sql, [node.into(), lease_ms.into()])
+        // The planner finds the claim's index (migration m0010) itself.
+        const HINT: &str = "";
+        let (sql, values) = claim_sql(self, HINT, lane, node, lease_ms, limits);
+        Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+    }
+
+    fn limit_turn(&self, key: &str) -> Option<Statement> {
+        // Released when the claim's transaction ends; the first number keeps these apart from
+        // any other program's advisory locks on the same database.
+        Some(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(1819045490, hashtext($1))",
+            [key.into()],
+        ))
     }
 
     fn param(&self, n: usize) -> String {
@@ -64,6 +76,10 @@ impl Driver for Postgres {
 
     fn skip_locked(&self) -> &'static str {
         "FOR UPDATE SKIP LOCKED"
+    }
+
+    fn compact_stats(&self) -> Option<&'static str> {
+        Some("VACUUM (ANALYZE) job_count_deltas, job_end_log")
     }
 
     /// Several instances may start at once: an advisory lock held for the migrating

@@ -10,7 +10,7 @@ use sea_orm::{
 
 use super::super::entities::jobs;
 use super::super::{submit, to_active, Backend, Result, Store, StoreError};
-use super::{base_options, claim_sql, Driver, CATALOG_INSERT, CATALOG_UPDATE};
+use super::{base_options, claim_sql, Driver, Limits, CATALOG_INSERT, CATALOG_UPDATE};
 use crate::domain::{Job, Lane, ToolRow};
 
 pub(in crate::store) struct Sqlite;
@@ -49,10 +49,22 @@ impl Driver for Sqlite {
         "CAST(unixepoch('subsec') * 1000 AS INTEGER)"
     }
 
-    fn claim(&self, node: &str, lease_ms: i64, lane: Lane) -> Statement {
+    fn claim(&self, node: &str, lease_ms: i64, lane: Lane, limits: &Limits) -> Statement {
         // SQLite serialises writers, so a plain conditional UPDATE is enough.
-        let sql = claim_sql(self.now_ms(), |n| self.param(n), self.skip_locked(), lane);
-        Statement::from_sql_and_values(DbBackend::Sqlite, sql, [node.into(), lease_ms.into()])
+        // Without statistics the planner would walk a status index and sort the work lane's
+        // queue; the claim's index (migration m0010) holds its order. The control lane's few
+        // jobs are found by operation, as the planner chooses.
+        let hint = match lane {
+            Lane::Work => " INDEXED BY idx_jobs_claim",
+            Lane::Control => "",
+        };
+        let (sql, values) = claim_sql(self, hint, lane, node, lease_ms, limits);
+        Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
+    }
+
+    fn limit_turn(&self, _key: &str) -> Option<Statement> {
+        // One writer at a time: the claim statement sees every running job.
+        None
     }
 
     fn param(&self, n: usize) -> String {
@@ -61,6 +73,10 @@ impl Driver for Sqlite {
 
     fn skip_locked(&self) -> &'static str {
         ""
+    }
+
+    fn compact_stats(&self) -> Option<&'static str> {
+        None
     }
 
     async fn migrate(&self, store: &Store) -> Result<()> {

@@ -3,24 +3,8 @@
 
 import { apiKey, setApiKey, send, getJson, link, links, onAnswered, Problem } from "./api.js";
 import { Follow, JobStream, END_STATES } from "./events.js";
-
-const $ = (selector) => document.querySelector(selector);
-
-/** A DOM element with attributes (`on…` are listeners) and children (text is never HTML). */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "class") el.className = v;
-    else el.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : String(c));
-  }
-  return el;
-}
+import { $, h } from "./dom.js";
+import { Overview } from "./overview.js";
 
 const state = {
   root: null, // the entry point document
@@ -507,10 +491,13 @@ function renderFacts(dl, job) {
     ["Task number", job.taskId],
     ["Correlation id", job.correlationId],
     ["Attempt", job.attempt],
+    ["Priority", job.priority],
     ["Created", timeEl(job.createdTime)],
     ["Started", timeEl(job.startTime)],
     ["Finished", timeEl(job.finishedTime)],
   ];
+  if (job.timeout) rows.splice(rows.length - 3, 0, ["Time limit", job.timeout]);
+  if (job.notBefore) rows.splice(rows.length - 2, 0, ["Not before", timeEl(job.notBefore)]);
   if (job.output) rows.push(["Output", `${job.output.contentType}, ${fmtSize(job.output.size)}`]);
   dl.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v ?? "—")]));
 }
@@ -761,6 +748,49 @@ function linkedJob() {
   return m ? jobHref(decodeURIComponent(m[1])) : null;
 }
 
+// ---------------------------------------------------------------- views
+
+const overview = new Overview({
+  onProblem: showProblem,
+  onStatus: (status) => {
+    // The jobs with that status: the list's filters become just that status.
+    const form = $("#filter-form");
+    for (const box of form.querySelectorAll('input[name="status"]')) box.checked = box.value === status;
+    $("#f-search").value = "";
+    location.hash = "#jobs";
+    try { loadList(listUrlFromForm()); } catch (e) { showProblem(e); }
+  },
+});
+
+/** The view the address names: `#overview`, or the jobs (with `#job=…`, one of them open). */
+const viewOfHash = () => (location.hash === "#overview" ? "overview" : "jobs");
+
+/** Show one view. A hidden view reads nothing: the overview stops, and the list's stream closes
+ *  while the overview is shown (one stream of the collection per page). */
+function showView(name) {
+  const onOverview = name === "overview";
+  $("#jobs-view").hidden = onOverview;
+  $("#overview").hidden = !onOverview;
+  for (const [id, view] of [["#tab-jobs", "jobs"], ["#tab-overview", "overview"]]) {
+    if (view === name) $(id).setAttribute("aria-current", "page");
+    else $(id).removeAttribute("aria-current");
+  }
+  if (!state.root) return;
+  if (onOverview) {
+    state.feed?.stop();
+    state.feed = null;
+    state.feedHref = "";
+    overview.show(state.root);
+    return;
+  }
+  overview.hide();
+  if (!state.listUrl) {
+    try { loadList(listUrlFromForm()); } catch (e) { showProblem(e); }
+  } else if (!state.feed) {
+    loadList();
+  }
+}
+
 async function start() {
   try {
     const { body } = await getJson(new URL("../", location.href).href);
@@ -771,11 +801,7 @@ async function start() {
     return;
   }
   loadOperations().catch(showProblem);
-  try {
-    await loadList(listUrlFromForm());
-  } catch (e) {
-    showProblem(e);
-  }
+  showView(viewOfHash());
   const linked = linkedJob();
   if (linked) openJob(linked, { focus: false });
 }
@@ -788,8 +814,10 @@ function reloadAll() {
   state.streams.clear();
   state.feed?.stop();
   state.feed = null;
+  state.feedHref = "";
   loadOperations().catch(showProblem);
-  loadList();
+  overview.reset(state.root);
+  if (viewOfHash() === "jobs") loadList();
   if (open) openJob(open, { focus: false });
 }
 
@@ -813,6 +841,8 @@ function init() {
     }
   });
   window.addEventListener("hashchange", () => {
+    showView(viewOfHash());
+    if (viewOfHash() === "overview") $("#ov-heading").focus();
     const linked = state.root && linkedJob();
     if (linked && linked !== state.open?.href) openJob(linked);
   });
@@ -844,6 +874,7 @@ function init() {
   }
   $("#compare-form").addEventListener("submit", onCompare);
   $("#import-form").addEventListener("submit", onImport);
+  showView(viewOfHash());
   start();
 }
 
