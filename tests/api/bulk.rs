@@ -485,8 +485,8 @@ async fn bulk_cancel_survives_kill_9(backend: &'static str) {
     let base = format!("http://127.0.0.1:{port}");
     let mut child = start_with(&db, &store, port, &[]);
     wait_up(&http, &base).await;
-    // The one worker is held by a long import, and the next process's by a second one queued
-    // before the jobs (the oldest first), so the jobs stay queued throughout.
+    // Two imports, which the action must not touch. The jobs it matches wait for an hour, so
+    // they stay queued throughout, even when an import ends early and frees the worker.
     let mut imports = Vec::new();
     for prefix in ["A", "B"] {
         let r = http
@@ -500,13 +500,14 @@ async fn bulk_cancel_survives_kill_9(backend: &'static str) {
         imports.push(location(&r));
     }
     let n = 1500;
+    let not_before = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     futures::stream::iter(0..n)
         .for_each_concurrent(16, |_| {
-            let (http, base) = (&http, &base);
+            let (http, base, not_before) = (&http, &base, &not_before);
             async move {
                 let r = http
                     .post(format!("{base}/api/v1/jobs"))
-                    .json(&json!({"operation": "noop"}))
+                    .json(&json!({"operation": "noop", "async": {"notBefore": not_before}}))
                     .send()
                     .await
                     .unwrap();
@@ -542,10 +543,8 @@ async fn bulk_cancel_survives_kill_9(backend: &'static str) {
     let mut child = start_with(&db, &store, port, &[]);
     wait_up(&http, &base).await;
     // Jobs submitted after the action was made are not what it matched: left alone. They wait
-    // for an hour, so they are still QUEUED (what the action's filter names) when it ends, even
-    // when an import ends first and frees the worker.
+    // for an hour too, so they are still QUEUED (what the action's filter names) when it ends.
     let later = 20;
-    let not_before = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     for _ in 0..later {
         let r = http
             .post(format!("{base}/api/v1/jobs"))
