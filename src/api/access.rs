@@ -62,6 +62,12 @@ impl Caller {
         (self.key.is_none() && !self.in_process) || operator == Some(self.tenant.as_str())
     }
 
+    /// Whether the caller may see one object of tenant `owner` that the operator may see too
+    /// (an endpoint): its own, or any as the operator. Others get a 404, never a 403.
+    pub fn sees_tenant(&self, operator: Option<&str>, owner: &str) -> bool {
+        self.sees_all_tenants(operator) || owner == self.tenant
+    }
+
     /// The tenant whose collection-wide numbers or lists (`what`) the caller reads, given the
     /// `tenant` it asked for: the operator any one or, asking none, every tenant (`None`);
     /// another caller its own, and naming another is refused with 403. The one reading of

@@ -8,7 +8,7 @@ use poem::Request;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::{Enum, Object, OpenApi};
 
-use super::access::{Caller, Key, Read, Submit};
+use super::access::{Key, Read, Submit};
 use super::docs::{get_link, LinkDoc};
 use super::wire::{base_url, negotiate, ApiResult, Encoding, Problem, Rep};
 use super::{ApiTags, AppState};
@@ -89,11 +89,6 @@ fn doc(e: Endpoint, base: &str, media: Option<&str>) -> EndpointDoc {
         redelivered: None,
         links,
     }
-}
-
-/// Whether `caller` may see or change tenant `owner`'s endpoint.
-fn may_see(caller: &Caller, operator: Option<&str>, owner: &str) -> bool {
-    caller.sees_all_tenants(operator) || caller.owns(&Some(owner.to_string()))
 }
 
 /// Deliveries sent again at most when an endpoint is switched on (the oldest first); the rest
@@ -185,7 +180,7 @@ impl EndpointsApi {
                 .await?
                 .ok_or_else(missing)?;
             // Another tenant's endpoint is as absent as one that never was.
-            if !may_see(&key, operator, &found.owner) {
+            if !key.sees_tenant(operator, &found.owner) {
                 return Err(missing());
             }
             let redelivered = self
